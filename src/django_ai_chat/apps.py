@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class DjangoAiChatConfig(AppConfig):
+    """Registers the runtime: system checks, template tags, static files, tool autodiscovery."""
+
+    name = "django_ai_chat"
+    label = "django_ai_chat"
+    verbose_name = "AI chat"
+
+    def ready(self) -> None:
+        from django.utils.module_loading import autodiscover_modules
+
+        from django_ai_chat import checks  # noqa: F401  (registers the system checks)
+
+        # Every installed app may declare tools in an `ai_tools` module.
+        autodiscover_modules("ai_tools")

@@ -1,0 +1,40 @@
+"""Typed access to the `AI_CHAT_*` settings, with their defaults."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings as django_settings
+
+
+class Settings:
+    """Defaults for every `AI_CHAT_<NAME>` setting; `ai_chat_settings.NAME` reads the live value."""
+
+    MODEL: str = "openai:gpt-4o"
+    """Default model string for generated responders (`provider:model`)."""
+
+    MAX_ROUNDS: int = 10
+    """Model requests per answer before the loop stops with a `max_rounds` error."""
+
+    PUBSUB_URL: str | None = None
+    """`None`: Postgres LISTEN/NOTIFY on the default database. `redis://…`: Redis pub/sub."""
+
+    OPENAI_BASE_URL: str | None = None
+    """Base URL of an OpenAI-compatible server; falls back to the `OPENAI_BASE_URL` env var."""
+
+    OLLAMA_BASE_URL: str = "http://localhost:11434/v1"
+    """Where `ollama:` model strings are served."""
+
+    FLUSH_INTERVAL: float = 5.0
+    """Seconds between safety flushes of a streaming answer to the database."""
+
+    MAX_MESSAGE_LENGTH: int = 20_000
+    """Longest user message accepted, in characters."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if name.isupper():
+            return getattr(django_settings, f"AI_CHAT_{name}", object.__getattribute__(self, name))
+        return object.__getattribute__(self, name)
+
+
+ai_chat_settings = Settings()

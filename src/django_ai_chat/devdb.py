@@ -1,0 +1,123 @@
+"""A throwaway PostgreSQL cluster started from the machine's own binaries.
+
+Used by the test suite, the demo and the benchmarks when `DATABASE_URL` is unset: `initdb` into a
+temporary directory, `pg_ctl start` on a free loopback port, and remove everything on `stop()`.
+Durability is switched off (`fsync=off`): the data is thrown away anyway.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_DURABILITY_OFF = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+
+
+class PostgresNotFound(RuntimeError):
+    """No `initdb`/`pg_ctl` on this machine."""
+
+
+@dataclass
+class ThrowawayPostgres:
+    """A running throwaway cluster; `url` points at its database."""
+
+    url: str
+    data_dir: Path
+    _bin_dir: Path
+    _user: str | None
+
+    def stop(self) -> None:
+        """Stop the server and delete its files. Safe to call twice."""
+        if not self.data_dir.exists():
+            return
+        _run([self._bin_dir / "pg_ctl", "-D", self.data_dir, "-m", "immediate", "stop"],
+             user=self._user, check=False)
+        shutil.rmtree(self.data_dir.parent, ignore_errors=True)
+
+    def __enter__(self) -> ThrowawayPostgres:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def find_bin_dir() -> Path:
+    """The directory holding `initdb` and `pg_ctl`, newest major version first."""
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).resolve().parent
+    candidates = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+        reverse=True,
+    )
+    for candidate in [*candidates, Path("/usr/local/pgsql/bin"), Path("/opt/homebrew/bin")]:
+        if (candidate / "initdb").exists():
+            return candidate
+    raise PostgresNotFound(
+        "PostgreSQL server binaries (initdb, pg_ctl) were not found. Install them "
+        "(Debian/Ubuntu: `apt-get install postgresql`; macOS: `brew install postgresql`) "
+        "or set DATABASE_URL to an existing PostgreSQL database."
+    )
+
+
+def start(database: str = "app", *, max_connections: int = 300) -> ThrowawayPostgres:
+    """Start a throwaway cluster and create `database` in it.
+
+    Args:
+        database: Name of the database to create.
+        max_connections: Server `max_connections`; benchmarks run hundreds of clients.
+
+    Returns:
+        The running cluster. Call `stop()` (or use it as a context manager) to remove it.
+    """
+    bin_dir = find_bin_dir()
+    # initdb refuses to run as root: hand the cluster to the `postgres` system user then.
+    user = "postgres" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
+    base = Path(tempfile.mkdtemp(prefix="ai-chat-pg-"))
+    data_dir = base / "data"
+    if user:
+        shutil.chown(base, user=user)
+    _run([bin_dir / "initdb", "-D", data_dir, "-U", "postgres", "--auth=trust",
+          "--encoding=UTF8", "--no-sync"], user=user)
+    port = _free_port()
+    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 " \
+              f"-c max_connections={max_connections} {_DURABILITY_OFF}"
+    _run([bin_dir / "pg_ctl", "-D", data_dir, "-o", options, "-l", base / "server.log",
+          "-w", "start"], user=user)
+    cluster = ThrowawayPostgres(f"postgresql://postgres@127.0.0.1:{port}/{database}",
+                                data_dir, bin_dir, user)
+    try:
+        _create_database(f"postgresql://postgres@127.0.0.1:{port}/postgres", database)
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+def _create_database(admin_url: str, database: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _run(args: list[Any], *, user: str | None, check: bool = True) -> None:
+    result = subprocess.run([str(a) for a in args], user=user, capture_output=True, text=True,
+                            check=False)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"{Path(str(args[0])).name} failed: {result.stderr.strip()}")

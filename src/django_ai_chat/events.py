@@ -1,0 +1,77 @@
+"""Typed events yielded by the streaming tool loop (`django_ai_chat.loop`).
+
+Each event is a frozen dataclass with a `kind` discriminator, so consumers can `match` on the
+class or switch on `event.kind` after a JSON round trip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+@dataclass(frozen=True, kw_only=True)
+class Usage:
+    """Token usage summed over every model request of one run."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    requests: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class TextDeltaEvent:
+    """A piece of answer text, as the provider streamed it."""
+
+    text: str
+    kind: Literal["text_delta"] = "text_delta"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolCallEvent:
+    """The model asked for a tool; emitted before the tool runs."""
+
+    call_id: str
+    name: str
+    arguments: dict[str, Any]
+    kind: Literal["tool_call"] = "tool_call"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolResultEvent:
+    """What a tool returned (or the error it raised), as sent back to the model."""
+
+    call_id: str
+    name: str
+    content: Any
+    """JSON-serialisable result; for errors, the error text."""
+    is_error: bool = False
+    kind: Literal["tool_result"] = "tool_result"
+
+
+ErrorReason = Literal["provider_error", "max_rounds", "cancelled", "configuration"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ErrorEvent:
+    """The run stopped early; a `DoneEvent` still follows."""
+
+    reason: ErrorReason
+    message: str
+    """Developer-facing detail; never shown to end users verbatim."""
+    kind: Literal["error"] = "error"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DoneEvent:
+    """Always the last event of a run, also after an `ErrorEvent`."""
+
+    text: str
+    """All answer text of the run, concatenated."""
+    usage: Usage = field(default_factory=Usage)
+    rounds: int = 0
+    kind: Literal["done"] = "done"
+
+
+Event = TextDeltaEvent | ToolCallEvent | ToolResultEvent | ErrorEvent | DoneEvent
+"""Any event of a loop run. The sequence always ends with exactly one `DoneEvent`."""
