@@ -1,0 +1,688 @@
+"""The live-answer protocol, both ends: `AnswerWriter` (worker) and `relay` (SSE view).
+
+An agent answer is one database row that grows while the model streams. The worker publishes
+every piece of text at once as a `delta` (`{"type": "delta", "id", "offset", "text"}`) on the
+conversation's topic, but writes the row only now and then (`AnswerWriter`). A browser follows
+through an SSE stream (`relay`) that subscribes first, asks the worker to flush (`sync`), reads
+the rows, sends what the browser lacks beyond its cursor and then forwards live deltas,
+de-duplicated by offset. A reload, a dropped connection or a restarted web server therefore
+ends with exactly the model's text: no gap, no duplicate. See `docs/architecture.md`.
+
+Payloads on `chat:messages:<conversation_id>` (`messages_topic`): `message` (a row changed:
+re-read it), `delta`, `sync` (relay → worker: flush now), `flushed` (worker → relay: the row
+holds `end` characters), `stop` (stop action → worker).
+
+Example (worker):
+    ```python
+    async with AnswerWriter(message.pk, topic=messages_topic(cid), flush=write) as writer:
+        async with writer.stoppable():
+            async for event in events:
+                await writer.append(event.text)
+        await writer.finish(complete=True, stopped=writer.stopped)
+    ```
+
+Example (view):
+    ```python
+    return event_stream_response(relay(
+        messages_topic=messages_topic(cid), cursor=Cursor.from_request(request),
+        load_messages=..., load_message=..., render_message=...,
+    ))
+    ```
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final, Protocol, Self
+
+from django_ai_chat import pubsub
+from django_ai_chat.conf import ai_chat_settings
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest, StreamingHttpResponse
+
+__all__ = [
+    "KEEPALIVE_SECONDS",
+    "SYNC_TIMEOUT_SECONDS",
+    "AnswerWriter",
+    "Cursor",
+    "FlushCallback",
+    "StreamedMessage",
+    "conversations_topic",
+    "event_stream_response",
+    "messages_topic",
+    "relay",
+]
+
+logger = logging.getLogger(__name__)
+
+KEEPALIVE_SECONDS: Final = 15.0
+"""Idle time after which `relay` sends an SSE comment, so proxies keep the connection open."""
+
+SYNC_TIMEOUT_SECONDS: Final = 1.0
+"""How long `relay` waits for the worker's `flushed` reply before reading the rows anyway."""
+
+_RETRY_MS: Final = 1000
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def messages_topic(conversation_id: object) -> str:
+    """The pub/sub topic of one conversation's messages: `chat:messages:<conversation_id>`."""
+    return f"chat:messages:{conversation_id}"
+
+
+def conversations_topic(user_id: object | None) -> str:
+    """The pub/sub topic of a user's conversation list (`None`: no-user mode, `...:all`)."""
+    return f"chat:conversations:{'all' if user_id is None else user_id}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Worker side
+
+
+class FlushCallback(Protocol):
+    """Writes an answer's state to its row; supplied by the generated code.
+
+    Called with the whole text so far and the extra fields to set (empty for a plain flush;
+    e.g. `tool_calls=[...]` from `AnswerWriter.save`, `complete=True` from `AnswerWriter.finish`).
+    Calls never overlap for one writer and the text only grows between calls, so a guard such as
+    `UPDATE … WHERE NOT complete AND length(text) <= len(text)` keeps an older state (a zombie
+    worker, a duplicate job) from overwriting a newer one.
+    """
+
+    def __call__(self, text: str, fields: dict[str, Any], /) -> Awaitable[object]:
+        """Write `text` and `fields` to the row."""
+
+
+class AnswerWriter:
+    """Streams one agent message: publishes deltas at once, writes the row only when needed.
+
+    Use as an async context manager: on entry it subscribes to the conversation topic and
+    answers `sync` requests (flush now, reply `flushed`) and `stop` requests for its message id,
+    and flushes every `flush_interval` seconds while the text grows. Rows are written only
+    through `flush` (text so far), `save` (text + fields, e.g. tool calls), and `finish`
+    (the final state), never once per token; `writes` counts them.
+
+    Enter the writer before the row is created (pre-generate the id), so that no `stop` sent for
+    the new row can be missed.
+
+    Args:
+        message_id: Primary key of the agent message row.
+        topic: The conversation's messages topic (`messages_topic(conversation_id)`).
+        flush: Writes `(text, fields)` to the row; see `FlushCallback`.
+        text: Text the row already holds (when resuming an answer).
+        flush_interval: Seconds between safety flushes; default `AI_CHAT_FLUSH_INTERVAL`.
+    """
+
+    def __init__(
+        self,
+        message_id: object,
+        *,
+        topic: str,
+        flush: FlushCallback,
+        text: str = "",
+        flush_interval: float | None = None,
+    ) -> None:
+        self.message_id = str(message_id)
+        self.topic = topic
+        self.writes = 0
+        """Number of times the row was written through this writer."""
+        self._flush = flush
+        self._text = text
+        self._flushed = len(text)
+        self._interval = (
+            float(ai_chat_settings.FLUSH_INTERVAL) if flush_interval is None else flush_interval
+        )
+        self._lock = asyncio.Lock()
+        self._finished = False
+        self._stop_requested = False
+        self._scope: _StopScope | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._exit_stack = contextlib.AsyncExitStack()
+
+    @property
+    def text(self) -> str:
+        """All text appended so far (including text the row held on creation)."""
+        return self._text
+
+    @property
+    def flushed_end(self) -> int:
+        """How many characters of `text` the row is known to hold."""
+        return self._flushed
+
+    @property
+    def stopped(self) -> bool:
+        """Whether a `stop` request arrived for this message."""
+        return self._stop_requested
+
+    async def __aenter__(self) -> Self:
+        events = await self._exit_stack.enter_async_context(pubsub.subscribe(self.topic))
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._listen(events))]
+        if self._interval > 0:
+            self._tasks.append(loop.create_task(self._tick()))
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stop_tasks()
+        await self._exit_stack.aclose()
+
+    async def append(self, delta: str) -> None:
+        """Add `delta` to the text and publish it at its offset (no database write).
+
+        Raises:
+            RuntimeError: `finish` was already called.
+        """
+        if self._finished:
+            raise RuntimeError(
+                f"AnswerWriter for message {self.message_id!r} is finished; create a new one."
+            )
+        if not delta:
+            return
+        offset = len(self._text)
+        self._text += delta
+        await self._publish(
+            {"type": "delta", "id": self.message_id, "offset": offset, "text": delta}
+        )
+
+    async def flush(self) -> int:
+        """Write the text to the row if it grew since the last write; returns the flushed end."""
+        async with self._lock:
+            if len(self._text) > self._flushed and not self._finished:
+                await self._write({})
+            return self._flushed
+
+    async def save(self, **fields: Any) -> None:
+        """Write the text together with `fields` (e.g. tool calls) and publish `message`.
+
+        Use it for state changes the browser should show at once, such as a tool call.
+        """
+        async with self._lock:
+            if self._finished:
+                raise RuntimeError(f"AnswerWriter for message {self.message_id!r} is finished.")
+            await self._write(fields)
+        await self._publish({"type": "message", "id": self.message_id})
+
+    async def finish(self, *, text: str | None = None, **fields: Any) -> None:
+        """Write the final state (`fields`, e.g. `complete=True`) and publish `message`.
+
+        Args:
+            text: Replaces the text (e.g. the text plus an error note); it should only extend
+                what was streamed, since browsers already show the streamed part.
+            **fields: Passed to the flush callback with the text.
+        """
+        await self._stop_tasks(keep_listener=True)
+        async with self._lock:
+            if text is not None:
+                self._text = text
+            self._finished = True
+            await self._write(fields)
+        await self._publish({"type": "message", "id": self.message_id})
+
+    def stoppable(self) -> _StopScope:
+        """An async context manager that cancels its body when a `stop` request arrives.
+
+        The cancellation is absorbed on exit (like `asyncio.timeout`); check `stopped`
+        afterwards. Wrap async generators in `contextlib.aclosing` so they are closed.
+        """
+        return _StopScope(self)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    async def _write(self, fields: dict[str, Any]) -> None:
+        text = self._text
+        await self._flush(text, fields)
+        self.writes += 1
+        self._flushed = len(text)
+        await self._publish({"type": "flushed", "id": self.message_id, "end": self._flushed})
+
+    async def _publish(self, payload: dict[str, Any]) -> None:
+        await pubsub.apublish(self.topic, payload)
+
+    async def _listen(self, events: AsyncIterator[tuple[str, dict[str, Any]]]) -> None:
+        async for _topic, payload in events:
+            if payload.get("id") != self.message_id:
+                continue
+            kind = payload.get("type")
+            if kind == "stop":
+                self._request_stop()
+            elif kind == "sync":
+                try:
+                    async with self._lock:
+                        if len(self._text) > self._flushed and not self._finished:
+                            await self._write({})
+                        else:
+                            await self._publish(
+                                {"type": "flushed", "id": self.message_id, "end": self._flushed}
+                            )
+                except Exception:
+                    logger.exception("Flushing message %r on sync failed.", self.message_id)
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.flush()
+            except Exception:
+                logger.exception("Periodic flush of message %r failed.", self.message_id)
+
+    def _request_stop(self) -> None:
+        if self._stop_requested:
+            return
+        self._stop_requested = True
+        if self._scope is not None:
+            self._scope.cancel()
+
+    async def _stop_tasks(self, *, keep_listener: bool = False) -> None:
+        keep = self._tasks[:1] if keep_listener else []
+        stopping = [t for t in self._tasks if t not in keep]
+        self._tasks = keep
+        # Holding the lock, no task is half-way through a write when it is cancelled.
+        async with self._lock:
+            for task in stopping:
+                task.cancel()
+        for task in stopping:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+class _StopScope:
+    """Cancels the task running its body when the writer receives `stop`; see `stoppable`."""
+
+    def __init__(self, writer: AnswerWriter) -> None:
+        self._writer = writer
+        self._task: asyncio.Task[Any] | None = None
+        self._cancelled = False
+
+    async def __aenter__(self) -> Self:
+        self._task = asyncio.current_task()
+        if self._task is None:
+            raise RuntimeError("AnswerWriter.stoppable() must be used inside a task.")
+        self._writer._scope = self
+        if self._writer.stopped:
+            self.cancel()
+        return self
+
+    def cancel(self) -> None:
+        if not self._cancelled and self._task is not None:
+            self._cancelled = True
+            self._task.cancel()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        self._writer._scope = None
+        if self._cancelled and self._task is not None and self._task.uncancel() == 0:
+            # Our cancellation, no other one pending: absorb it (the body may have absorbed it
+            # itself, e.g. a loop that turns cancellation into an error event).
+            return exc_type is asyncio.CancelledError
+        return False
+
+
+# ---------------------------------------------------------------------------------------------
+# SSE side
+
+
+class StreamedMessage(Protocol):
+    """What `relay` needs of a message row (a generated `Message` instance fits)."""
+
+    @property
+    def id(self) -> Any:
+        """Primary key (a UUID v7 or its string)."""
+
+    @property
+    def text(self) -> str:
+        """The text the row holds."""
+
+    @property
+    def complete(self) -> bool:
+        """`False` while an agent answer is still streaming."""
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """What the browser already holds, sent on (re)connect.
+
+    Attributes:
+        after: Id of the newest message the browser shows (`None`: none).
+        partial: Id of an incomplete message the browser is streaming, if any.
+        end: How many characters of `partial` the browser holds.
+    """
+
+    after: str | None = None
+    partial: str | None = None
+    end: int = 0
+
+    def __str__(self) -> str:
+        """The SSE `id:` form: `<after>` or `<after>/<partial>:<end>` (`-` for no `after`)."""
+        head = self.after or "-"
+        return f"{head}/{self.partial}:{self.end}" if self.partial else head
+
+    @classmethod
+    def parse(cls, value: str | None) -> Cursor | None:
+        """Parse the `str()` form (as EventSource sends it back in `Last-Event-ID`).
+
+        Returns:
+            The cursor, or `None` when `value` is empty or malformed.
+        """
+        if not value:
+            return None
+        head, _, tail = value.strip().partition("/")
+        partial, _, end = tail.partition(":")
+        return cls._make(None if head == "-" else head, partial or None, end or "0")
+
+    @classmethod
+    def from_query(cls, query: Any) -> Cursor:
+        """Read the query parameters `after`, `partial` and `end` (malformed ones are ignored)."""
+        made = cls._make(query.get("after") or None, query.get("partial") or None, query.get("end"))
+        return made or cls()
+
+    @classmethod
+    def from_request(cls, request: HttpRequest) -> Cursor:
+        """The cursor of an SSE request: `Last-Event-ID` when present, else query parameters.
+
+        EventSource reconnects with the page's original URL, whose query parameters are stale
+        by then, and the last `id:` it received in `Last-Event-ID`, which is current.
+        """
+        return cls.parse(request.headers.get("Last-Event-ID")) or cls.from_query(request.GET)
+
+    @classmethod
+    def _make(cls, after: str | None, partial: str | None, end: Any) -> Cursor | None:
+        try:
+            return cls(
+                after=_uuid_str(after) if after else None,
+                partial=_uuid_str(partial) if partial else None,
+                end=max(0, int(end or 0)) if partial else 0,
+            )
+        except (TypeError, ValueError):
+            return None
+
+
+def _uuid_str(value: object) -> str:
+    # Canonical lowercase form: string order then equals UUID v7 (time) order.
+    return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
+
+
+def _sse(event: str, data: str, event_id: str | None = None) -> str:
+    lines = [f"event: {event}"]
+    if event_id is not None:
+        lines.append(f"id: {event_id}")
+    lines.extend(f"data: {line}" for line in _LINE_BREAK.split(data))
+    return "\n".join(lines) + "\n\n"
+
+
+class _Relay:
+    """The state of one SSE connection: what the browser holds, what it still lacks."""
+
+    def __init__(
+        self,
+        cursor: Cursor,
+        *,
+        messages_topic: str | None,
+        load_messages: Callable[[str | None], Awaitable[Sequence[StreamedMessage]]],
+        load_message: Callable[[str], Awaitable[StreamedMessage | None]],
+        render_message: Callable[[StreamedMessage], Awaitable[str]],
+        render_conversation: Callable[[dict[str, Any]], Awaitable[str | None]] | None,
+    ) -> None:
+        self.after = cursor.after
+        # Incomplete messages the browser streams: id → characters it holds.
+        self.sent: dict[str, int] = {cursor.partial: cursor.end} if cursor.partial else {}
+        self.latest_partial = cursor.partial
+        self.complete: set[str] = set()
+        # Messages with a gap (deltas missed): their deltas wait here for the worker's flush.
+        self.waiting: dict[str, list[dict[str, Any]]] = {}
+        self.topic = messages_topic
+        self._load_messages = load_messages
+        self._load_message = load_message
+        self._render_message = render_message
+        self._render_conversation = render_conversation
+
+    def cursor(self) -> str:
+        partial = self.latest_partial if self.latest_partial in self.sent else None
+        return str(Cursor(self.after, partial, self.sent[partial] if partial else 0))
+
+    async def catch_up(
+        self, events: pubsub.Subscription, timeout: float
+    ) -> tuple[list[str], list[tuple[str, dict[str, Any]]]]:
+        """Sync incomplete rows, read what the browser lacks; returns chunks and held events."""
+        held: list[tuple[str, dict[str, Any]]] = []
+        if self.topic is None:
+            return [], held
+        rows = list(await self._load_messages(self.after))
+        incomplete = [_uuid_str(row.id) for row in rows if not row.complete]
+        if incomplete:
+            pending = set(incomplete)
+            for message_id in incomplete:
+                await pubsub.apublish(self.topic, {"type": "sync", "id": message_id})
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            while pending and (remaining := deadline - loop.time()) > 0:
+                try:
+                    topic, payload = await asyncio.wait_for(anext(events), remaining)
+                except (TimeoutError, StopAsyncIteration):
+                    break
+                if payload.get("type") == "flushed":
+                    pending.discard(str(payload.get("id")))
+                held.append((topic, payload))
+            fresh = {mid: await self._load_message(mid) for mid in incomplete}
+            reread: list[StreamedMessage] = []
+            for row in rows:
+                current = row if row.complete else fresh.get(_uuid_str(row.id))
+                if current is not None:
+                    reread.append(current)
+            rows = reread
+        chunks: list[str] = []
+        for row in rows:
+            chunks += await self.send_row(row)
+        return chunks, held
+
+    async def send_row(self, row: StreamedMessage) -> list[str]:
+        """Send one row: a `delta` with the missing text when the browser streams it, else HTML."""
+        message_id = _uuid_str(row.id)
+        if self.after is None or message_id > self.after:
+            self.after = message_id
+        have = self.sent.get(message_id)
+        if not row.complete and have is not None and have <= len(row.text):
+            self.latest_partial = message_id
+            if have == len(row.text):
+                return []
+            self.sent[message_id] = len(row.text)
+            return [self._delta(message_id, have, row.text[have:])]
+        if not row.complete and have is not None:
+            # The browser holds more than the row (a flush is still on its way): keep going.
+            return []
+        if row.complete:
+            self.sent.pop(message_id, None)
+            self.complete.add(message_id)
+        else:
+            self.sent[message_id] = len(row.text)
+            self.latest_partial = message_id
+        html = await self._render_message(row)
+        return [_sse("message", html, self.cursor())]
+
+    async def handle(self, payload: dict[str, Any]) -> list[str]:
+        """Turn one pub/sub payload into SSE chunks."""
+        kind = payload.get("type")
+        if kind == "conversation":
+            if self._render_conversation is None:
+                return []
+            data = await self._render_conversation(payload)
+            return [] if data is None else [_sse("conversation", data)]
+        if kind == pubsub.RESYNC_TYPE:
+            return await self._resync()
+        try:
+            message_id = _uuid_str(payload.get("id"))
+        except ValueError:
+            return []
+        if kind == "message":
+            return await self._reread(message_id)
+        if kind == "delta":
+            return await self._on_delta(message_id, payload)
+        if kind == "flushed" and message_id in self.waiting:
+            deltas = self.waiting.pop(message_id)
+            chunks = await self._reread(message_id)
+            for delta in deltas:
+                chunks += await self._on_delta(message_id, delta)
+            return chunks
+        return []
+
+    async def _reread(self, message_id: str) -> list[str]:
+        row = await self._load_message(message_id)
+        if row is None:
+            self.sent.pop(message_id, None)
+            self.waiting.pop(message_id, None)
+            return [_sse("removed", json.dumps({"id": message_id}))]
+        self.sent.pop(message_id, None)  # a state change: the browser gets the whole message
+        return await self.send_row(row)
+
+    async def _on_delta(self, message_id: str, payload: dict[str, Any]) -> list[str]:
+        if message_id in self.complete:
+            return []
+        if message_id in self.waiting:
+            self.waiting[message_id].append(payload)
+            return []
+        offset, text = int(payload.get("offset", 0)), str(payload.get("text", ""))
+        chunks: list[str] = []
+        have = self.sent.get(message_id)
+        if have is None:
+            # A message this connection has not seen yet: read it first.
+            chunks += await self._reread(message_id)
+            have = self.sent.get(message_id)
+            if have is None:
+                return chunks
+        end = offset + len(text)
+        if end <= have:
+            return chunks
+        if offset > have:
+            row = await self._load_message(message_id)
+            if row is not None and not row.complete and len(row.text) >= offset:
+                chunks += await self.send_row(row)
+                have = self.sent.get(message_id, have)
+            if offset > have:
+                # Deltas were missed and the row lacks them too: ask for a flush, hold deltas.
+                self.waiting[message_id] = [payload]
+                if self.topic is not None:
+                    await pubsub.apublish(self.topic, {"type": "sync", "id": message_id})
+                return chunks
+            if end <= have:
+                return chunks
+        text = text[have - offset :]
+        self.sent[message_id] = end
+        self.latest_partial = message_id
+        return [*chunks, self._delta(message_id, have, text)]
+
+    async def _resync(self) -> list[str]:
+        # Messages may have been lost: every incomplete message is re-read in full.
+        chunks: list[str] = []
+        self.waiting.clear()
+        rows = await self._load_messages(self.after)
+        for row in rows:
+            self.sent.pop(_uuid_str(row.id), None)
+            chunks += await self.send_row(row)
+        return chunks
+
+    def _delta(self, message_id: str, offset: int, text: str) -> str:
+        data = json.dumps({"id": message_id, "offset": offset, "text": text}, ensure_ascii=False)
+        return _sse("delta", data, self.cursor())
+
+
+async def relay(
+    *,
+    cursor: Cursor,
+    messages_topic: str | None,
+    load_messages: Callable[[str | None], Awaitable[Sequence[StreamedMessage]]],
+    load_message: Callable[[str], Awaitable[StreamedMessage | None]],
+    render_message: Callable[[StreamedMessage], Awaitable[str]],
+    conversations_topic: str | None = None,
+    render_conversation: Callable[[dict[str, Any]], Awaitable[str | None]] | None = None,
+    keepalive: float = KEEPALIVE_SECONDS,
+    sync_timeout: float = SYNC_TIMEOUT_SECONDS,
+) -> AsyncIterator[str]:
+    """Server-sent events for one browser: catch-up from the database, then live events.
+
+    Order matters and is what makes resuming exact: subscribe first; publish `sync` for each
+    incomplete message and wait up to `sync_timeout` for the worker's `flushed`; read the rows;
+    send what the browser lacks beyond `cursor`; then forward live events, deltas de-duplicated
+    by offset (a delta ending at or before what was sent is dropped, an overlapping one is
+    trimmed, a gap triggers a flush and a re-read). Every `message`/`delta` event carries the
+    cursor as its SSE `id:`, which EventSource sends back as `Last-Event-ID`.
+
+    SSE events: `message` (`data`: HTML from `render_message`), `delta` (`data`: JSON
+    `{"id", "offset", "text"}`), `removed` (`data`: JSON `{"id"}`, the row is gone),
+    `conversation` (`data`: from `render_conversation`), and a comment every `keepalive` seconds.
+    Closing the generator (client disconnect) ends the subscription.
+
+    Args:
+        cursor: What the browser holds (`Cursor.from_request(request)`).
+        messages_topic: `messages_topic(conversation_id)`, or `None` on a page without a
+            conversation (then only conversation events are relayed).
+        load_messages: `await load_messages(after)` → the conversation's rows with an id greater
+            than `after` (all when `None`) plus every incomplete row, oldest first. Must check
+            the actor: this is the authorisation point.
+        load_message: `await load_message(id)` → that row of this conversation, or `None`.
+        render_message: `await render_message(row)` → the message's HTML (its element carries
+            `id="message-<uuid>"`, `data-end` and `data-complete`).
+        conversations_topic: `conversations_topic(user_id)` to relay sidebar changes.
+        render_conversation: `await render_conversation(payload)` → `data` of a
+            `conversation` event (`None` skips it).
+        keepalive: Seconds of silence before a keep-alive comment.
+        sync_timeout: Seconds to wait for the worker to flush on (re)connect.
+
+    Yields:
+        SSE-formatted strings, each one complete event or comment.
+    """
+    topics = [t for t in (messages_topic, conversations_topic) if t]
+    if not topics:
+        raise ValueError("relay() needs messages_topic, conversations_topic or both.")
+    state = _Relay(
+        cursor,
+        messages_topic=messages_topic,
+        load_messages=load_messages,
+        load_message=load_message,
+        render_message=render_message,
+        render_conversation=render_conversation,
+    )
+    async with pubsub.subscribe(*topics) as events:
+        yield f"retry: {_RETRY_MS}\n\n"
+        chunks, held = await state.catch_up(events, sync_timeout)
+        for _topic, payload in held:
+            chunks += await state.handle(payload)
+        for chunk in chunks:
+            yield chunk
+        while True:
+            try:
+                _topic, payload = await asyncio.wait_for(anext(events), keepalive)
+            except TimeoutError:
+                yield ": keep-alive\n\n"
+                continue
+            except StopAsyncIteration:
+                return
+            for chunk in await state.handle(payload):
+                yield chunk
+
+
+def event_stream_response(events: AsyncIterator[str]) -> StreamingHttpResponse:
+    """Wrap `relay(...)` in a `StreamingHttpResponse` with the headers SSE needs."""
+    from django.http import StreamingHttpResponse
+
+    return StreamingHttpResponse(
+        events,
+        content_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
