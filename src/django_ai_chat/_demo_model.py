@@ -1,0 +1,135 @@
+"""The offline demo model behind `"demo:"` model strings."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ToolReturnPart,
+    UserPromptPart,
+)
+from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
+
+_STARTER_TOOL_PREFIX = "chat_list_conversations"
+_WORDS = re.compile(r"\s*\S+\s*|\s+")
+
+_ANSWER = """\
+## Hello from the offline demo model
+
+This answer comes from the **offline demo model** (`demo:`): no API key, no network.
+You wrote: *{prompt}*
+{tool_note}
+What this chat already does:
+
+- Streams answers word by word, as a real model would
+- Renders **Markdown**: headings, lists, tables and code
+- Calls tools *as you*, with your permissions
+
+| Feature   | Where it lives         |
+|-----------|------------------------|
+| Streaming | `django_ai_chat.loop`  |
+| Tools     | `ai_tools.py`          |
+| Markdown  | `django_ai_chat.markdown` |
+
+```python
+# settings.py: switch to a real model
+AI_CHAT_MODEL = "openai:gpt-4o"  # and set OPENAI_API_KEY
+```
+
+Ask me anything: I will answer the same way, because I am only a demo.
+"""
+
+
+def _last_user_text(messages: list[ModelMessage]) -> str:
+    for message in reversed(messages):
+        if isinstance(message, ModelRequest):
+            for part in message.parts:
+                if isinstance(part, UserPromptPart) and isinstance(part.content, str):
+                    return part.content
+    return ""
+
+
+def _tool_returns_since_prompt(messages: list[ModelMessage]) -> list[ToolReturnPart]:
+    returns: list[ToolReturnPart] = []
+    for message in reversed(messages):
+        if not isinstance(message, ModelRequest):
+            continue
+        if any(isinstance(part, UserPromptPart) for part in message.parts):
+            break
+        returns.extend(part for part in message.parts if isinstance(part, ToolReturnPart))
+    return returns
+
+
+def _describe(result: ToolReturnPart) -> str:
+    content: Any = result.content
+    if result.outcome != "success":
+        return f"I tried `{result.tool_name}`, but it failed: {result.model_response_str()}"
+    if isinstance(content, dict):
+        items = next((v for v in content.values() if isinstance(v, list)), None)
+        content = items if items is not None else content
+    if isinstance(content, list):
+        return f"I called `{result.tool_name}` first: it found {len(content)} conversation(s)."
+    text = json.dumps(content, default=str)
+    return f"I called `{result.tool_name}` first; it answered `{text[:80]}`."
+
+
+class DemoModel(FunctionModel):
+    """Streams a friendly Markdown answer word by word; calls a starter tool when one exists.
+
+    When a tool named `chat_list_conversations…` is available it is called first, and the answer
+    mentions what it returned.
+    """
+
+    def __init__(self, *, delay: float | None = None) -> None:
+        """Create the demo model.
+
+        Args:
+            delay: Seconds between words; default: setting `AI_CHAT_DEMO_DELAY` (0.03).
+        """
+        self._delay = delay
+        super().__init__(self._respond, stream_function=self._stream, model_name="demo")
+
+    @property
+    def delay(self) -> float:
+        """Seconds between streamed words."""
+        if self._delay is not None:
+            return self._delay
+        from django.conf import settings
+
+        return float(getattr(settings, "AI_CHAT_DEMO_DELAY", 0.03))
+
+    def _answer(self, messages: list[ModelMessage]) -> str:
+        prompt = " ".join(_last_user_text(messages).split())
+        if len(prompt) > 120:
+            prompt = prompt[:119] + "…"
+        notes = [_describe(result) for result in _tool_returns_since_prompt(messages)]
+        tool_note = "".join(f"\n{note}\n" for note in notes)
+        return _ANSWER.format(prompt=prompt or "(nothing)", tool_note=tool_note)
+
+    async def _stream(
+        self, messages: list[ModelMessage], info: AgentInfo
+    ) -> AsyncIterator[str | DeltaToolCalls]:
+        starter = next(
+            (t.name for t in info.function_tools if t.name.startswith(_STARTER_TOOL_PREFIX)), None
+        )
+        if starter and not _tool_returns_since_prompt(messages):
+            yield {0: DeltaToolCall(name=starter, json_args="{}", tool_call_id="demo_call_1")}
+            return
+        delay = self.delay
+        for index, word in enumerate(_WORDS.findall(self._answer(messages))):
+            if delay and index:
+                await asyncio.sleep(delay)
+            yield word
+
+    async def _respond(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        # Non-streamed requests are titles: a few words of the user's message.
+        words = _last_user_text(messages).split()[:6]
+        return ModelResponse(parts=[TextPart(" ".join(["Demo:", *words]))])

@@ -1,0 +1,209 @@
+"""Model strings (`"openai:gpt-4o"`) to pydantic-ai models.
+
+Provider SDKs are imported only when a model of theirs is resolved: importing all three costs
+seconds, and a project usually installs one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from django_ai_chat.conf import ai_chat_settings
+from django_ai_chat.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from pydantic_ai.models import Model
+
+DEFAULT_MODELS: dict[str, str] = {
+    "openai": "openai:gpt-4o",
+    # The seed's claude-sonnet-4-5 reaches end of life on 2026-11-30 (the anthropic SDK warns on
+    # every request). claude-sonnet-4-6 is its direct successor in pydantic-ai's KnownModelName:
+    # same tier and price; the 5.5 generation changes how thinking interleaves with tool calls.
+    "anthropic": "anthropic:claude-sonnet-4-6",
+    # gemini-1.5-pro is retired. gemini-4-argon is the Pro-tier successor in KnownModelName
+    # (frontier model, Pro pricing); gemini-3.1-pro-preview is only a preview.
+    "gemini": "google:gemini-4-argon",
+    "ollama": "ollama:llama3.2",
+}
+"""Default model string per `--provider` of the generator."""
+
+_API_KEY_ENV = {
+    "openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "google": "GOOGLE_API_KEY",
+}
+
+_EXTRA = {
+    "openai": "openai",
+    "ollama": "openai",
+    "openai-compatible": "openai",
+    "anthropic": "anthropic",
+    "google": "google",
+}
+
+_ALIASES = {"gemini": "google"}
+
+KNOWN_PREFIXES = (
+    "openai",
+    "anthropic",
+    "google",
+    "gemini",
+    "ollama",
+    "openai-compatible",
+    "test",
+    "demo",
+)
+"""Every prefix `resolve_model` understands."""
+
+
+def _split(model: str) -> tuple[str, str]:
+    prefix, sep, name = model.partition(":")
+    prefix = _ALIASES.get(prefix.strip().lower(), prefix.strip().lower())
+    if not sep and prefix != "demo":
+        raise ConfigurationError(
+            f"Model {model!r} has no provider prefix. Write it as '<provider>:<model>', "
+            f"e.g. 'openai:gpt-4o'; known providers: {', '.join(KNOWN_PREFIXES)}."
+        )
+    return prefix, name.strip()
+
+
+def provider_env_var(model: str) -> str | None:
+    """The environment variable holding the API key a model string needs.
+
+    Args:
+        model: A model string such as `"anthropic:claude-sonnet-4-6"`.
+
+    Returns:
+        `"OPENAI_API_KEY"`, `"ANTHROPIC_API_KEY"` or `"GOOGLE_API_KEY"`; `None` for providers that
+        need no key (`ollama:`, `openai-compatible:`, `test:`, `demo:`) or an unknown prefix.
+    """
+    prefix, _ = _split(model) if ":" in model else (model.strip().lower(), "")
+    return _API_KEY_ENV.get(_ALIASES.get(prefix, prefix))
+
+
+def _api_key(prefix: str) -> str:
+    env_var = _API_KEY_ENV[prefix]
+    key = os.environ.get(env_var, "")
+    if prefix == "google" and not key:
+        # pydantic-ai's Google provider also accepts the Gemini API's own variable name.
+        key = os.environ.get("GEMINI_API_KEY", "")
+    if not key:
+        raise ConfigurationError(
+            f"The {prefix!r} model needs an API key: set the environment variable {env_var!r} "
+            "(or use 'demo:' to try the chat offline)."
+        )
+    return key
+
+
+def _missing_extra(prefix: str, error: ImportError) -> ConfigurationError:
+    extra = _EXTRA[prefix]
+    return ConfigurationError(
+        f"The {prefix!r} provider needs its SDK ({error.name or error}): "
+        f'pip install "django-ai-chat[{extra}]"'
+    )
+
+
+def _openai_chat(name: str, *, base_url: str | None, api_key: str | None) -> Model:
+    from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    return OpenAIChatModel(name, provider=OpenAIProvider(base_url=base_url, api_key=api_key))
+
+
+def _openai(name: str) -> Model:
+    base_url = ai_chat_settings.OPENAI_BASE_URL or os.environ.get("OPENAI_BASE_URL") or None
+    # A self-hosted OpenAI-compatible server often needs no key; api.openai.com always does.
+    api_key = os.environ.get("OPENAI_API_KEY") or None
+    if api_key is None and base_url is None:
+        api_key = _api_key("openai")
+    return _openai_chat(name, base_url=base_url, api_key=api_key or "not-needed")
+
+
+def _openai_compatible(name: str) -> Model:
+    base_url = ai_chat_settings.OPENAI_BASE_URL or os.environ.get("OPENAI_BASE_URL")
+    if not base_url:
+        raise ConfigurationError(
+            f"'openai-compatible:{name}' needs the server's base URL: set the setting "
+            "'AI_CHAT_OPENAI_BASE_URL' or the environment variable 'OPENAI_BASE_URL' "
+            "(e.g. 'http://localhost:8000/v1')."
+        )
+    return _openai_chat(name, base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY") or "none")
+
+
+def _ollama(name: str) -> Model:
+    return _openai_chat(name, base_url=ai_chat_settings.OLLAMA_BASE_URL, api_key="ollama")
+
+
+def _anthropic(name: str) -> Model:
+    from pydantic_ai.models.anthropic import AnthropicModel
+    from pydantic_ai.providers.anthropic import AnthropicProvider
+
+    return AnthropicModel(name, provider=AnthropicProvider(api_key=_api_key("anthropic")))
+
+
+def _google(name: str) -> Model:
+    from pydantic_ai.models.google import GoogleModel
+    from pydantic_ai.providers.google import GoogleProvider
+
+    return GoogleModel(name, provider=GoogleProvider(api_key=_api_key("google")))
+
+
+def _test(name: str) -> Model:
+    from django_ai_chat.testing import registered_model
+
+    return registered_model(name)
+
+
+def _demo(name: str) -> Model:
+    from django_ai_chat.testing import DemoModel
+
+    # `demo:instant` streams without the human-pace pauses (handy in tests).
+    return DemoModel(delay=0.0 if name == "instant" else None)
+
+
+_FACTORIES: dict[str, Callable[[str], Model]] = {
+    "openai": _openai,
+    "openai-compatible": _openai_compatible,
+    "ollama": _ollama,
+    "anthropic": _anthropic,
+    "google": _google,
+    "test": _test,
+    "demo": _demo,
+}
+
+
+def resolve_model(model: str | Model) -> Model:
+    """Turn a model string into a pydantic-ai model; a `Model` instance is returned as is.
+
+    Args:
+        model: `"openai:<m>"` (Chat Completions; base URL from `AI_CHAT_OPENAI_BASE_URL` or
+            `OPENAI_BASE_URL`), `"anthropic:<m>"`, `"google:<m>"` (alias `"gemini:<m>"`),
+            `"ollama:<m>"` (at `AI_CHAT_OLLAMA_BASE_URL`), `"openai-compatible:<m>"` (needs a base
+            URL), `"test:<name>"` (see `testing.register_model`), `"demo:"` (offline demo model),
+            or a `pydantic_ai.models.Model`.
+
+    Returns:
+        The model, ready for a pydantic-ai `Agent`.
+
+    Raises:
+        ConfigurationError: unknown prefix, missing API key (names the environment variable),
+            missing provider SDK (names the pip extra), or a missing base URL.
+    """
+    if not isinstance(model, str):
+        return model
+    prefix, name = _split(model)
+    factory = _FACTORIES.get(prefix)
+    if factory is None:
+        raise ConfigurationError(
+            f"Unknown model provider {prefix!r} in {model!r}; known providers: "
+            f"{', '.join(KNOWN_PREFIXES)}."
+        )
+    if prefix not in ("test", "demo") and not name:
+        example = DEFAULT_MODELS.get("gemini" if prefix == "google" else prefix, "openai:gpt-4o")
+        raise ConfigurationError(f"Model {model!r} names no model; write e.g. {example!r}.")
+    try:
+        return factory(name)
+    except ImportError as error:
+        raise _missing_extra(prefix, error) from error

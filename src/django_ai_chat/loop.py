@@ -1,0 +1,387 @@
+"""The streaming tool loop (AshAi.ToolLoop.stream): history in, typed events out.
+
+Built on pydantic-ai's `Agent.iter()`: each model request is streamed node by node, so text
+deltas reach the caller as the provider emits them, and tool calls are announced before the tool
+runs. Whatever goes wrong inside a tool goes back to the model as an error result; whatever goes
+wrong with the provider ends the run with an `ErrorEvent`; every run ends with one `DoneEvent`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
+
+from pydantic_ai import Agent
+from pydantic_ai.exceptions import ToolFailed, UserError
+from pydantic_ai.messages import (
+    FunctionToolCallEvent,
+    FunctionToolResultEvent,
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    PartDeltaEvent,
+    PartStartEvent,
+    TextPart,
+    TextPartDelta,
+    UserPromptPart,
+)
+from pydantic_ai.tools import ToolDefinition
+from pydantic_ai.toolsets import AbstractToolset
+from pydantic_ai.toolsets.abstract import ToolsetTool
+from pydantic_ai.usage import RunUsage, UsageLimits
+from pydantic_core import SchemaValidator, core_schema
+
+from django_ai_chat.conf import ai_chat_settings
+from django_ai_chat.events import (
+    DoneEvent,
+    ErrorEvent,
+    Event,
+    TextDeltaEvent,
+    ToolCallEvent,
+    ToolResultEvent,
+    Usage,
+)
+from django_ai_chat.exceptions import ConfigurationError, ToolError
+from django_ai_chat.llm import resolve_model
+
+if TYPE_CHECKING:
+    from pydantic_ai.models import Model
+    from pydantic_ai.tools import RunContext
+
+logger = logging.getLogger(__name__)
+
+# Failed calls go back to the model and the loop is bounded by `max_rounds`, so pydantic-ai's own
+# retry budget must never run out first (it would end the run with an exception).
+_UNBOUNDED_RETRIES = 1_000_000
+
+# Errors whose text is meant for the model; anything else may carry internals (SQL, paths), so the
+# model only learns its type (CVE-2026-82580 in ash_ai was exactly this leak).
+_SAFE_ERRORS: tuple[type[Exception], ...] = (ToolError, ValueError, TypeError, LookupError)
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """One turn of the history replayed to the model (text only)."""
+
+    role: Literal["user", "assistant"]
+    text: str
+
+
+class ToolLike(Protocol):
+    """What the loop needs from a tool (`django_ai_chat.tools.Tool` satisfies it)."""
+
+    @property
+    def name(self) -> str:
+        """Name the model calls the tool by."""
+
+    @property
+    def description(self) -> str:
+        """What the tool does, for the model."""
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """JSON schema (an object) of the arguments."""
+
+    async def acall(self, arguments: dict[str, Any], actor: Any) -> Any:
+        """Run the tool as `actor`; raise on failure."""
+
+
+ToolsArg: TypeAlias = bool | Sequence[str] | Sequence[ToolLike]
+"""`True` (every tool the actor may use), `False`, a list of tool names, or tool objects."""
+
+
+def _safe_error_text(name: str, error: Exception) -> str:
+    if isinstance(error, _SAFE_ERRORS):
+        return str(error) or type(error).__name__
+    from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
+
+    if isinstance(error, ObjectDoesNotExist | PermissionDenied):
+        return str(error) or type(error).__name__
+    if isinstance(error, ValidationError):
+        return "; ".join(error.messages)
+    logger.exception("Tool %r failed", name)
+    return f"Tool {name!r} failed with an internal error ({type(error).__name__})."
+
+
+class _ActorToolset(AbstractToolset[Any]):
+    """Exposes duck-typed tools to pydantic-ai, each call running as the actor."""
+
+    # Any JSON object passes; the tool itself validates its arguments and raises.
+    _validator = SchemaValidator(
+        core_schema.dict_schema(core_schema.str_schema(), core_schema.any_schema())
+    )
+
+    def __init__(self, tools: Sequence[ToolLike], actor: Any) -> None:
+        self._tools = {tool.name: tool for tool in tools}
+        self._actor = actor
+
+    @property
+    def id(self) -> str:
+        return "django_ai_chat"
+
+    async def get_tools(self, ctx: RunContext[Any]) -> dict[str, ToolsetTool[Any]]:
+        return {
+            name: ToolsetTool(
+                toolset=self,
+                tool_def=ToolDefinition(
+                    name=name,
+                    description=tool.description,
+                    parameters_json_schema=tool.parameters,
+                ),
+                max_retries=_UNBOUNDED_RETRIES,
+                args_validator=self._validator,
+            )
+            for name, tool in self._tools.items()
+        }
+
+    async def call_tool(
+        self, name: str, tool_args: dict[str, Any], ctx: RunContext[Any], tool: ToolsetTool[Any]
+    ) -> Any:
+        try:
+            return await self._tools[name].acall(tool_args, self._actor)
+        except Exception as error:
+            # `ToolFailed` reaches the model as a failed result without spending a retry.
+            raise ToolFailed(_safe_error_text(name, error)) from error
+
+
+async def _resolve_tools(tools: ToolsArg, actor: Any) -> list[ToolLike]:
+    if tools is False:
+        return []
+    if tools is not True and not isinstance(tools, Sequence):
+        raise TypeError(f"tools must be True, False or a list, not {tools!r}")
+    objects = [] if tools is True else [t for t in tools if not isinstance(t, str)]
+    names = [t for t in tools if isinstance(t, str)] if not isinstance(tools, bool) else []
+    if tools is True or names:
+        try:
+            from django_ai_chat.tools import registry
+        except ImportError as error:
+            if names:
+                raise ConfigurationError(
+                    f"Tool names {names!r} need the tool registry (django_ai_chat.tools), "
+                    "which failed to import; pass tool objects instead."
+                ) from error
+            return objects
+        objects.extend(await registry.afor_actor(actor, True if tools is True else names))
+    return objects
+
+
+def _to_model_messages(messages: Sequence[ChatMessage]) -> tuple[str, list[ModelMessage]]:
+    turns = [m for m in messages if m.text.strip()]
+    # The request must end with the user's turn: Anthropic rejects a trailing assistant message.
+    while turns and turns[-1].role != "user":
+        turns.pop()
+    if not turns:
+        raise ValueError("The history needs at least one non-empty user message.")
+    *earlier, last = turns
+    history: list[ModelMessage] = [
+        ModelRequest(parts=[UserPromptPart(m.text)])
+        if m.role == "user"
+        else ModelResponse(parts=[TextPart(m.text)])
+        for m in earlier
+    ]
+    return last.text, history
+
+
+def _text_of(event: object) -> str:
+    if isinstance(event, PartStartEvent) and isinstance(event.part, TextPart):
+        return event.part.content
+    if isinstance(event, PartDeltaEvent) and isinstance(event.delta, TextPartDelta):
+        return event.delta.content_delta
+    return ""
+
+
+def _tool_event(event: object) -> ToolCallEvent | ToolResultEvent | None:
+    if isinstance(event, FunctionToolCallEvent):
+        return ToolCallEvent(
+            call_id=event.part.tool_call_id,
+            name=event.part.tool_name,
+            arguments=event.part.args_as_dict(),
+        )
+    if isinstance(event, FunctionToolResultEvent):
+        part = event.part
+        failed = part.outcome != "success"
+        return ToolResultEvent(
+            call_id=part.tool_call_id,
+            name=part.tool_name,
+            content=part.model_response_str(wrap_if_error=False) if failed else part.content,
+            is_error=failed,
+        )
+    return None
+
+
+def _usage(run_usage: RunUsage | None) -> Usage:
+    if run_usage is None:
+        return Usage()
+    return Usage(
+        input_tokens=run_usage.input_tokens,
+        output_tokens=run_usage.output_tokens,
+        requests=run_usage.requests,
+    )
+
+
+def _error_for(error: Exception) -> ErrorEvent:
+    if isinstance(error, ConfigurationError | UserError):
+        return ErrorEvent(reason="configuration", message=str(error))
+    logger.warning("LLM provider failed: %s: %s", type(error).__name__, error)
+    return ErrorEvent(reason="provider_error", message=f"{type(error).__name__}: {error}")
+
+
+async def astream(
+    messages: Sequence[ChatMessage],
+    *,
+    system_prompt: str,
+    model: str | Model,
+    tools: ToolsArg = True,
+    actor: Any = None,
+    max_rounds: int | None = None,
+) -> AsyncGenerator[Event, None]:
+    """Run the tool loop and yield its events as they happen.
+
+    Args:
+        messages: The conversation so far, oldest first, ending with the user's message (assistant
+            messages after the last user message are ignored; empty messages are skipped).
+        system_prompt: Instructions for the model.
+        model: A model string (see `django_ai_chat.llm.resolve_model`) or a pydantic-ai model.
+        tools: `True` for every tool `actor` may use, `False` for none, a list of tool names, or a
+            list of tool objects (`name`, `description`, `parameters`, `acall(arguments, actor)`).
+        actor: Who the tools run as (a user, or `None` in no-user mode).
+        max_rounds: Model requests allowed; defaults to `AI_CHAT_MAX_ROUNDS`.
+
+    Yields:
+        `TextDeltaEvent` as text streams in; `ToolCallEvent` before a tool runs and
+        `ToolResultEvent` after (`is_error=True` for invalid arguments or a raising tool);
+        `ErrorEvent` when the run stops early (`max_rounds`, `provider_error`, `configuration`);
+        finally one `DoneEvent` with all text, summed usage and the number of rounds.
+
+    Raises:
+        ValueError: `messages` holds no user message.
+    """
+    limit = ai_chat_settings.MAX_ROUNDS if max_rounds is None else max_rounds
+    prompt, history = _to_model_messages(messages)
+    text: list[str] = []
+    rounds = 0
+    run_usage: RunUsage | None = None
+    error: ErrorEvent | None = None
+    try:
+        toolset = _ActorToolset(await _resolve_tools(tools, actor), actor)
+        agent: Agent[None, str] = Agent(
+            resolve_model(model),
+            instructions=system_prompt or None,
+            toolsets=[toolset],
+            retries=_UNBOUNDED_RETRIES,
+        )
+        async with agent.iter(
+            prompt, message_history=history, usage_limits=UsageLimits(request_limit=None)
+        ) as run:
+            node = run.next_node
+            while not Agent.is_end_node(node):
+                if Agent.is_model_request_node(node):
+                    if rounds >= limit:
+                        error = ErrorEvent(
+                            reason="max_rounds",
+                            message=f"Stopped after {limit} model requests (max_rounds).",
+                        )
+                        break
+                    rounds += 1
+                    async with node.stream(run.ctx) as request_stream:
+                        async for event in request_stream:
+                            if delta := _text_of(event):
+                                text.append(delta)
+                                yield TextDeltaEvent(text=delta)
+                elif Agent.is_call_tools_node(node):
+                    async with node.stream(run.ctx) as tools_stream:
+                        async for event in tools_stream:
+                            if tool_event := _tool_event(event):
+                                yield tool_event
+                run_usage = run.usage
+                node = await run.next(node)
+            run_usage = run.usage
+    except Exception as caught:
+        error = _error_for(caught)
+    if error is not None:
+        yield error
+    yield DoneEvent(text="".join(text), usage=_usage(run_usage), rounds=rounds)
+
+
+def stream(
+    messages: Sequence[ChatMessage],
+    *,
+    system_prompt: str,
+    model: str | Model,
+    tools: ToolsArg = True,
+    actor: Any = None,
+    max_rounds: int | None = None,
+) -> Iterator[Event]:
+    """Synchronous `astream`: the same events, on a private event loop in this thread.
+
+    Stopping the iteration early (`break`, `close()`) closes the provider stream.
+
+    Raises:
+        RuntimeError: called from a thread that runs an event loop (use `astream` there).
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        raise RuntimeError(
+            "stream() cannot run inside an event loop; use `async for` on astream()."
+        )
+    loop = asyncio.new_event_loop()
+    events = astream(
+        messages,
+        system_prompt=system_prompt,
+        model=model,
+        tools=tools,
+        actor=actor,
+        max_rounds=max_rounds,
+    )
+    try:
+        while True:
+            try:
+                yield loop.run_until_complete(anext(events))
+            except StopAsyncIteration:
+                return
+    finally:
+        loop.run_until_complete(events.aclose())
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+        loop.close()
+
+
+async def agenerate_text(
+    messages: Sequence[ChatMessage], *, system_prompt: str, model: str | Model
+) -> str:
+    """One non-streamed answer without tools (e.g. a conversation title).
+
+    Args:
+        messages: The conversation, oldest first, ending with a user message.
+        system_prompt: Instructions for the model.
+        model: A model string or a pydantic-ai model.
+
+    Returns:
+        The model's text.
+
+    Raises:
+        ConfigurationError: the model string cannot be resolved.
+        ValueError: `messages` holds no user message.
+        pydantic_ai.exceptions.AgentRunError: the provider failed.
+    """
+    prompt, history = _to_model_messages(messages)
+    agent: Agent[None, str] = Agent(resolve_model(model), instructions=system_prompt or None)
+    result = await agent.run(prompt, message_history=history)
+    return result.output
+
+
+def generate_text(
+    messages: Sequence[ChatMessage], *, system_prompt: str, model: str | Model
+) -> str:
+    """Synchronous `agenerate_text`.
+
+    Raises:
+        RuntimeError: called from a thread that runs an event loop.
+    """
+    return asyncio.run(agenerate_text(messages, system_prompt=system_prompt, model=model))

@@ -1,0 +1,178 @@
+"""Test doubles for the LLM provider, shipped so generated apps can test offline.
+
+* `ScriptedLLM`: a pydantic-ai model playing a script of turns (text deltas and tool calls).
+* `register_model` / `unregister_model`: name models for `"test:<name>"` model strings.
+* `DemoModel`: the offline `"demo:"` model (a Markdown answer, streamed at a human pace).
+* `FakeOpenAIServer`: an OpenAI-compatible chat-completions server over real HTTP + SSE; also
+  `python -m django_ai_chat.testing --port 8900 --ttft 0.2 --tps 50 --tokens 100`.
+* `block_real_llm_requests()`: makes HTTP requests to non-loopback hosts fail (the pytest fixture
+  lives in `django_ai_chat.pytest_plugin`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
+from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
+
+from django_ai_chat._demo_model import DemoModel
+from django_ai_chat._fake_openai import FakeOpenAIServer, main
+from django_ai_chat._llm_guard import RealLLMRequestBlocked, block_real_llm_requests
+from django_ai_chat.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from pydantic_ai.models import Model
+
+__all__ = [
+    "DemoModel",
+    "FakeOpenAIServer",
+    "RealLLMRequestBlocked",
+    "ScriptExhausted",
+    "ScriptedLLM",
+    "ToolCall",
+    "block_real_llm_requests",
+    "register_model",
+    "registered_model",
+    "unregister_model",
+]
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A tool call in a script.
+
+    Attributes:
+        name: The tool to call.
+        arguments: A dict, or a raw JSON string (which may be malformed, to test error paths).
+        id: The call id; `call_<n>` (counting from 1 per model) when not given.
+    """
+
+    name: str
+    arguments: dict[str, Any] | str = field(default_factory=dict)
+    id: str | None = None
+
+    def arguments_json(self) -> str:
+        """The arguments as the JSON text a provider would send."""
+        if isinstance(self.arguments, str):
+            return self.arguments
+        return json.dumps(self.arguments)
+
+
+ScriptItem: TypeAlias = str | ToolCall | BaseException
+"""A text delta, a tool call, or an exception raised at that point (a provider failure)."""
+
+Turn: TypeAlias = Sequence[ScriptItem]
+"""One model response: what the model streams for one request."""
+
+
+class ScriptExhausted(AssertionError):
+    """The scripted model got a request its script has no turn for."""
+
+
+class ScriptedLLM(FunctionModel):
+    """A pydantic-ai model that plays a script: each model request consumes the next turn.
+
+    Example:
+        >>> llm = ScriptedLLM([["Let me ", "look."], [ToolCall("search", {"q": "x"})], ["Done."]])
+
+    Both streamed and non-streamed requests are served. Every request's messages are recorded in
+    `requests` for assertions.
+    """
+
+    __test__ = False
+
+    def __init__(self, script: Iterable[Turn] = (), *, model_name: str = "scripted") -> None:
+        """Create a model playing `script` (a list of turns, each a list of items)."""
+        self.turns: deque[list[ScriptItem]] = deque(list(turn) for turn in script)
+        self.requests: list[list[ModelMessage]] = []
+        self._call_count = 0
+        super().__init__(self._respond, stream_function=self._stream, model_name=model_name)
+
+    def add_turns(self, *turns: Turn) -> None:
+        """Append turns to the script."""
+        self.turns.extend(list(turn) for turn in turns)
+
+    def _next_turn(self, messages: list[ModelMessage]) -> list[ScriptItem]:
+        self.requests.append(list(messages))
+        if not self.turns:
+            raise ScriptExhausted(
+                f"ScriptedLLM {self.model_name!r} got model request #{len(self.requests)}, but its "
+                "script has no turn left; add one (ScriptedLLM([...]) or .add_turns(...))."
+            )
+        return self.turns.popleft()
+
+    def _call_id(self, call: ToolCall) -> str:
+        self._call_count += 1
+        return call.id or f"call_{self._call_count}"
+
+    async def _stream(
+        self, messages: list[ModelMessage], info: AgentInfo
+    ) -> AsyncIterator[str | DeltaToolCalls]:
+        turn = self._next_turn(messages)
+        for index, item in enumerate(turn):
+            if isinstance(item, BaseException):
+                raise item
+            if isinstance(item, ToolCall):
+                yield {
+                    index: DeltaToolCall(
+                        name=item.name,
+                        json_args=item.arguments_json(),
+                        tool_call_id=self._call_id(item),
+                    )
+                }
+            else:
+                yield item
+
+    async def _respond(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        turn = self._next_turn(messages)
+        text = ""
+        calls: list[ToolCallPart] = []
+        for item in turn:
+            if isinstance(item, BaseException):
+                raise item
+            if isinstance(item, ToolCall):
+                calls.append(ToolCallPart(item.name, item.arguments_json(), self._call_id(item)))
+            else:
+                text += item
+        return ModelResponse(parts=[*([TextPart(text)] if text else []), *calls])
+
+
+_registry: dict[str, Model] = {}
+_M = TypeVar("_M", bound="Model")
+
+
+def register_model(name: str, model: _M) -> _M:
+    """Make `model` available as the model string `"test:<name>"`; returns `model`."""
+    _registry[name] = model
+    return model
+
+
+def unregister_model(name: str) -> None:
+    """Forget the model registered as `name` (no error if there is none)."""
+    _registry.pop(name, None)
+
+
+def registered_model(name: str) -> Model:
+    """The model registered as `name`.
+
+    Raises:
+        ConfigurationError: nothing is registered under `name`.
+    """
+    try:
+        return _registry[name]
+    except KeyError:
+        known = ", ".join(repr(n) for n in sorted(_registry)) or "none"
+        raise ConfigurationError(
+            f"No test model is registered as {name!r} (registered: {known}). Call "
+            f"django_ai_chat.testing.register_model({name!r}, ScriptedLLM([...])) first, or use "
+            "the 'scripted_llm' fixture of django_ai_chat.pytest_plugin."
+        ) from None
+
+
+if __name__ == "__main__":
+    main()
