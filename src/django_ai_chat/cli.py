@@ -1,0 +1,55 @@
+"""The `django-ai-chat` console script: a thin dispatcher to `django_ai_chat.commands.*`.
+
+Every subcommand is a module with `add_arguments(parser)` and `run(args) -> int`; add one by
+adding its module path to `SUBCOMMANDS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from django_ai_chat import __version__
+
+SUBCOMMANDS: dict[str, str] = {
+    "new": "django_ai_chat.commands.new",
+    "demo": "django_ai_chat.commands.demo",
+}
+"""Subcommand name → module implementing it."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with one subparser per entry of `SUBCOMMANDS`."""
+    parser = argparse.ArgumentParser(
+        prog="django-ai-chat",
+        description="A complete AI chat feature for Django projects.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module_path in SUBCOMMANDS.items():
+        module = importlib.import_module(module_path)
+        doc = (module.__doc__ or "").strip()
+        summary = doc.splitlines()[0] if doc else ""
+        summary = summary.split(": ", 1)[-1].rstrip(".")
+        sub = subparsers.add_parser(
+            name,
+            help=summary,
+            description=doc,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(sub)
+        sub.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse `argv` (default: `sys.argv[1:]`) and run the chosen subcommand."""
+    args = build_parser().parse_args(argv)
+    status: int = args._module.run(args)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

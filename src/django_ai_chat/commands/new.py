@@ -1,0 +1,280 @@
+"""`django-ai-chat new`: a new Django project with email log-in and the chat, ready to run.
+
+The Django counterpart of `mix igniter.new … --auth-strategy password` followed by
+`mix ash_ai.gen.chat --live`: renders `gen/project_template/` (a project package, an `accounts`
+app with a custom user model and sign-up / log-in / log-out pages, and its initial migration),
+then runs `manage.py gen_chat --live --yes` in it with the options passed through.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import keyword
+import os
+import re
+import secrets
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import jinja2
+
+from django_ai_chat import __version__
+from django_ai_chat.gen.options import PROVIDERS, default_model
+
+PROJECT_TEMPLATE = Path(__file__).resolve().parent.parent / "gen" / "project_template"
+_SUFFIX = "-tpl"
+_ROUTE = re.compile(r"[A-Za-z0-9_.~-]+(?:/[A-Za-z0-9_.~-]+)*")
+_RESERVED = {"accounts", "django", "django_ai_chat", "test", "tests", "manage"}
+
+
+class NewProjectError(Exception):
+    """The project cannot be created as asked; the message says why and what to do."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the `new` subcommand's arguments on `parser`."""
+    parser.add_argument("name", help="project name: a Python identifier, e.g. my_app")
+    parser.add_argument(
+        "directory",
+        nargs="?",
+        help="where to create it (default: ./NAME); must be absent or empty",
+    )
+    parser.add_argument(
+        "--provider",
+        default="openai",
+        choices=sorted(PROVIDERS),
+        help="LLM provider of the chat (default: openai)",
+    )
+    parser.add_argument(
+        "--domain", default="chat", help="label of the chat's Django app (default: chat)"
+    )
+    parser.add_argument(
+        "--route", default="/chat", help="URL prefix of the chat pages (default: /chat)"
+    )
+    parser.add_argument(
+        "--live-component",
+        action="store_true",
+        help="also generate the embeddable chat component",
+    )
+    parser.add_argument("--quiet", action="store_true", help="print only errors and the next steps")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Create the project described by parsed `args`; returns the exit status."""
+    try:
+        target = create_project(
+            args.name,
+            Path(args.directory) if args.directory else None,
+            provider=args.provider,
+            domain=args.domain,
+            route=args.route,
+            live_component=args.live_component,
+            quiet=args.quiet,
+        )
+    except NewProjectError as error:
+        print(f"django-ai-chat new: {error}", file=sys.stderr)
+        return 2
+    print(_next_steps(target, args.name, args.provider, args.route))
+    return 0
+
+
+def create_project(
+    name: str,
+    directory: Path | None = None,
+    *,
+    provider: str = "openai",
+    domain: str = "chat",
+    route: str = "/chat",
+    live_component: bool = False,
+    quiet: bool = False,
+) -> Path:
+    """Create a Django project with email log-in, then generate the chat into it.
+
+    Args:
+        name: The project package, a Python identifier (`my_app` → `my_app/settings.py`).
+        directory: Where to create it; absent or empty. Default: `./<name>`.
+        provider: `gen_chat --provider`.
+        domain: `gen_chat --domain`, the chat's app label.
+        route: `gen_chat --route`, also where log-in redirects to.
+        live_component: Pass `--live-component` to `gen_chat`.
+        quiet: Hide the generator's output unless it fails.
+
+    Returns:
+        The project directory (holding `manage.py`).
+
+    Raises:
+        NewProjectError: A name or option is invalid, the directory is not empty, or the
+            generator failed (its output is in the message).
+    """
+    _check_name(name)
+    app_label = _check_domain(domain, name)
+    clean_route = _check_route(route)
+    if provider not in PROVIDERS:
+        raise NewProjectError(
+            f"Unknown --provider {provider!r}; choose one of: {', '.join(PROVIDERS)}."
+        )
+    target = (directory or Path(name)).resolve()
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise NewProjectError(
+            f"{str(target)!r} already exists and is not an empty directory; "
+            "choose another name or directory."
+        )
+    api_key_env, extra = PROVIDERS[provider]
+    context = {
+        "project_name": name,
+        "secret_key": secrets.token_urlsafe(40),
+        "app_label": app_label,
+        "route": clean_route,
+        "provider": provider,
+        "model": default_model(provider),
+        "api_key_env": api_key_env,
+        "extra": extra,
+        "version": __version__,
+    }
+    write_tree(render_project(context), target)
+    (target / "manage.py").chmod(0o755)
+    gen_args = ["gen_chat", "--live", "--yes", "--provider", provider, "--domain", app_label]
+    gen_args += ["--route", f"/{clean_route}"]
+    if live_component:
+        gen_args.append("--live-component")
+    _manage(target, name, gen_args, quiet=quiet)
+    return target
+
+
+def render_project(context: Mapping[str, Any]) -> dict[PurePosixPath, str]:
+    """Render `gen/project_template/` with `context`; returns `{relative path: content}`.
+
+    Same conventions as the app template: `*-tpl` files are Jinja with `[[ ]]` / `[% %]`, so
+    Django template syntax passes through; other files are copied; path parts may hold
+    `[[ project_name ]]`.
+    """
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(PROJECT_TEMPLATE),
+        block_start_string="[%",
+        block_end_string="%]",
+        variable_start_string="[[",
+        variable_end_string="]]",
+        comment_start_string="[#",
+        comment_end_string="#]",
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+    )
+    out: dict[PurePosixPath, str] = {}
+    for path in sorted(p for p in PROJECT_TEMPLATE.rglob("*") if p.is_file()):
+        rel = PurePosixPath(path.relative_to(PROJECT_TEMPLATE).as_posix())
+        if "__pycache__" in rel.parts or rel.suffix == ".pyc":
+            continue
+        target = PurePosixPath(env.from_string(str(rel)).render(context))
+        if rel.name.endswith(_SUFFIX):
+            content = env.get_template(str(rel)).render(context)
+            target = target.with_name(target.name.removesuffix(_SUFFIX))
+        else:
+            content = path.read_text()
+        out[target] = content
+    return out
+
+
+def write_tree(files: Mapping[PurePosixPath, str], root: Path) -> None:
+    """Write rendered files under `root`, creating directories."""
+    for rel, content in files.items():
+        path = root.joinpath(*rel.parts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+
+
+def project_env(project_dir: Path, name: str) -> dict[str, str]:
+    """The environment for `manage.py` in a project made by `new`.
+
+    The caller's `DJANGO_SETTINGS_MODULE` (e.g. a test suite's) must not leak into it.
+    """
+    env = dict(os.environ)
+    env["DJANGO_SETTINGS_MODULE"] = f"{name}.settings"
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def _manage(project_dir: Path, name: str, args: list[str], *, quiet: bool) -> None:
+    command = [sys.executable, "manage.py", *args]
+    if not quiet:
+        print(f"Running: python manage.py {' '.join(args)}", flush=True)
+    result = subprocess.run(
+        command,
+        cwd=project_dir,
+        env=project_env(project_dir, name),
+        capture_output=quiet,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        output = (result.stdout or "") + (result.stderr or "") if quiet else ""
+        raise NewProjectError(
+            f"`python manage.py {' '.join(args)}` failed (exit {result.returncode}) in "
+            f"{str(project_dir)!r}. {output.strip()}\nThe project files are in place: fix the "
+            "cause and run that command again there."
+        )
+
+
+def _check_name(name: str) -> None:
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise NewProjectError(
+            f"{name!r} is not a valid project name: use a Python identifier such as 'my_app'."
+        )
+    if name in _RESERVED or importlib.util.find_spec(name) is not None:
+        raise NewProjectError(
+            f"{name!r} conflicts with the name of an existing Python module or of a generated "
+            "app; choose another project name."
+        )
+
+
+def _check_domain(domain: str, project_name: str) -> str:
+    label = domain.strip()
+    if not label.isidentifier() or keyword.iskeyword(label) or label != label.lower():
+        raise NewProjectError(
+            f"--domain {domain!r} is not a valid app label: use a lowercase Python identifier "
+            "such as 'chat' or 'support_chat'."
+        )
+    if label in {project_name, *_RESERVED}:
+        raise NewProjectError(
+            f"--domain {label!r} clashes with the project or its accounts app; choose another."
+        )
+    return label
+
+
+def _check_route(route: str) -> str:
+    stripped = route.strip().strip("/")
+    if not stripped or not _ROUTE.fullmatch(stripped):
+        raise NewProjectError(
+            f"--route {route!r} is not a plain URL path below the site root; write it like "
+            "'/chat' or '/support/chat'."
+        )
+    return stripped
+
+
+def _next_steps(target: Path, name: str, provider: str, route: str) -> str:
+    api_key_env = PROVIDERS[provider][0]
+    try:
+        shown = target.relative_to(Path.cwd())
+    except ValueError:
+        shown = target
+    key_line = (
+        f"  export {api_key_env}=...          # or AI_CHAT_MODEL=demo: (offline demo model)\n"
+        if api_key_env
+        else "  # ollama: make sure `ollama serve` runs (AI_CHAT_OLLAMA_BASE_URL)\n"
+    )
+    return (
+        f"\nCreated the project {name!r} in {shown}/ (accounts with email log-in + the chat).\n"
+        "Next:\n"
+        f"  cd {shown}\n"
+        f"  export DATABASE_URL=postgres://USER:PASSWORD@localhost/{name}   # PostgreSQL\n"
+        f"{key_line}"
+        "  python manage.py migrate\n"
+        "  python manage.py chat_dev             # web + job worker in one process\n"
+        f"Then open http://127.0.0.1:8000/{route.strip('/')}/ and sign up.\n"
+    )
