@@ -1,0 +1,531 @@
+"""The live-answer protocol end to end: a writer streaming into a real row, relays resuming."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import RequestFactory
+
+from django_ai_chat import pubsub, streaming
+from django_ai_chat.streaming import AnswerWriter, Cursor, relay
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WAIT = 20.0  # upper bound for something to arrive; never a speed assertion
+TABLE = "streaming_test_message"
+
+
+@dataclass
+class Row:
+    id: uuid.UUID
+    conversation: uuid.UUID
+    text: str
+    complete: bool
+
+
+class Rows:
+    """A real table with the columns the protocol relies on, written with the guarded UPDATE."""
+
+    def __init__(self) -> None:
+        self.conversation = uuid.uuid4()
+        self.topic = streaming.messages_topic(self.conversation)
+
+    async def _sql(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        def run() -> list[tuple[Any, ...]]:
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute(sql, params)
+                    return list(cursor.fetchall()) if cursor.description else []
+            finally:
+                connection.close()
+
+        return await asyncio.to_thread(run)
+
+    async def create(self, *, text: str = "", complete: bool = False) -> uuid.UUID:
+        message_id = uuid.uuid4()
+        await self._sql(
+            f"INSERT INTO {TABLE} (id, conversation, text, complete, seq) "
+            "VALUES (%s, %s, %s, %s, nextval('streaming_test_seq'))",
+            [message_id, self.conversation, text, complete],
+        )
+        return message_id
+
+    async def write(self, message_id: uuid.UUID, text: str, fields: dict[str, Any]) -> None:
+        # The guard the generated flush callback uses: never after completion, never shorter.
+        await self._sql(
+            f"UPDATE {TABLE} SET text = %s, complete = %s "
+            "WHERE id = %s AND NOT complete AND length(text) <= %s",
+            [text, bool(fields.get("complete", False)), message_id, len(text)],
+        )
+
+    async def delete(self, message_id: uuid.UUID) -> None:
+        await self._sql(f"DELETE FROM {TABLE} WHERE id = %s", [message_id])
+
+    async def load_messages(self, after: str | None) -> list[Row]:
+        rows = await self._sql(
+            f"SELECT id, conversation, text, complete FROM {TABLE} WHERE conversation = %s "
+            "AND (%s::uuid IS NULL OR id > %s::uuid OR NOT complete) ORDER BY seq",
+            [self.conversation, after, after],
+        )
+        return [Row(*row) for row in rows]
+
+    async def load_message(self, message_id: str) -> Row | None:
+        rows = await self._sql(
+            f"SELECT id, conversation, text, complete FROM {TABLE} "
+            "WHERE conversation = %s AND id = %s",
+            [self.conversation, message_id],
+        )
+        return Row(*rows[0]) if rows else None
+
+    async def get(self, message_id: uuid.UUID) -> Row:
+        row = await self.load_message(str(message_id))
+        assert row is not None
+        return row
+
+    def writer(self, message_id: uuid.UUID, **kwargs: Any) -> AnswerWriter:
+        async def flush(text: str, fields: dict[str, Any]) -> None:
+            await self.write(message_id, text, fields)
+
+        return AnswerWriter(message_id, topic=self.topic, flush=flush, **kwargs)
+
+    def relay(self, cursor: Cursor, **kwargs: Any) -> AsyncIterator[str]:
+        return relay(
+            cursor=cursor,
+            messages_topic=self.topic,
+            load_messages=self.load_messages,
+            load_message=self.load_message,
+            render_message=render,
+            **kwargs,
+        )
+
+
+async def render(row: Any) -> str:
+    # Multi-line on purpose: SSE needs one `data:` line per line.
+    return (
+        f'<div id="message-{row.id}" data-end="{len(row.text)}" '
+        f'data-complete="{str(row.complete).lower()}">\n{json.dumps(row.text)}\n</div>'
+    )
+
+
+@pytest.fixture
+def rows() -> Iterator[Rows]:
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE SEQUENCE IF NOT EXISTS streaming_test_seq")
+        cursor.execute(
+            f"CREATE TABLE IF NOT EXISTS {TABLE} (id uuid PRIMARY KEY, conversation uuid NOT NULL,"
+            " text text NOT NULL, complete boolean NOT NULL, seq bigint NOT NULL)"
+        )
+    yield Rows()
+    connection.close()
+
+
+@dataclass
+class Event:
+    event: str | None
+    id: str | None
+    data: str
+
+
+def parse(chunk: str) -> Event | None:
+    """One SSE chunk as EventSource reads it (comments and `retry:` give `None`)."""
+    fields: dict[str, list[str]] = {}
+    for line in chunk.rstrip("\n").split("\n"):
+        if not line or line.startswith(":"):
+            continue
+        name, _, value = line.partition(": ")
+        fields.setdefault(name, []).append(value)
+    if "data" not in fields:
+        return None
+    return Event(
+        fields.get("event", [None])[0], fields.get("id", [None])[0], "\n".join(fields["data"])
+    )
+
+
+class Browser:
+    """What chat.js does with the stream: one text buffer per message, checked for gaps."""
+
+    def __init__(self) -> None:
+        self.texts: dict[str, str] = {}
+        self.complete: set[str] = set()
+        self.last_event_id: str | None = None
+        self.events: list[Event] = []
+
+    def load_page(self, rows: list[Row]) -> Cursor:
+        for row in rows:
+            self.texts[str(row.id)] = row.text
+            if row.complete:
+                self.complete.add(str(row.id))
+        partial = next((r for r in reversed(rows) if not r.complete), None)
+        return Cursor(
+            after=str(rows[-1].id) if rows else None,
+            partial=str(partial.id) if partial else None,
+            end=len(partial.text) if partial else 0,
+        )
+
+    def apply(self, event: Event) -> None:
+        self.events.append(event)
+        if event.id is not None:
+            self.last_event_id = event.id
+        if event.event == "message":
+            match = re.match(
+                r'<div id="message-([^"]+)" data-end="(\d+)" data-complete="(\w+)">', event.data
+            )
+            assert match, event.data
+            message_id, end, complete = match[1], int(match[2]), match[3] == "true"
+            text = json.loads(event.data.split("\n")[1])
+            assert len(text) == end
+            self.texts[message_id] = text
+            if complete:
+                self.complete.add(message_id)
+        elif event.event == "delta":
+            delta = json.loads(event.data)
+            have = self.texts.get(delta["id"])
+            assert have is not None, f"delta for unknown message {delta['id']}"
+            assert delta["offset"] == len(have), (
+                f"gap or duplicate: browser holds {len(have)} chars, delta at {delta['offset']}"
+            )
+            assert delta["id"] not in self.complete
+            self.texts[delta["id"]] = have + delta["text"]
+        elif event.event == "removed":
+            self.texts.pop(json.loads(event.data)["id"], None)
+
+    async def follow(self, stream: AsyncIterator[str], until: Any) -> None:
+        """Apply events until `until(browser)` holds, then disconnect."""
+        try:
+            async with asyncio.timeout(WAIT):
+                async for chunk in stream:
+                    event = parse(chunk)
+                    if event is not None:
+                        self.apply(event)
+                    if until(self):
+                        return
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+
+
+def _words(n: int) -> list[str]:
+    return [f"word{i} " if i % 7 else f"ünï{i}\n\n" for i in range(n)]
+
+
+async def test_reload_mid_answer_ends_with_exactly_the_models_text(rows: Rows) -> None:
+    """Browsers that (re)connect at any point end with the full text, no gap, no duplicate."""
+    deltas = _words(120)
+    expected = "".join(deltas)
+    user = await rows.create(text="Hello", complete=True)
+    answer_id = await rows.create()
+    halfway = asyncio.Event()
+
+    async def worker() -> None:
+        async with rows.writer(answer_id, flush_interval=0.05) as writer:
+            for i, delta in enumerate(deltas):
+                await writer.append(delta)
+                if i == 40:
+                    halfway.set()
+                await asyncio.sleep(0.002)
+            await writer.finish(complete=True)
+
+    def done(browser: Browser) -> bool:
+        return str(answer_id) in browser.complete
+
+    async def reload_after(delay: float) -> Browser:
+        await halfway.wait()
+        await asyncio.sleep(delay)
+        browser = Browser()
+        cursor = browser.load_page(await rows.load_messages(None))
+        await browser.follow(rows.relay(cursor), done)
+        return browser
+
+    async def fresh_without_page() -> Browser:
+        await halfway.wait()
+        browser = Browser()
+        await browser.follow(rows.relay(Cursor()), done)
+        return browser
+
+    async def drops_connection_and_resumes() -> Browser:
+        browser = Browser()
+        cursor = browser.load_page(await rows.load_messages(None))
+        await browser.follow(rows.relay(cursor), lambda b: len(b.texts[str(answer_id)]) > 50)
+        resumed = Cursor.parse(browser.last_event_id)
+        assert resumed is not None and resumed.partial == str(answer_id)
+        await browser.follow(rows.relay(resumed), done)
+        return browser
+
+    task = asyncio.create_task(worker())
+    browsers = await asyncio.gather(
+        reload_after(0),
+        reload_after(0.03),
+        reload_after(0.1),
+        fresh_without_page(),
+        drops_connection_and_resumes(),
+    )
+    await task
+    for browser in browsers:
+        assert browser.texts[str(answer_id)] == expected
+        assert browser.texts[str(user)] == "Hello"
+    assert (await rows.get(answer_id)).text == expected
+    # A browser that was there from the start got deltas, not the text again and again.
+    first = browsers[-1]
+    assert sum(1 for e in first.events if e.event == "delta") >= 10
+
+
+async def test_sync_makes_the_worker_flush_before_the_relay_reads(rows: Rows) -> None:
+    answer_id = await rows.create()
+    async with rows.writer(answer_id, flush_interval=0) as writer:
+        await writer.append("Hello, ")
+        await writer.append("world")
+        assert (await rows.get(answer_id)).text == ""  # deltas alone never write the row
+        browser = Browser()
+        await browser.follow(rows.relay(Cursor()), lambda b: str(answer_id) in b.texts)
+        assert browser.texts[str(answer_id)] == "Hello, world"
+        assert (await rows.get(answer_id)).text == "Hello, world"
+        assert writer.writes == 1
+        assert writer.flushed_end == len("Hello, world")
+
+
+async def test_writes_are_coalesced_and_never_go_backwards(rows: Rows) -> None:
+    """Interval flushes, sync requests, saves and finish never overlap, and only ever grow."""
+    answer_id = await rows.create()
+    written: list[int] = []
+    in_flight = 0
+
+    async def flush(text: str, fields: dict[str, Any]) -> None:
+        nonlocal in_flight
+        in_flight += 1
+        assert in_flight == 1, "two writes of one answer overlapped"
+        await asyncio.sleep(0.003)  # widen the window for an overlap
+        await rows.write(answer_id, text, fields)
+        written.append(len(text))
+        in_flight -= 1
+
+    writer = AnswerWriter(answer_id, topic=rows.topic, flush=flush, flush_interval=0.01)
+    async with writer:
+        for i in range(200):
+            await writer.append("x")
+            if i % 25 == 0:
+                await pubsub.apublish(rows.topic, {"type": "sync", "id": str(answer_id)})
+            if i == 100:
+                await writer.save(tool_calls=[])
+            await asyncio.sleep(0.001)
+        await writer.finish(complete=True)
+    assert written == sorted(written)
+    assert written[-1] == 200
+    assert writer.writes == len(written) < 200  # coalesced: far fewer writes than deltas
+    row = await rows.get(answer_id)
+    assert (row.text, row.complete) == ("x" * 200, True)
+
+
+async def test_an_older_state_never_overwrites_a_newer_one(rows: Rows) -> None:
+    """A zombie writer (e.g. a job run twice) cannot roll the row back or reopen it."""
+    answer_id = await rows.create()
+    async with rows.writer(answer_id, flush_interval=0) as new:
+        await new.append("The full answer.")
+        await new.finish(complete=True)
+    async with rows.writer(answer_id, flush_interval=0) as zombie:
+        await zombie.append("The")
+        await zombie.flush()
+    row = await rows.get(answer_id)
+    assert (row.text, row.complete) == ("The full answer.", True)
+
+
+async def test_stop_cancels_the_answer_and_keeps_the_partial_text(rows: Rows) -> None:
+    answer_id = await rows.create()
+    other_id = uuid.uuid4()
+    started = asyncio.Event()
+
+    async def tokens() -> AsyncIterator[str]:
+        for i in range(10_000):
+            if i == 5:
+                started.set()
+            yield f"t{i} "
+            await asyncio.sleep(0.005)
+
+    async def stop_when_started() -> None:
+        await started.wait()
+        await pubsub.apublish(rows.topic, {"type": "stop", "id": str(other_id)})
+        await asyncio.sleep(0.05)
+        await pubsub.apublish(rows.topic, {"type": "stop", "id": str(answer_id)})
+
+    stopper = asyncio.create_task(stop_when_started())
+    async with rows.writer(answer_id, flush_interval=0) as writer:
+        async with writer.stoppable(), contextlib.aclosing(tokens()) as stream:
+            async for token in stream:
+                await writer.append(token)
+        assert writer.stopped
+        await writer.finish(complete=True)
+    await stopper
+    row = await rows.get(answer_id)
+    assert row.complete
+    assert row.text == writer.text
+    assert 5 < len(row.text.split()) < 10_000
+    assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+
+
+async def test_stop_before_the_scope_cancels_at_once(rows: Rows) -> None:
+    answer_id = await rows.create()
+    async with rows.writer(answer_id, flush_interval=0) as writer:
+        await pubsub.apublish(rows.topic, {"type": "stop", "id": str(answer_id)})
+        async with asyncio.timeout(WAIT):
+            while not writer.stopped:
+                await asyncio.sleep(0.01)
+        reached = False
+        async with writer.stoppable():
+            await asyncio.sleep(WAIT)
+            reached = True
+        assert not reached
+
+
+async def test_relay_trims_overlaps_and_repairs_gaps(rows: Rows) -> None:
+    """Deltas are de-duplicated by offset; a gap makes the relay ask for a flush and re-read."""
+    answer_id = await rows.create(text="Hello")
+    mid = str(answer_id)
+    browser = Browser()
+    cursor = browser.load_page(await rows.load_messages(None))
+    stream = rows.relay(cursor, sync_timeout=0.05)
+
+    async with pubsub.subscribe(rows.topic) as spy:
+
+        async def next_event() -> Event:
+            async with asyncio.timeout(WAIT):
+                while True:
+                    event = parse(await anext(stream))
+                    if event is not None:
+                        browser.apply(event)
+                        return event
+
+        async def publish(payload: dict[str, Any]) -> None:
+            await pubsub.apublish(rows.topic, payload)
+
+        # Catch-up: the relay asks for a flush of the incomplete row (nobody answers here).
+        first = asyncio.create_task(next_event())
+        async with asyncio.timeout(WAIT):
+            while True:
+                _topic, payload = await anext(spy)
+                if payload["type"] == "sync":
+                    assert payload["id"] == mid
+                    break
+        await publish({"type": "delta", "id": mid, "offset": 0, "text": "Hel"})  # old: dropped
+        await publish({"type": "delta", "id": mid, "offset": 3, "text": "lo, w"})  # overlap
+        event = await first
+        assert json.loads(event.data) == {"id": mid, "offset": 5, "text": ", w"}
+
+        # A gap: offset 10 while the browser holds 7 characters.
+        gap = asyncio.create_task(next_event())
+        await publish({"type": "delta", "id": mid, "offset": 10, "text": "ld!"})
+        async with asyncio.timeout(WAIT):
+            while True:
+                _topic, payload = await anext(spy)
+                if payload["type"] == "sync" and payload["id"] == mid:
+                    break
+        await rows.write(answer_id, "Hello, worl", {})
+        await publish({"type": "flushed", "id": mid, "end": 11})
+        await gap
+        while browser.texts[mid] != "Hello, world!":
+            await next_event()
+
+        # Completion replaces the message; later stale deltas are ignored.
+        await rows.write(answer_id, "Hello, world!", {"complete": True})
+        await publish({"type": "message", "id": mid})
+        event = await next_event()
+        assert event.event == "message"
+        assert mid in browser.complete
+
+        # A deleted row is announced as removed.
+        await rows.delete(answer_id)
+        await publish({"type": "message", "id": mid})
+        event = await next_event()
+        assert (event.event, json.loads(event.data)) == ("removed", {"id": mid})
+    await stream.aclose()  # type: ignore[attr-defined]
+
+
+async def test_relay_sends_conversation_events_and_keepalives(rows: Rows) -> None:
+    topic = streaming.conversations_topic(None)
+    assert topic == "chat:conversations:all"
+
+    async def render_conversation(payload: dict[str, Any]) -> str | None:
+        return None if payload["event"] == "ignored" else f"<li>{payload['id']}</li>"
+
+    stream = relay(
+        cursor=Cursor(),
+        messages_topic=None,
+        load_messages=rows.load_messages,
+        load_message=rows.load_message,
+        render_message=render,
+        conversations_topic=topic,
+        render_conversation=render_conversation,
+        keepalive=0.05,
+    )
+    assert await anext(stream) == "retry: 1000\n\n"
+    assert await anext(stream) == ": keep-alive\n\n"
+    await pubsub.apublish(topic, {"type": "conversation", "id": "a", "event": "ignored"})
+    await pubsub.apublish(topic, {"type": "conversation", "id": "b", "event": "created"})
+    async with asyncio.timeout(WAIT):
+        while (chunk := await anext(stream)).startswith(":"):
+            pass
+    assert chunk == "event: conversation\ndata: <li>b</li>\n\n"
+    await stream.aclose()  # type: ignore[attr-defined]
+
+
+async def test_relay_unsubscribes_when_the_client_disconnects(
+    rows: Rows, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    active: list[tuple[str, ...]] = []
+    real_subscribe = pubsub.subscribe
+
+    @contextlib.asynccontextmanager
+    async def tracking_subscribe(*topics: str) -> AsyncIterator[pubsub.Subscription]:
+        active.append(topics)
+        try:
+            async with real_subscribe(*topics) as sub:
+                yield sub
+        finally:
+            active.remove(topics)
+
+    monkeypatch.setattr(pubsub, "subscribe", tracking_subscribe)
+    stream = rows.relay(Cursor(), keepalive=WAIT)
+    await anext(stream)
+    assert active == [(rows.topic,)]
+    # Django cancels the response task on disconnect; the pending read is interrupted.
+    reader = asyncio.create_task(anext(stream))
+    await asyncio.sleep(0.05)
+    reader.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reader
+    await stream.aclose()  # type: ignore[attr-defined]
+    assert active == []
+
+
+def test_cursor_round_trips_and_last_event_id_wins() -> None:
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    cursor = Cursor(after=a, partial=b, end=42)
+    assert Cursor.parse(str(cursor)) == cursor
+    assert Cursor.parse(str(Cursor(after=a))) == Cursor(after=a)
+    assert Cursor.parse("-") == Cursor()
+    assert Cursor.parse("not-a-uuid") is None
+    assert Cursor.parse("") is None
+
+    factory = RequestFactory()
+    query = {"after": a, "partial": b, "end": "7"}
+    assert Cursor.from_request(factory.get("/", query)) == Cursor(a, b, 7)
+    fresher = Cursor(after=b)
+    request = factory.get("/", query, headers={"Last-Event-ID": str(fresher)})
+    assert Cursor.from_request(request) == fresher
+    assert Cursor.from_request(factory.get("/", {"after": "1; DROP TABLE"})) == Cursor()
+
+
+def test_event_stream_response_has_sse_headers() -> None:
+    async def events() -> AsyncIterator[str]:
+        yield ": hi\n\n"
+
+    response = streaming.event_stream_response(events())
+    assert response["Content-Type"] == "text/event-stream"
+    assert response["X-Accel-Buffering"] == "no"
+    assert response["Cache-Control"] == "no-cache"
