@@ -1,7 +1,8 @@
-"""The `django-ai-chat` console script: a thin dispatcher to `django_ai_chat.commands.*`.
+"""The `django-ai-chat` console script: one subcommand per module.
 
-Every subcommand is a module with `add_arguments(parser)` and `run(args) -> int`; add one by
-adding its module path to `SUBCOMMANDS`.
+A subcommand module provides `HELP` (one line for the command list), `DESCRIPTION`, `EPILOG`,
+`add_arguments(parser)` and `main(namespace) -> int` (the exit code). Add a command by adding
+its module to `COMMANDS`; modules are imported only when the parser is built.
 """
 
 from __future__ import annotations
@@ -11,44 +12,41 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from django_ai_chat import __version__
-
-SUBCOMMANDS: dict[str, str] = {
-    "new": "django_ai_chat.commands.new",
-    "demo": "django_ai_chat.commands.demo",
+COMMANDS: dict[str, str] = {
+    "gen": "django_ai_chat.gen.command",
 }
 """Subcommand name → module implementing it."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with one subparser per entry of `SUBCOMMANDS`."""
+    """The parser of every subcommand."""
+    from django_ai_chat import __version__
+
     parser = argparse.ArgumentParser(
         prog="django-ai-chat",
-        description="A complete AI chat feature for Django projects.",
+        description="A complete AI chat for Django projects.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, module_path in SUBCOMMANDS.items():
-        module = importlib.import_module(module_path)
-        doc = (module.__doc__ or "").strip()
-        summary = doc.splitlines()[0] if doc else ""
-        summary = summary.split(": ", 1)[-1].rstrip(".")
-        sub = subparsers.add_parser(
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, dotted in COMMANDS.items():
+        module = importlib.import_module(dotted)
+        sub = commands.add_parser(
             name,
-            help=summary,
-            description=doc,
+            help=module.HELP,
+            description=module.DESCRIPTION,
+            epilog=module.EPILOG,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         module.add_arguments(sub)
-        sub.set_defaults(_module=module)
+        sub.set_defaults(handler=module.main)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse `argv` (default: `sys.argv[1:]`) and run the chosen subcommand."""
+    """Run the subcommand named in `argv` (default: `sys.argv[1:]`); returns its exit code."""
     args = build_parser().parse_args(argv)
-    status: int = args._module.run(args)
-    return status
+    code: int = args.handler(args)
+    return code
 
 
 if __name__ == "__main__":

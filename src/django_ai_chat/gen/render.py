@@ -54,3 +54,13 @@ def render_tree(context: Mapping[str, Any], root: Path = APP_TEMPLATE) -> dict[P
             content = path.read_text()
         out[target] = content
     return out
+
+
+SNIPPETS = Path(__file__).parent / "snippets"
+
+_snippet_env = _env.overlay(loader=jinja2.FileSystemLoader(SNIPPETS))
+
+
+def render_snippet(name: str, context: Mapping[str, Any]) -> str:
+    """Render `snippets/<name>` (settings blocks and notice texts), without surrounding blanks."""
+    return _snippet_env.get_template(name).render(context).strip("\n")

@@ -1,0 +1,249 @@
+"""`ChatOptions`: the generator's options, parsed, validated and turned into template context.
+
+One declaration serves both entry points (`manage.py gen_chat` and `django-ai-chat gen`):
+`add_arguments()` fills an argparse parser, `ChatOptions.from_namespace()` validates the result
+against the running Django project.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import keyword
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django_ai_chat import __version__
+from django_ai_chat.gen.errors import GeneratorError
+
+PROVIDERS: dict[str, tuple[str | None, str]] = {
+    # provider: (API key environment variable, django-ai-chat extra)
+    "openai": ("OPENAI_API_KEY", "openai"),
+    "anthropic": ("ANTHROPIC_API_KEY", "anthropic"),
+    "gemini": ("GOOGLE_API_KEY", "google"),
+    "ollama": (None, "openai"),
+}
+"""Every `--provider`, with the environment variable of its key and the package extra it needs."""
+
+_FALLBACK_MODELS = {
+    "openai": "openai:gpt-4o",
+    "anthropic": "anthropic:claude-sonnet-4-5",
+    "gemini": "google:gemini-2.5-pro",
+    "ollama": "ollama:llama3.2",
+}
+
+EXTENSIONS = ("admin",)
+"""Every name `--extend` accepts."""
+
+EXAMPLES = """\
+examples:
+  resources only, no UI:
+    %(prog)s --user accounts.User
+  full page with a named app and Anthropic:
+    %(prog)s --user accounts.User --live --provider anthropic --domain support_chat
+  embeddable component with Gemini:
+    %(prog)s --live-component --domain support_chat --provider gemini
+  everything:
+    %(prog)s --live --live-component --domain support_chat --route /support/chat \\
+        --provider anthropic --extend admin
+  in CI: exit non-zero when the project is not in sync:
+    %(prog)s --live --check
+
+exit codes: 0 done (or in sync), 1 would change files / aborted, 2 warnings, 3 issues.
+"""
+
+_ROUTE = re.compile(r"[A-Za-z0-9_.~-]+(?:/[A-Za-z0-9_.~-]+)*")
+
+
+def default_model(provider: str) -> str:
+    """The model string written into the generated `responder.py` for `provider`."""
+    try:
+        models: Any = importlib.import_module("django_ai_chat.llm").DEFAULT_MODELS
+    except (ImportError, AttributeError):
+        models = {}
+    return str(models.get(provider, _FALLBACK_MODELS[provider]))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare every generator option on `parser` (shared by both entry points)."""
+    parser.add_argument(
+        "--user",
+        metavar="APP_LABEL.MODEL",
+        help="the user model conversations belong to (default: AUTH_USER_MODEL when "
+        "django.contrib.auth is installed, otherwise no-user mode)",
+    )
+    parser.add_argument(
+        "--domain", default="chat", help="label of the generated Django app (default: chat)"
+    )
+    parser.add_argument(
+        "--route", default="/chat", help="URL prefix of the chat pages (default: /chat)"
+    )
+    parser.add_argument(
+        "--provider",
+        default="openai",
+        metavar="|".join(PROVIDERS),
+        help="LLM provider; sets the default model and its API key setting (default: openai)",
+    )
+    parser.add_argument(
+        "--extend", default="", metavar="NAME[,NAME]", help=f"extras: {', '.join(EXTENSIONS)}"
+    )
+    parser.add_argument("--live", action="store_true", help="generate the full-page chat UI")
+    parser.add_argument(
+        "--live-component",
+        action="store_true",
+        help="generate the embeddable chat component (a template tag)",
+    )
+    parser.add_argument("--yes", action="store_true", help="write without asking")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the changes as a diff and write nothing"
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 0 when the project is in sync, else 1 (changes), "
+        "2 (warnings) or 3 (issues)",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChatOptions:
+    """The validated options of one generator run."""
+
+    app_label: str
+    """The generated Django app (`--domain`)."""
+    route: str
+    """URL prefix without leading or trailing slashes (`""` mounts the chat at the root)."""
+    provider: str
+    """A key of `PROVIDERS`."""
+    user_model: str | None
+    """`"app_label.ModelName"` of the user model, or `None` for no-user mode."""
+    live: bool = False
+    live_component: bool = False
+    extensions: tuple[str, ...] = ()
+    yes: bool = False
+    dry_run: bool = False
+    check: bool = False
+
+    @classmethod
+    def from_namespace(cls, ns: argparse.Namespace, *, root: Path) -> ChatOptions:
+        """Validate parsed arguments against the configured Django project in `root`.
+
+        Raises:
+            GeneratorError: an option is malformed or names something that does not exist.
+        """
+        provider = str(ns.provider).strip().lower()
+        if provider not in PROVIDERS:
+            raise GeneratorError(
+                f"Unknown --provider {ns.provider!r}; choose one of: {', '.join(PROVIDERS)}."
+            )
+        extensions = tuple(sorted({e.strip() for e in str(ns.extend).split(",") if e.strip()}))
+        unknown = [e for e in extensions if e not in EXTENSIONS]
+        if unknown:
+            raise GeneratorError(
+                f"Unknown --extend {', '.join(map(repr, unknown))}; "
+                f"known extensions: {', '.join(EXTENSIONS)}."
+            )
+        return cls(
+            app_label=_app_label(str(ns.domain), root),
+            route=_route(str(ns.route)),
+            provider=provider,
+            user_model=_user_model(ns.user),
+            live=bool(ns.live),
+            live_component=bool(ns.live_component),
+            extensions=extensions,
+            yes=bool(ns.yes),
+            dry_run=bool(ns.dry_run),
+            check=bool(ns.check),
+        )
+
+    @property
+    def model(self) -> str:
+        """The default model string."""
+        return default_model(self.provider)
+
+    @property
+    def api_key_env(self) -> str | None:
+        """Environment variable (and setting) holding the provider's API key."""
+        return PROVIDERS[self.provider][0]
+
+    @property
+    def extra(self) -> str:
+        """The `django-ai-chat[<extra>]` the provider needs."""
+        return PROVIDERS[self.provider][1]
+
+    @property
+    def ui(self) -> bool:
+        """Whether a browser UI (page or component) is generated, so SSE needs ASGI."""
+        return self.live or self.live_component
+
+    def context(self) -> dict[str, Any]:
+        """The template context documented in `docs/architecture.md`."""
+        return {
+            "app_label": self.app_label,
+            "camel": "".join(part.capitalize() for part in self.app_label.split("_")),
+            "route": self.route,
+            "provider": self.provider,
+            "model": self.model,
+            "api_key_env": self.api_key_env,
+            "user_model": self.user_model,
+            "live": self.live,
+            "live_component": self.live_component,
+            "admin": "admin" in self.extensions,
+            "version": __version__,
+        }
+
+
+def _app_label(domain: str, root: Path) -> str:
+    label = domain.strip()
+    if not label.isidentifier() or keyword.iskeyword(label) or label != label.lower():
+        raise GeneratorError(
+            f"--domain {domain!r} is not a valid app label: use a lowercase Python identifier "
+            "such as 'chat' or 'support_chat'."
+        )
+    from django.apps import apps
+
+    for config in apps.get_app_configs():
+        if config.label == label and Path(config.path).resolve() != (root / label).resolve():
+            raise GeneratorError(
+                f"--domain {label!r} clashes with the installed app {config.name!r} "
+                f"(label {label!r}); choose another name."
+            )
+    spec = importlib.util.find_spec(label)
+    if spec is not None and spec.origin is not None:
+        location = Path(spec.origin).resolve().parent
+        if location != (root / label).resolve():
+            raise GeneratorError(
+                f"--domain {label!r} would shadow the existing Python module {label!r} "
+                f"({spec.origin}); choose another name."
+            )
+    return label
+
+
+def _route(route: str) -> str:
+    stripped = route.strip().strip("/")
+    if stripped and not _ROUTE.fullmatch(stripped):
+        raise GeneratorError(
+            f"--route {route!r} is not a plain URL path; write it like '/chat' or '/support/chat'."
+        )
+    return stripped
+
+
+def _user_model(given: str | None) -> str | None:
+    from django.apps import apps
+    from django.conf import settings
+
+    if given is None:
+        if not apps.is_installed("django.contrib.auth"):
+            return None
+        given = str(settings.AUTH_USER_MODEL)
+    try:
+        model = apps.get_model(given)
+    except (LookupError, ValueError):
+        raise GeneratorError(
+            f"--user {given!r} is not an installed model; write it as 'app_label.ModelName', "
+            "e.g. 'accounts.User' (run without --user to use AUTH_USER_MODEL)."
+        ) from None
+    return str(model._meta.label)
