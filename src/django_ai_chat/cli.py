@@ -1,8 +1,8 @@
-"""The `django-ai-chat` console script: one subcommand per module.
+"""The `django-ai-chat` console script: a thin dispatcher to `django_ai_chat.commands.*`.
 
-A subcommand module provides `HELP` (one line for the command list), `DESCRIPTION`, `EPILOG`,
-`add_arguments(parser)` and `main(namespace) -> int` (the exit code). Add a command by adding
-its module to `COMMANDS`; modules are imported only when the parser is built.
+Every subcommand is a module with `add_arguments(parser)` and `run(args) -> int` (and optionally
+`EPILOG`, text shown after the options in `--help`); add one by adding its module path to
+`SUBCOMMANDS`.
 """
 
 from __future__ import annotations
@@ -12,41 +12,46 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-COMMANDS: dict[str, str] = {
-    "gen": "django_ai_chat.gen.command",
+from django_ai_chat import __version__
+
+SUBCOMMANDS: dict[str, str] = {
+    "new": "django_ai_chat.commands.new",
+    "demo": "django_ai_chat.commands.demo",
+    "gen": "django_ai_chat.commands.gen",
 }
 """Subcommand name → module implementing it."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The parser of every subcommand."""
-    from django_ai_chat import __version__
-
+    """The argument parser with one subparser per entry of `SUBCOMMANDS`."""
     parser = argparse.ArgumentParser(
         prog="django-ai-chat",
-        description="A complete AI chat for Django projects.",
+        description="A complete AI chat feature for Django projects.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, dotted in COMMANDS.items():
-        module = importlib.import_module(dotted)
-        sub = commands.add_parser(
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module_path in SUBCOMMANDS.items():
+        module = importlib.import_module(module_path)
+        doc = (module.__doc__ or "").strip()
+        summary = doc.splitlines()[0] if doc else ""
+        summary = summary.split(": ", 1)[-1].rstrip(".")
+        sub = subparsers.add_parser(
             name,
-            help=module.HELP,
-            description=module.DESCRIPTION,
-            epilog=module.EPILOG,
+            help=summary,
+            description=doc,
+            epilog=getattr(module, "EPILOG", None),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         module.add_arguments(sub)
-        sub.set_defaults(handler=module.main)
+        sub.set_defaults(_module=module)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the subcommand named in `argv` (default: `sys.argv[1:]`); returns its exit code."""
+    """Parse `argv` (default: `sys.argv[1:]`) and run the chosen subcommand."""
     args = build_parser().parse_args(argv)
-    code: int = args.handler(args)
-    return code
+    status: int = args._module.run(args)
+    return status
 
 
 if __name__ == "__main__":

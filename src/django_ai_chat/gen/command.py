@@ -1,4 +1,4 @@
-"""`gen`: the command both entry points run (`django-ai-chat gen`, `manage.py gen_chat`)."""
+"""The generator run both entry points share (`django-ai-chat gen`, `manage.py gen_chat`)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ from django_ai_chat.gen.chat import gen_chat
 from django_ai_chat.gen.errors import GeneratorError
 from django_ai_chat.gen.options import EXAMPLES, ChatOptions, add_arguments
 from django_ai_chat.gen.project import Project
-from django_ai_chat.gen.target import Target, find_root, setup_django
+from django_ai_chat.gen.target import Target
 
-__all__ = ["DESCRIPTION", "EPILOG", "HELP", "add_arguments", "main", "run"]
+__all__ = ["DESCRIPTION", "EPILOG", "add_arguments", "run"]
 
-HELP = "generate the chat app into the Django project in the current directory"
 DESCRIPTION = """\
 Generate a complete AI chat into an existing Django project: models, actions, jobs, responder,
 tools, views, templates, worker command and tests in a new app, plus the settings, URLconf and
@@ -39,17 +38,6 @@ def run(ns: argparse.Namespace, *, root: Path, out: Output = sys.stdout) -> int:
     out.write(_summary(opts) + "\n\n")
     project = gen_chat(Project(root), opts, target)
     return apply(project, Mode(yes=opts.yes, dry_run=opts.dry_run, check=opts.check), out=out)
-
-
-def main(ns: argparse.Namespace) -> int:
-    """`django-ai-chat gen`: find `manage.py`, configure Django as it would, and run."""
-    try:
-        root = find_root(Path.cwd())
-        setup_django(root)
-    except GeneratorError as error:
-        sys.stderr.write(f"error: {error}\n")
-        return ISSUES
-    return run(ns, root=root)
 
 
 def _summary(opts: ChatOptions) -> str:

@@ -37,9 +37,11 @@ def render_tree(context: Mapping[str, Any], root: Path = APP_TEMPLATE) -> dict[P
     """Render every file under `root`; returns `{relative output path: content}`, sorted.
 
     Files whose rendered content is empty (a template wrapped in a false `[% if %]`) are left
-    out, so options can switch whole files off.
+    out, so options can switch whole files off; an empty `__init__.py` is kept exactly when its
+    package keeps other files.
     """
     out: dict[PurePosixPath, str] = {}
+    empty_inits: list[PurePosixPath] = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = PurePosixPath(path.relative_to(root).as_posix())
         if "__pycache__" in rel.parts:
@@ -49,11 +51,16 @@ def render_tree(context: Mapping[str, Any], root: Path = APP_TEMPLATE) -> dict[P
             content = _env.get_template(str(rel)).render(context)
             target = target.with_name(target.name.removesuffix(_SUFFIX))
             if not content.strip():
+                if target.name == "__init__.py":
+                    empty_inits.append(target)
                 continue
         else:
             content = path.read_text()
         out[target] = content
-    return out
+    for init in empty_inits:
+        if any(init.parent in path.parents for path in out):
+            out[init] = ""
+    return dict(sorted(out.items()))
 
 
 SNIPPETS = Path(__file__).parent / "snippets"
