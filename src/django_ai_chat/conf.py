@@ -31,6 +31,9 @@ class Settings:
     MAX_MESSAGE_LENGTH: int = 20_000
     """Longest user message accepted, in characters."""
 
+    TOOLS_EXTRACTOR: str | None = None
+    """Dotted path of a callable replacing `django_ai_chat.ui.extract_tools` in the UI."""
+
     def __getattribute__(self, name: str) -> Any:
         if name.isupper():
             return getattr(django_settings, f"AI_CHAT_{name}", object.__getattribute__(self, name))

@@ -1,0 +1,50 @@
+"""`{% load ai_chat %}`: the runtime's template filters.
+
+- `{{ message.text|markdown }}`: sanitised HTML from Markdown (`django_ai_chat.markdown`).
+- `{% with tools=message|tool_badges %}…{% for call in tools.tool_calls %}`: the message's tool
+  calls and results for badges, through the extractor `AI_CHAT_TOOLS_EXTRACTOR` selects.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+from django.utils.safestring import SafeString
+
+from django_ai_chat.markdown import render_markdown
+from django_ai_chat.ui import ToolsView, get_tools_extractor
+
+register = template.Library()
+
+
+@register.filter(name="markdown", is_safe=True)
+def markdown(text: object) -> SafeString:
+    """Render Markdown as sanitised HTML; `None` renders as nothing.
+
+    Args:
+        text: Markdown source (non-strings are converted with `str`).
+
+    Returns:
+        Safe HTML.
+    """
+    if text is None:
+        return render_markdown("")
+    return render_markdown(str(text))
+
+
+@register.filter(name="tool_badges")
+def tool_badges(message: Any) -> ToolsView:
+    """The tool calls and results of `message`, via `get_tools_extractor()`.
+
+    Args:
+        message: A message instance or dict with `tool_calls` / `tool_results`.
+
+    Returns:
+        A `ToolsView`; empty (falsy) for anything that is not a message, so a template never
+        fails on it.
+    """
+    try:
+        return get_tools_extractor()(message)
+    except ValueError:
+        return ToolsView()

@@ -1,0 +1,240 @@
+"""Tool calls and results of a stored message, shaped for a UI (badges, collapsible details).
+
+Mirrors ash_ai's `AshAi.ChatUI.Tools.extract/1`: whatever shape the entries were stored in
+(our loop's events, OpenAI-style `function.name`, JSON strings, missing ids), the UI gets the same
+small dataclasses with bounded previews; malformed entries are skipped, never raised.
+
+Projects can replace the extractor: `AI_CHAT_TOOLS_EXTRACTOR = "myapp.chat_ui.extract"` (a
+callable taking the message and returning a `ToolsView`), used by `get_tools_extractor()` and by
+the `tool_badges` template filter.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Final
+
+from django.utils.module_loading import import_string
+
+from django_ai_chat.conf import ai_chat_settings
+from django_ai_chat.exceptions import ConfigurationError
+
+__all__ = [
+    "ARGUMENTS_PREVIEW_CHARS",
+    "CONTENT_PREVIEW_CHARS",
+    "ToolCallView",
+    "ToolResultView",
+    "ToolsExtractor",
+    "ToolsView",
+    "extract_tools",
+    "get_tools_extractor",
+]
+
+logger = logging.getLogger(__name__)
+
+ARGUMENTS_PREVIEW_CHARS: Final = 80
+CONTENT_PREVIEW_CHARS: Final = 180
+
+_WHITESPACE: Final = re.compile(r"\s+")
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallView:
+    """One tool call the model made.
+
+    Attributes:
+        id: The provider's call id (`"call_unknown"` when it was not stored).
+        name: The tool's name.
+        arguments: The decoded arguments; `{"raw": text}` when they were not a JSON object.
+        arguments_preview: Compact JSON of the arguments, at most 80 characters.
+    """
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+    arguments_preview: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResultView:
+    """What a tool returned.
+
+    Attributes:
+        id: The call id it answers (`"tool_result"` when it was not stored).
+        name: The tool's name, from the result or its matching call; `None` when unknown.
+        content: The result as stored.
+        is_error: True only when stored as `true` / `"true"`.
+        content_preview: One line of the content, at most 180 characters.
+    """
+
+    id: str
+    name: str | None
+    content: Any
+    is_error: bool
+    content_preview: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolsView:
+    """The tool calls and results of one message, in stored order."""
+
+    tool_calls: list[ToolCallView] = field(default_factory=list)
+    tool_results: list[ToolResultView] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.tool_calls or self.tool_results)
+
+
+ToolsExtractor = Callable[[Any], ToolsView]
+
+
+def extract_tools(message: Any) -> ToolsView:
+    """Extract the tool calls and results of a message for display.
+
+    Args:
+        message: A message model instance, a dict, or any object with `tool_calls` and/or
+            `tool_results` attributes. Each is a list of dicts (or a JSON string of one); entries
+            may be JSON strings, use `function.name`, `call_id`/`tool_call_id`, or lack ids.
+
+    Returns:
+        The calls (entries without a name are skipped) and results, with previews.
+
+    Raises:
+        ValueError: `message` is not a message at all (no `tool_calls`/`tool_results`).
+    """
+    if isinstance(message, Mapping):
+        raw_calls, raw_results = message.get("tool_calls"), message.get("tool_results")
+    elif hasattr(message, "tool_calls") or hasattr(message, "tool_results"):
+        raw_calls = getattr(message, "tool_calls", None)
+        raw_results = getattr(message, "tool_results", None)
+    else:
+        raise ValueError(
+            f"extract_tools() expects a message (a model instance, a dict or an object with "
+            f"'tool_calls'/'tool_results'), got {type(message).__name__!r}."
+        )
+    calls = [c for c in map(_call_view, _entries(raw_calls)) if c is not None]
+    names = {c.id: c.name for c in calls}
+    results = [r for r in (_result_view(e, names) for e in _entries(raw_results)) if r]
+    return ToolsView(tool_calls=calls, tool_results=results)
+
+
+def get_tools_extractor() -> ToolsExtractor:
+    """The extractor the UI uses: `AI_CHAT_TOOLS_EXTRACTOR` if set, else `extract_tools`.
+
+    Raises:
+        ConfigurationError: The setting does not name an importable callable.
+    """
+    path = ai_chat_settings.TOOLS_EXTRACTOR
+    return extract_tools if not path else _import_extractor(str(path))
+
+
+@lru_cache(maxsize=8)
+def _import_extractor(path: str) -> ToolsExtractor:
+    try:
+        extractor = import_string(path)
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"AI_CHAT_TOOLS_EXTRACTOR={path!r} cannot be imported ({exc}). Set it to the dotted "
+            "path of a callable taking a message and returning a django_ai_chat.ui.ToolsView."
+        ) from exc
+    if not callable(extractor):
+        raise ConfigurationError(f"AI_CHAT_TOOLS_EXTRACTOR={path!r} is not callable.")
+    return extractor  # type: ignore[no-any-return]
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, (str, bytes)):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _entries(raw: Any) -> Iterable[Mapping[str, Any]]:
+    raw = _decode(raw)
+    if raw is None:
+        return []
+    if not isinstance(raw, (list, tuple)):
+        logger.debug("Ignored tool entries that are not a list: %r", type(raw))
+        return []
+    return [e for e in map(_decode, raw) if isinstance(e, Mapping)]
+
+
+def _text_id(entry: Mapping[str, Any], keys: tuple[str, ...], default: str) -> str:
+    for key in keys:
+        value = entry.get(key)
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and value != "":
+            return str(value)
+    return default
+
+
+def _name(entry: Mapping[str, Any]) -> str | None:
+    name = entry.get("name") or entry.get("tool_name")
+    function = entry.get("function")
+    if not name and isinstance(function, Mapping):
+        name = function.get("name")
+    return name if isinstance(name, str) and name else None
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _preview(text: str, limit: int) -> str:
+    text = _WHITESPACE.sub(" ", text).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _call_view(entry: Mapping[str, Any]) -> ToolCallView | None:
+    try:
+        name = _name(entry)
+        if name is None:
+            return None
+        function = entry.get("function")
+        raw = entry.get("arguments", entry.get("args", entry.get("input")))
+        if raw is None and isinstance(function, Mapping):
+            raw = function.get("arguments")
+        decoded = _decode(raw)
+        if decoded is None or decoded == "":
+            arguments: dict[str, Any] = {}
+        elif isinstance(decoded, Mapping):
+            arguments = dict(decoded)
+        else:
+            arguments = {"raw": raw}
+        return ToolCallView(
+            id=_text_id(entry, ("id", "call_id", "tool_call_id"), "call_unknown"),
+            name=name,
+            arguments=arguments,
+            arguments_preview=_preview(_json(arguments), ARGUMENTS_PREVIEW_CHARS),
+        )
+    except Exception:  # the UI must render even when one stored entry is odd
+        logger.debug("Skipped a malformed tool call entry", exc_info=True)
+        return None
+
+
+def _result_view(entry: Mapping[str, Any], names: Mapping[str, str]) -> ToolResultView | None:
+    try:
+        result_id = _text_id(entry, ("tool_call_id", "id", "call_id"), "tool_result")
+        content = entry.get("content", entry.get("result", entry.get("output")))
+        decoded = _decode(content)
+        text = decoded if isinstance(decoded, str) else _json(decoded)
+        is_error = entry.get("is_error")
+        return ToolResultView(
+            id=result_id,
+            name=_name(entry) or names.get(result_id),
+            content=content,
+            is_error=is_error is True or is_error == "true",
+            content_preview=_preview(text, CONTENT_PREVIEW_CHARS),
+        )
+    except Exception:  # the UI must render even when one stored entry is odd
+        logger.debug("Skipped a malformed tool result entry", exc_info=True)
+        return None
