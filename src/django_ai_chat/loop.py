@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
 
@@ -229,6 +229,85 @@ def _error_for(error: Exception) -> ErrorEvent:
     return ErrorEvent(reason="provider_error", message=f"{type(error).__name__}: {error}")
 
 
+@dataclass(frozen=True)
+class _Run:
+    prompt: str
+    history: list[ModelMessage]
+    system_prompt: str
+    model: str | Model
+    tools: ToolsArg
+    actor: Any
+    max_rounds: int
+
+
+async def _produce(run_spec: _Run, emit: Callable[[Event], Awaitable[None]]) -> None:
+    """Run the agent and `emit` every event; always ends with a `DoneEvent`."""
+    text: list[str] = []
+    rounds = 0
+    run_usage: RunUsage | None = None
+    error: ErrorEvent | None = None
+    try:
+        toolset = _ActorToolset(
+            await _resolve_tools(run_spec.tools, run_spec.actor), run_spec.actor
+        )
+        agent: Agent[None, str] = Agent(
+            resolve_model(run_spec.model),
+            instructions=run_spec.system_prompt or None,
+            toolsets=[toolset],
+            retries=_UNBOUNDED_RETRIES,
+        )
+        async with agent.iter(
+            run_spec.prompt,
+            message_history=run_spec.history,
+            usage_limits=UsageLimits(request_limit=None),
+        ) as run:
+            node = run.next_node
+            while not Agent.is_end_node(node):
+                if Agent.is_model_request_node(node):
+                    if rounds >= run_spec.max_rounds:
+                        error = ErrorEvent(
+                            reason="max_rounds",
+                            message=f"Stopped after {rounds} model requests (max_rounds).",
+                        )
+                        break
+                    rounds += 1
+                    async with node.stream(run.ctx) as request_stream:
+                        async for event in request_stream:
+                            if delta := _text_of(event):
+                                text.append(delta)
+                                await emit(TextDeltaEvent(text=delta))
+                elif Agent.is_call_tools_node(node):
+                    async with node.stream(run.ctx) as tools_stream:
+                        async for event in tools_stream:
+                            if tool_event := _tool_event(event):
+                                await emit(tool_event)
+                run_usage = run.usage
+                node = await run.next(node)
+            run_usage = run.usage
+    except Exception as caught:
+        error = _error_for(caught)
+    if error is not None:
+        await emit(error)
+    await emit(DoneEvent(text="".join(text), usage=_usage(run_usage), rounds=rounds))
+
+
+async def _next_event(queue: asyncio.Queue[Event], producer: asyncio.Task[None]) -> Event | None:
+    """The next queued event; `None` once the producer has ended and nothing is left."""
+    if not queue.empty():
+        return queue.get_nowait()
+    getter = asyncio.ensure_future(queue.get())
+    try:
+        await asyncio.wait({getter, producer}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        getter.cancel()
+    if getter.done() and not getter.cancelled():
+        return getter.result()
+    if not queue.empty():
+        return queue.get_nowait()
+    producer.result()  # re-raises whatever killed the producer
+    return None
+
+
 async def astream(
     messages: Sequence[ChatMessage],
     *,
@@ -239,6 +318,11 @@ async def astream(
     max_rounds: int | None = None,
 ) -> AsyncGenerator[Event, None]:
     """Run the tool loop and yield its events as they happen.
+
+    The model run lives in its own task, one event ahead of the consumer at most, so the
+    iterator may be advanced from any task (e.g. under `asyncio.wait_for`). Closing the iterator
+    (`aclose()`, `break` in `async for`) or cancelling the consumer cancels the run and closes
+    the provider stream.
 
     Args:
         messages: The conversation so far, oldest first, ending with the user's message (assistant
@@ -259,51 +343,28 @@ async def astream(
     Raises:
         ValueError: `messages` holds no user message.
     """
-    limit = ai_chat_settings.MAX_ROUNDS if max_rounds is None else max_rounds
     prompt, history = _to_model_messages(messages)
-    text: list[str] = []
-    rounds = 0
-    run_usage: RunUsage | None = None
-    error: ErrorEvent | None = None
+    run_spec = _Run(
+        prompt=prompt,
+        history=history,
+        system_prompt=system_prompt,
+        model=model,
+        tools=tools,
+        actor=actor,
+        max_rounds=ai_chat_settings.MAX_ROUNDS if max_rounds is None else max_rounds,
+    )
+    queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=1)
+    producer = asyncio.create_task(_produce(run_spec, queue.put), name="django_ai_chat.loop")
     try:
-        toolset = _ActorToolset(await _resolve_tools(tools, actor), actor)
-        agent: Agent[None, str] = Agent(
-            resolve_model(model),
-            instructions=system_prompt or None,
-            toolsets=[toolset],
-            retries=_UNBOUNDED_RETRIES,
-        )
-        async with agent.iter(
-            prompt, message_history=history, usage_limits=UsageLimits(request_limit=None)
-        ) as run:
-            node = run.next_node
-            while not Agent.is_end_node(node):
-                if Agent.is_model_request_node(node):
-                    if rounds >= limit:
-                        error = ErrorEvent(
-                            reason="max_rounds",
-                            message=f"Stopped after {limit} model requests (max_rounds).",
-                        )
-                        break
-                    rounds += 1
-                    async with node.stream(run.ctx) as request_stream:
-                        async for event in request_stream:
-                            if delta := _text_of(event):
-                                text.append(delta)
-                                yield TextDeltaEvent(text=delta)
-                elif Agent.is_call_tools_node(node):
-                    async with node.stream(run.ctx) as tools_stream:
-                        async for event in tools_stream:
-                            if tool_event := _tool_event(event):
-                                yield tool_event
-                run_usage = run.usage
-                node = await run.next(node)
-            run_usage = run.usage
-    except Exception as caught:
-        error = _error_for(caught)
-    if error is not None:
-        yield error
-    yield DoneEvent(text="".join(text), usage=_usage(run_usage), rounds=rounds)
+        while (event := await _next_event(queue, producer)) is not None:
+            yield event
+            if isinstance(event, DoneEvent):
+                break
+    finally:
+        if not producer.done():
+            producer.cancel()
+            # `wait` neither raises the producer's CancelledError nor swallows our own.
+            await asyncio.wait({producer})
 
 
 def stream(

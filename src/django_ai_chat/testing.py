@@ -81,7 +81,7 @@ class ScriptedLLM(FunctionModel):
         >>> llm = ScriptedLLM([["Let me ", "look."], [ToolCall("search", {"q": "x"})], ["Done."]])
 
     Both streamed and non-streamed requests are served. Every request's messages are recorded in
-    `requests` for assertions.
+    `requests`, and the names of the tools offered in `tool_names`, for assertions.
     """
 
     __test__ = False
@@ -90,6 +90,7 @@ class ScriptedLLM(FunctionModel):
         """Create a model playing `script` (a list of turns, each a list of items)."""
         self.turns: deque[list[ScriptItem]] = deque(list(turn) for turn in script)
         self.requests: list[list[ModelMessage]] = []
+        self.tool_names: list[list[str]] = []
         self._call_count = 0
         super().__init__(self._respond, stream_function=self._stream, model_name=model_name)
 
@@ -97,8 +98,9 @@ class ScriptedLLM(FunctionModel):
         """Append turns to the script."""
         self.turns.extend(list(turn) for turn in turns)
 
-    def _next_turn(self, messages: list[ModelMessage]) -> list[ScriptItem]:
+    def _next_turn(self, messages: list[ModelMessage], info: AgentInfo) -> list[ScriptItem]:
         self.requests.append(list(messages))
+        self.tool_names.append([tool.name for tool in info.function_tools])
         if not self.turns:
             raise ScriptExhausted(
                 f"ScriptedLLM {self.model_name!r} got model request #{len(self.requests)}, but its "
@@ -113,7 +115,7 @@ class ScriptedLLM(FunctionModel):
     async def _stream(
         self, messages: list[ModelMessage], info: AgentInfo
     ) -> AsyncIterator[str | DeltaToolCalls]:
-        turn = self._next_turn(messages)
+        turn = self._next_turn(messages, info)
         for index, item in enumerate(turn):
             if isinstance(item, BaseException):
                 raise item
@@ -129,7 +131,7 @@ class ScriptedLLM(FunctionModel):
                 yield item
 
     async def _respond(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
-        turn = self._next_turn(messages)
+        turn = self._next_turn(messages, info)
         text = ""
         calls: list[ToolCallPart] = []
         for item in turn:
