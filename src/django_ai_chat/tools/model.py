@@ -293,13 +293,15 @@ class ModelTools(Generic[M]):
                 f"Could not {verb} the {self.opts.verbose_name}:\n{validation_message(error)}"
             ) from None
         instance.save()
-        if not self.queryset(actor).filter(pk=instance.pk).exists():
-            # Raising inside the caller's atomic block rolls the write back.
+        # Re-read through the scope: the answer shows what the database holds, and a row that
+        # left the scope is rolled back (raising inside the caller's atomic block).
+        saved = self.queryset(actor).filter(pk=instance.pk).first()
+        if saved is None:
             raise ToolError(
                 f"Could not {verb} the {self.opts.verbose_name}: the result would not be "
                 "visible to the user. Nothing was saved."
             )
-        return self.to_json(instance)
+        return self.to_json(saved)
 
 
 class ModelTool(Tool):
