@@ -3,7 +3,9 @@
 The Django counterpart of `mix igniter.new … --auth-strategy password` followed by
 `mix ash_ai.gen.chat --live`: renders `gen/project_template/` (a project package, an `accounts`
 app with a custom user model and sign-up / log-in / log-out pages, and its initial migration),
-then runs `manage.py gen_chat --live --yes` in it with the options passed through.
+then runs `django-ai-chat gen --live --yes` in it (the same as `manage.py gen_chat`, which is not
+available before the generator adds `django_ai_chat` to `INSTALLED_APPS`) with the options passed
+through.
 """
 
 from __future__ import annotations
@@ -60,7 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also generate the embeddable chat component",
     )
-    parser.add_argument("--quiet", action="store_true", help="print only errors and the next steps")
+    parser.add_argument(
+        "--verbose", action="store_true", help="show the generator's diff and notices"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             domain=args.domain,
             route=args.route,
             live_component=args.live_component,
-            quiet=args.quiet,
+            verbose=args.verbose,
         )
     except NewProjectError as error:
         print(f"django-ai-chat new: {error}", file=sys.stderr)
@@ -90,7 +94,7 @@ def create_project(
     domain: str = "chat",
     route: str = "/chat",
     live_component: bool = False,
-    quiet: bool = False,
+    verbose: bool = False,
 ) -> Path:
     """Create a Django project with email log-in, then generate the chat into it.
 
@@ -101,7 +105,8 @@ def create_project(
         domain: `gen_chat --domain`, the chat's app label.
         route: `gen_chat --route`, also where log-in redirects to.
         live_component: Pass `--live-component` to `gen_chat`.
-        quiet: Hide the generator's output unless it fails.
+        verbose: Show the generator's output (its diff and notices); otherwise it is shown only
+            when it fails.
 
     Returns:
         The project directory (holding `manage.py`).
@@ -137,11 +142,11 @@ def create_project(
     }
     write_tree(render_project(context), target)
     (target / "manage.py").chmod(0o755)
-    gen_args = ["gen_chat", "--live", "--yes", "--provider", provider, "--domain", app_label]
+    gen_args = ["gen", "--live", "--yes", "--provider", provider, "--domain", app_label]
     gen_args += ["--route", f"/{clean_route}"]
     if live_component:
         gen_args.append("--live-component")
-    _manage(target, name, gen_args, quiet=quiet)
+    _run_in(target, name, [sys.executable, "-m", "django_ai_chat.cli", *gen_args], verbose=verbose)
     return target
 
 
@@ -200,22 +205,21 @@ def project_env(project_dir: Path, name: str) -> dict[str, str]:
     return env
 
 
-def _manage(project_dir: Path, name: str, args: list[str], *, quiet: bool) -> None:
-    command = [sys.executable, "manage.py", *args]
-    if not quiet:
-        print(f"Running: python manage.py {' '.join(args)}", flush=True)
+def _run_in(project_dir: Path, name: str, command: list[str], *, verbose: bool) -> None:
+    shown = "django-ai-chat " + " ".join(command[3:])
+    print(f"Running: {shown}", flush=True)
     result = subprocess.run(
         command,
         cwd=project_dir,
         env=project_env(project_dir, name),
-        capture_output=quiet,
+        capture_output=not verbose,
         text=True,
         check=False,
     )
     if result.returncode != 0:
-        output = (result.stdout or "") + (result.stderr or "") if quiet else ""
+        output = "" if verbose else (result.stdout or "") + (result.stderr or "")
         raise NewProjectError(
-            f"`python manage.py {' '.join(args)}` failed (exit {result.returncode}) in "
+            f"`{shown}` failed (exit {result.returncode}) in "
             f"{str(project_dir)!r}. {output.strip()}\nThe project files are in place: fix the "
             "cause and run that command again there."
         )
