@@ -30,14 +30,16 @@ def gen_chat(project: Project, opts: ChatOptions, target: Target) -> Project:
     rendered = render_tree(context)
     for path, content in rendered.items():
         project.create_file(app / path, content)
-    _installed_apps(project, opts, target)
+    installed = _installed_apps(project, opts, target)
     _settings(project, opts, target, context)
     if PurePosixPath("urls.py") in rendered:
         _urls(project, opts, target)
     _dependencies(project, opts)
-    if PurePosixPath("models.py") in rendered and not _has_migrations(project, app):
+    migrate = PurePosixPath("models.py") in rendered and not _has_migrations(project, app)
+    if migrate and installed:
         project.add_task("makemigrations", opts.app_label, "--no-header")
-    _notices(project, opts, target, context)
+    # Without the app installed, makemigrations cannot run: it joins the checklist.
+    _notices(project, opts, target, {**context, "makemigrations": migrate and not installed})
     return project
 
 
@@ -52,7 +54,8 @@ def _patch(project: Project, path: PurePosixPath, patch: Callable[[str], str | N
     return project.update_file(path, patch).status != "skip"
 
 
-def _installed_apps(project: Project, opts: ChatOptions, target: Target) -> None:
+def _installed_apps(project: Project, opts: ChatOptions, target: Target) -> bool:
+    """Add the apps and middleware; `True` when the generated app is (or will be) installed."""
     wanted = [*WORKER_APPS[:1], *(UI_APPS if opts.ui else ()), *WORKER_APPS[1:], opts.app_label]
     last = [a for a in wanted if not _installed(target, a)]
     first = ["daphne"] if opts.ui and not _installed(target, "daphne") else []
@@ -74,6 +77,8 @@ def _installed_apps(project: Project, opts: ChatOptions, target: Target) -> None
         if not ok:
             notice = {"where": where, "first": first, "last": last}
             project.add_notice(render_snippet("notices/installed_apps.txt-tpl", notice))
+    else:
+        ok = True
     if middleware and not (
         file is not None
         and _patch(
@@ -82,6 +87,7 @@ def _installed_apps(project: Project, opts: ChatOptions, target: Target) -> None
     ):
         notice = {"where": where, "names": middleware}
         project.add_notice(render_snippet("notices/middleware.txt-tpl", notice))
+    return ok or _installed(target, opts.app_label)
 
 
 def _settings(project: Project, opts: ChatOptions, target: Target, context: dict[str, Any]) -> None:
