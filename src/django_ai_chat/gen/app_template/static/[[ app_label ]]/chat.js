@@ -316,7 +316,10 @@
       list.innerHTML = await response.text();
       const active = list.querySelector(`[data-conversation-item="${this.conversationId}"]`);
       const title = this.root.querySelector("[data-title]");
-      if (active && title) title.textContent = active.dataset.title;
+      if (active && title && title.textContent !== active.dataset.title) {
+        title.textContent = active.dataset.title;
+        if (this.mode === "page") document.title = `${active.dataset.title} · Chat`;
+      }
     }
 
     // -- wiring ----------------------------------------------------------------------------
