@@ -20,6 +20,8 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
         'pip install "django-ai-chat[redis]"'
     ) from exc
 
+from django_ai_chat.pubsub import _BatchingPublisher
+
 _clients: dict[str, redis.Redis] = {}
 _clients_lock = threading.Lock()
 
@@ -40,19 +42,26 @@ def publish(url: str, channel: str, data: str) -> None:
     _client(url).publish(channel, data)
 
 
-class AsyncPublisher:
-    """A pooled asyncio client for one event loop."""
+class AsyncPublisher(_BatchingPublisher):
+    """A pooled asyncio client for one event loop; a batch is one pipeline."""
 
     def __init__(self, url: str, channel: str) -> None:
+        super().__init__()
         self._client = aredis.Redis.from_url(url)
         self._channel = channel
 
-    async def publish(self, data: str) -> None:
-        """Publish `data` on the channel."""
-        await self._client.publish(self._channel, data)
+    async def _send(self, messages: list[str]) -> None:
+        if len(messages) == 1:
+            await self._client.publish(self._channel, messages[0])
+            return
+        async with self._client.pipeline(transaction=False) as pipe:
+            for message in messages:
+                pipe.publish(self._channel, message)
+            await pipe.execute()
 
     async def close(self) -> None:
         """Close the pooled connections."""
+        await super().close()
         await self._client.aclose()
 
 

@@ -177,38 +177,103 @@ class _PgTransport:
                 await conn.close()
 
 
-class _AsyncPgPublisher:
-    """One autocommit connection per event loop for `apublish` (psycopg serialises its use)."""
+_NOTIFY_ONE: Final = "SELECT pg_notify(%s, %s)"
+_NOTIFY_MANY: Final = (
+    "SELECT pg_notify(%s, m) FROM unnest(%s::text[]) WITH ORDINALITY AS b(m, i) ORDER BY i"
+)
+
+
+def _without_duplicates(messages: list[str]) -> list[list[str]]:
+    # NOTIFY delivers identical payloads sent in one transaction only once; a batch is one
+    # transaction, so split it where a message repeats to keep one publish = one delivery.
+    if len(set(messages)) == len(messages):
+        return [messages]
+    chunks: list[list[str]] = [[]]
+    seen: set[str] = set()
+    for message in messages:
+        if message in seen:
+            chunks.append([])
+            seen.clear()
+        chunks[-1].append(message)
+        seen.add(message)
+    return chunks
+
+
+class _BatchingPublisher:
+    """Sends `apublish` messages of one event loop in order, batching those that queue up.
+
+    Hundreds of streams publishing one message per token would each wait for their own round
+    trip; instead, publishes that arrive while a round trip is in flight go out together in the
+    next one. One batch at a time, so messages leave in the order they were published.
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[str, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def publish(self, data: str) -> None:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._pending.append((data, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = loop.create_task(self._flush())
+        await done
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                await self._send([data for data, _ in batch])
+            except Exception as exc:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+            else:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+
+    async def _send(self, messages: list[str]) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+
+
+class _AsyncPgPublisher(_BatchingPublisher):
+    """One autocommit connection per event loop; a batch is one `pg_notify` statement."""
 
     def __init__(self, using: str) -> None:
+        super().__init__()
         self._using = using
         self._conn: psycopg.AsyncConnection[Any] | None = None
-        self._lock = asyncio.Lock()
 
-    async def _connection(self) -> psycopg.AsyncConnection[Any]:
-        async with self._lock:
+    async def _send(self, messages: list[str]) -> None:
+        for chunk in _without_duplicates(messages):
+            await self._send_chunk(chunk)
+
+    async def _send_chunk(self, messages: list[str]) -> None:
+        import psycopg
+
+        for attempt in (1, 2):
             if self._conn is None or self._conn.closed:
-                import psycopg
-
                 self._conn = await psycopg.AsyncConnection.connect(
                     **_pg_params(self._using), autocommit=True
                 )
-            return self._conn
-
-    async def publish(self, data: str) -> None:
-        import psycopg
-
-        conn = await self._connection()
-        try:
-            await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, data))
-        except psycopg.OperationalError:
-            if not conn.closed:
-                raise
-            # The server closed an idle connection (restart, idle timeout): one fresh try.
-            conn = await self._connection()
-            await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, data))
+            try:
+                if len(messages) == 1:
+                    await self._conn.execute(_NOTIFY_ONE, (CHANNEL, messages[0]))
+                else:
+                    await self._conn.execute(_NOTIFY_MANY, (CHANNEL, messages))
+                return
+            except psycopg.OperationalError:
+                # The server closed an idle connection (restart, idle timeout): one fresh try.
+                if attempt == 2 or not self._conn.closed:
+                    raise
 
     async def close(self) -> None:
+        await super().close()
         if self._conn is not None:
             await self._conn.close()
 

@@ -309,3 +309,34 @@ def test_sync_publish_outside_transaction_is_immediate(backend: str, topic: str)
             return await _next(messages)
 
     assert asyncio.run(scenario()) == (topic, {"ok": True})
+
+
+async def test_concurrent_publishes_arrive_in_order_and_duplicates_are_kept(
+    backend: str, topic: str
+) -> None:
+    async with pubsub.subscribe(topic) as messages:
+        # Started together, so they queue up and go out in batches.
+        await asyncio.gather(*(pubsub.apublish(topic, {"n": n}) for n in range(300)))
+        assert [await _next(messages) for _ in range(300)] == [
+            (topic, {"n": n}) for n in range(300)
+        ]
+        # Identical payloads in one batch are still one delivery each.
+        await asyncio.gather(
+            *(pubsub.apublish(topic, {"type": "message", "id": 1}) for _ in range(5))
+        )
+        await pubsub.apublish(topic, {"type": "end"})
+        received = [await _next(messages) for _ in range(6)]
+    assert received == [(topic, {"type": "message", "id": 1})] * 5 + [(topic, {"type": "end"})]
+
+
+async def test_a_failed_publish_reports_its_error_to_the_caller(
+    backend: str, topic: str, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Nothing listens on this port: the publish must raise, not vanish.
+    closed_port = _free_port()
+    if backend == "redis":
+        settings.AI_CHAT_PUBSUB_URL = f"redis://127.0.0.1:{closed_port}/0"
+    else:
+        monkeypatch.setitem(connection.settings_dict, "PORT", str(closed_port))
+    with pytest.raises(Exception, match=str(closed_port)):
+        await pubsub.apublish(topic, {"n": 1})
