@@ -100,6 +100,7 @@ def _settings(project: Project, opts: ChatOptions, target: Target, context: dict
         code = render_snippet("settings/asgi_application.py-tpl", {**context, "asgi_module": asgi})
         blocks.append(("ASGI_APPLICATION", code, ()))
     file = target.settings_file
+    by_hand = []
     for name, code, imports in blocks:
         recognised = name != "ASGI_APPLICATION" or target.asgi_module is not None
 
@@ -107,10 +108,10 @@ def _settings(project: Project, opts: ChatOptions, target: Target, context: dict
             return settings.configure_new(s, name, code, imports=imports)  # noqa: B023
 
         if not (recognised and file is not None and _patch(project, file, configure)):
-            where = str(file or "your settings")
-            project.add_notice(
-                render_snippet("notices/setting.txt-tpl", {"where": where, "code": code})
-            )
+            by_hand.append(code)
+    if by_hand:
+        notice = {"where": str(file or "your settings"), "blocks": by_hand, **context}
+        project.add_notice(render_snippet("notices/setting.txt-tpl", notice))
 
 
 def _urls(project: Project, opts: ChatOptions, target: Target) -> None:
@@ -122,7 +123,7 @@ def _urls(project: Project, opts: ChatOptions, target: Target) -> None:
         project, file, lambda s: urls.include_new(s, opts.route, urlconf)
     ):
         route = f"{opts.route}/" if opts.route else ""
-        notice = {"where": str(file or "your root URLconf"), "route": route, **opts.context()}
+        notice = {**opts.context(), "where": str(file or "your root URLconf"), "route": route}
         project.add_notice(render_snippet("notices/urls.txt-tpl", notice))
 
 
