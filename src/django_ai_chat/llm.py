@@ -83,16 +83,28 @@ def provider_env_var(model: str) -> str | None:
     return _API_KEY_ENV.get(_ALIASES.get(prefix, prefix))
 
 
+def _secret(name: str) -> str:
+    """A non-empty Django setting named `name`, else the environment variable `name`, else `""`.
+
+    The generator writes `OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")` into settings,
+    so a project may set the key either way.
+    """
+    from django.conf import settings
+
+    value = getattr(settings, name, "") if settings.configured else ""
+    return str(value or os.environ.get(name, ""))
+
+
 def _api_key(prefix: str) -> str:
     env_var = _API_KEY_ENV[prefix]
-    key = os.environ.get(env_var, "")
+    key = _secret(env_var)
     if prefix == "google" and not key:
         # pydantic-ai's Google provider also accepts the Gemini API's own variable name.
-        key = os.environ.get("GEMINI_API_KEY", "")
+        key = _secret("GEMINI_API_KEY")
     if not key:
         raise ConfigurationError(
             f"The {prefix!r} model needs an API key: set the environment variable {env_var!r} "
-            "(or use 'demo:' to try the chat offline)."
+            f"(or the Django setting {env_var!r}); use the model 'demo:' to try the chat offline."
         )
     return key
 
@@ -115,9 +127,7 @@ def _openai_chat(name: str, *, base_url: str | None, api_key: str | None) -> Mod
 def _openai(name: str) -> Model:
     base_url = ai_chat_settings.OPENAI_BASE_URL or os.environ.get("OPENAI_BASE_URL") or None
     # A self-hosted OpenAI-compatible server often needs no key; api.openai.com always does.
-    api_key = os.environ.get("OPENAI_API_KEY") or None
-    if api_key is None and base_url is None:
-        api_key = _api_key("openai")
+    api_key = _secret("OPENAI_API_KEY") if base_url else _api_key("openai")
     return _openai_chat(name, base_url=base_url, api_key=api_key or "not-needed")
 
 
@@ -129,7 +139,7 @@ def _openai_compatible(name: str) -> Model:
             "'AI_CHAT_OPENAI_BASE_URL' or the environment variable 'OPENAI_BASE_URL' "
             "(e.g. 'http://localhost:8000/v1')."
         )
-    return _openai_chat(name, base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY") or "none")
+    return _openai_chat(name, base_url=base_url, api_key=_secret("OPENAI_API_KEY") or "not-needed")
 
 
 def _ollama(name: str) -> Model:

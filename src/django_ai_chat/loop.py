@@ -222,11 +222,23 @@ def _usage(run_usage: RunUsage | None) -> Usage:
     )
 
 
+def _root_cause(error: BaseException) -> BaseException:
+    seen = {id(error)}
+    while (cause := error.__cause__ or error.__context__) is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        error = cause
+    return error
+
+
 def _error_for(error: Exception) -> ErrorEvent:
     if isinstance(error, ConfigurationError | UserError):
         return ErrorEvent(reason="configuration", message=str(error))
-    logger.warning("LLM provider failed: %s: %s", type(error).__name__, error)
-    return ErrorEvent(reason="provider_error", message=f"{type(error).__name__}: {error}")
+    message = f"{type(error).__name__}: {error}"
+    # SDKs wrap the informative error ("Connection error." hides what was refused and why).
+    if (root := _root_cause(error)) is not error:
+        message += f" (caused by {type(root).__name__}: {root})"
+    logger.warning("LLM provider failed: %s", message)
+    return ErrorEvent(reason="provider_error", message=message)
 
 
 @dataclass(frozen=True)

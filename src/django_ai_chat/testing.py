@@ -35,6 +35,7 @@ __all__ = [
     "ScriptExhausted",
     "ScriptedLLM",
     "ToolCall",
+    "Turn",
     "block_real_llm_requests",
     "register_model",
     "registered_model",

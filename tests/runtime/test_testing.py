@@ -1,0 +1,344 @@
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from pydantic_ai.models.openai import OpenAIChatModel
+from pydantic_ai.providers.openai import OpenAIProvider
+
+from django_ai_chat.events import (
+    DoneEvent,
+    ErrorEvent,
+    Event,
+    TextDeltaEvent,
+    ToolCallEvent,
+    ToolResultEvent,
+)
+from django_ai_chat.loop import ChatMessage, agenerate_text, astream
+from django_ai_chat.testing import (
+    FakeOpenAIServer,
+    RealLLMRequestBlocked,
+    ScriptedLLM,
+    ToolCall,
+    Turn,
+    block_real_llm_requests,
+)
+
+
+@dataclass
+class Echo:
+    name: str = "echo"
+    description: str = "Echo the arguments."
+    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object"})
+    calls: list[tuple[dict[str, Any], Any]] = field(default_factory=list)
+
+    async def acall(self, arguments: dict[str, Any], actor: Any) -> Any:
+        self.calls.append((arguments, actor))
+        if arguments.get("fail"):
+            raise ValueError("asked to fail")
+        return {"echo": arguments}
+
+
+@dataclass
+class ListConversations(Echo):
+    name: str = "chat_list_conversations"
+
+    async def acall(self, arguments: dict[str, Any], actor: Any) -> Any:
+        return {"results": [{"title": "Trip"}, {"title": "Recipes"}], "count": 2}
+
+
+@pytest.fixture
+def server() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer(tokens=8) as fake:
+        yield fake
+
+
+def openai_model(server: FakeOpenAIServer) -> OpenAIChatModel:
+    return OpenAIChatModel("fake", provider=OpenAIProvider(base_url=server.base_url, api_key="k"))
+
+
+def ask(text: str) -> list[ChatMessage]:
+    return [ChatMessage("user", text)]
+
+
+async def collect(events: AsyncIterator[Event]) -> list[Event]:
+    return [event async for event in events]
+
+
+def answer(events: list[Event]) -> str:
+    done = events[-1]
+    assert isinstance(done, DoneEvent)
+    return done.text
+
+
+def sse_payloads(body: str) -> list[Any]:
+    lines = [line[len("data: ") :] for line in body.splitlines() if line.startswith("data: ")]
+    return [line if line == "[DONE]" else json.loads(line) for line in lines]
+
+
+SCRIPT: list[Turn] = [
+    ["Let me ", "check. ", ToolCall("echo", {"q": "x"})],
+    [ToolCall("echo", '{"broken json')],
+    [ToolCall("echo", {"fail": True})],
+    ["All ", "done."],
+]
+
+
+async def test_the_loop_yields_the_same_events_over_http_as_with_the_scripted_model() -> None:
+    scripted_tool, http_tool = Echo(), Echo()
+    scripted = await collect(
+        astream(ask("Hi"), system_prompt="S", model=ScriptedLLM(SCRIPT), tools=[scripted_tool])
+    )
+    with FakeOpenAIServer(script=SCRIPT) as fake:
+        over_http = await collect(
+            astream(ask("Hi"), system_prompt="S", model=openai_model(fake), tools=[http_tool])
+        )
+
+    def comparable(events: list[Event]) -> list[Event]:
+        # Token counts differ (estimated vs reported); everything else must match.
+        return [DoneEvent(text=e.text, rounds=e.rounds) if isinstance(e, DoneEvent) else e
+                for e in events]  # fmt: skip
+
+    assert comparable(over_http) == comparable(scripted)
+    assert [e.kind for e in scripted] == [
+        "text_delta", "text_delta", "tool_call", "tool_result", "tool_call", "tool_result",
+        "tool_call", "tool_result", "text_delta", "text_delta", "done",
+    ]  # fmt: skip
+    assert answer(over_http) == "Let me check. All done."
+    assert http_tool.calls == scripted_tool.calls == [({"q": "x"}, None), ({"fail": True}, None)]
+    done = over_http[-1]
+    assert isinstance(done, DoneEvent) and done.usage.requests == 4
+    assert done.usage.input_tokens > 0 and done.usage.output_tokens > 0
+
+
+async def test_a_tool_directive_calls_the_tool_then_the_answer_mentions_it(
+    server: FakeOpenAIServer,
+) -> None:
+    tool = Echo()
+
+    events = await collect(
+        astream(
+            ask('Please [tool:echo {"city": "Paris"}] [say:Sunny in Paris.]'),
+            system_prompt="",
+            model=openai_model(server),
+            tools=[tool],
+            actor="alice",
+        )
+    )
+
+    call, result = (e for e in events if isinstance(e, ToolCallEvent | ToolResultEvent))
+    assert isinstance(call, ToolCallEvent)
+    assert (call.name, call.arguments) == ("echo", {"city": "Paris"})
+    assert result == ToolResultEvent(
+        call_id=call.call_id, name="echo", content={"echo": {"city": "Paris"}}
+    )
+    assert tool.calls == [({"city": "Paris"}, "alice")]
+    text = answer(events)
+    assert text.startswith("The tool `echo` returned: ")
+    assert '"city":"Paris"' in text
+    assert text.endswith("Sunny in Paris.")
+    assert len([e for e in events if isinstance(e, TextDeltaEvent)]) > 3
+
+
+async def test_tokens_directive_sets_the_answer_length(server: FakeOpenAIServer) -> None:
+    events = await collect(
+        astream(ask("[tokens:25]"), system_prompt="", model=openai_model(server), tools=False)
+    )
+
+    assert len([e for e in events if isinstance(e, TextDeltaEvent)]) == 25
+
+
+async def test_an_http_500_is_a_provider_error(server: FakeOpenAIServer) -> None:
+    events = await collect(
+        astream(ask("[error:500]"), system_prompt="", model=openai_model(server), tools=False)
+    )
+
+    error, done = events
+    assert isinstance(error, ErrorEvent) and error.reason == "provider_error"
+    assert "500" in error.message
+    assert isinstance(done, DoneEvent) and done.text == ""
+    assert len(server.requests) == 1  # told the SDK not to retry
+
+
+async def test_a_connection_dropped_mid_stream_keeps_the_text_so_far(
+    server: FakeOpenAIServer,
+) -> None:
+    events = await collect(
+        astream(
+            ask("[error:midstream] [say:one two three four five six]"),
+            system_prompt="",
+            model=openai_model(server),
+            tools=False,
+        )
+    )
+
+    *deltas, error, done = events
+    assert [e.text for e in deltas if isinstance(e, TextDeltaEvent)] == ["one ", "two ", "three "]
+    assert isinstance(error, ErrorEvent) and error.reason == "provider_error"
+    assert isinstance(done, DoneEvent) and done.text == "one two three "
+
+
+async def test_non_streaming_requests_are_served(server: FakeOpenAIServer) -> None:
+    title = await agenerate_text(
+        ask("[say:Weekend plans]"), system_prompt="Title this.", model=openai_model(server)
+    )
+
+    assert title == "Weekend plans"
+    assert server.requests[-1].get("stream") in (None, False)
+
+
+def test_sse_chunks_carry_emit_timestamps_and_end_with_done(server: FakeOpenAIServer) -> None:
+    response = httpx.post(
+        f"{server.base_url}/chat/completions",
+        json={
+            "model": "fake",
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "messages": [{"role": "user", "content": "[say:Hello there friend]"}],
+        },
+    )
+
+    assert response.headers["content-type"].startswith("text/event-stream")
+    payloads = sse_payloads(response.text)
+    assert payloads[-1] == "[DONE]"
+    chunks = payloads[:-1]
+    content = [c["choices"][0]["delta"].get("content") for c in chunks if c["choices"]]
+    assert "".join(filter(None, content)) == "Hello there friend"
+    assert [c for c in content if c] == ["Hello ", "there ", "friend"]
+    stamps = [c["x_emit_ts"] for c in chunks]
+    assert all(isinstance(s, float) for s in stamps)
+    assert stamps == sorted(stamps)
+    assert chunks[-1]["usage"]["completion_tokens"] == 3
+    assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
+
+
+def test_a_streamed_tool_call_has_openai_shape(server: FakeOpenAIServer) -> None:
+    response = httpx.post(
+        f"{server.base_url}/chat/completions",
+        json={
+            "model": "fake",
+            "stream": True,
+            "messages": [{"role": "user", "content": '[tool:search {"q": [1, "]"]}]'}],
+        },
+    )
+
+    chunks = sse_payloads(response.text)[:-1]
+    calls = [c["choices"][0]["delta"]["tool_calls"][0] for c in chunks if "tool_calls" in
+             c["choices"][0]["delta"]]  # fmt: skip
+    assert calls[0]["function"]["name"] == "search"
+    assert calls[0]["id"].startswith("call_")
+    assert json.loads("".join(c["function"]["arguments"] for c in calls)) == {"q": [1, "]"]}
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_unknown_paths_are_404(server: FakeOpenAIServer) -> None:
+    assert httpx.get(f"{server.base_url}/nothing").status_code == 404
+    assert httpx.get(f"{server.base_url}/models").json()["data"][0]["id"] == "fake"
+
+
+def test_the_command_line_server_is_steered_by_directives() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "django_ai_chat.testing", "--port", "0", "--tokens", "4"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        match = re.search(r"(http://127\.0\.0\.1:\d+/v1)", line)
+        assert match, line
+        base_url = match.group(1)
+        response = httpx.post(
+            f"{base_url}/chat/completions",
+            json={"model": "m", "messages": [{"role": "user", "content": "Hello"}]},
+        )
+        content = response.json()["choices"][0]["message"]["content"]
+        assert len(content.split()) == 4
+        response = httpx.post(
+            f"{base_url}/chat/completions",
+            json={"model": "m", "messages": [{"role": "user", "content": "[error:500]"}]},
+        )
+        assert response.status_code == 500
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+async def test_the_demo_model_calls_the_starter_tool_then_streams_markdown() -> None:
+    events = await collect(
+        astream(
+            ask("What can you do?"),
+            system_prompt="",
+            model="demo:instant",
+            tools=[ListConversations(), Echo()],
+        )
+    )
+
+    first = events[0]
+    assert isinstance(first, ToolCallEvent) and first.name == "chat_list_conversations"
+    text = answer(events)
+    assert "offline demo model" in text
+    assert "2 conversation" in text
+    assert "What can you do?" in text
+    assert re.search(r"^## ", text, re.M)
+    assert re.search(r"^- ", text, re.M)
+    assert re.search(r"^\|.*\|$", text, re.M)
+    assert "```python" in text
+    deltas = [e for e in events if isinstance(e, TextDeltaEvent)]
+    assert len(deltas) > 50  # word by word
+
+
+async def test_the_demo_model_answers_directly_without_a_starter_tool() -> None:
+    events = await collect(astream(ask("Hi"), system_prompt="", model="demo:instant", tools=[]))
+
+    assert events[0] == TextDeltaEvent(text="## ")
+    assert "offline demo model" in answer(events)
+
+
+async def test_a_scripted_model_records_requests_and_offered_tools() -> None:
+    llm = ScriptedLLM([[ToolCall("echo", {"n": 1}, id="mine")], ["ok"]])
+
+    events = await collect(astream(ask("Go"), system_prompt="", model=llm, tools=[Echo()]))
+
+    assert [e.call_id for e in events if isinstance(e, ToolCallEvent)] == ["mine"]
+    assert llm.tool_names == [["echo"], ["echo"]]
+    assert len(llm.requests) == 2
+    assert not llm.turns
+
+
+def test_scripted_llm_is_not_collected_as_a_test_class() -> None:
+    assert ScriptedLLM.__test__ is False
+    assert FakeOpenAIServer.__test__ is False
+
+
+def test_the_guard_blocks_real_hosts_and_allows_loopback(server: FakeOpenAIServer) -> None:
+    with block_real_llm_requests():
+        with pytest.raises(RealLLMRequestBlocked, match=r"api\.openai\.com.*FakeOpenAIServer"):
+            httpx.post("https://api.openai.com/v1/chat/completions", json={})
+        assert httpx.get(f"{server.base_url}/models").status_code == 200
+        assert httpx.get(f"http://localhost:{server.port}/v1/models").status_code == 200
+
+
+async def test_the_guard_is_active_in_every_test_and_names_itself_in_the_loop_error() -> None:
+    # The root conftest enables django_ai_chat.pytest_plugin: no opt-in needed.
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(RealLLMRequestBlocked):
+            await client.get("https://example.com/")
+
+    model = OpenAIChatModel(
+        "gpt-4o",
+        provider=OpenAIProvider(api_key="sk-real-looking", base_url="http://192.0.2.1/v1"),
+    )
+    events = await collect(astream(ask("Hi"), system_prompt="", model=model, tools=False))
+
+    error = events[0]
+    assert isinstance(error, ErrorEvent) and error.reason == "provider_error"
+    assert "RealLLMRequestBlocked" in error.message
