@@ -59,7 +59,7 @@ class FunctionTool(Tool, Generic[P, R]):
         )
         self.takes_actor = False
         fields: dict[str, Any] = {}
-        hints = get_type_hints(func, include_extras=True)
+        hints = _type_hints(func)
         for param in inspect.signature(func).parameters.values():
             if param.name == ACTOR:
                 self.takes_actor = True
@@ -167,6 +167,29 @@ def tool(
         return FunctionTool(func, name=name, description=description, permission=permission)
 
     return decorate if func is None else decorate(func)
+
+
+def _type_hints(func: Callable[..., Any]) -> dict[str, Any]:
+    # The actor's and the return annotation are never needed, so they may name types that only
+    # exist under TYPE_CHECKING (a common way to annotate `actor: User`).
+    annotations = {
+        name: annotation
+        for name, annotation in inspect.get_annotations(func).items()
+        if name not in (ACTOR, "return")
+    }
+
+    def shim() -> None: ...
+
+    shim.__annotations__ = annotations
+    try:
+        return get_type_hints(
+            shim, globalns=getattr(func, "__globals__", None), include_extras=True
+        )
+    except NameError as error:
+        raise ConfigurationError(
+            f"@tool {func.__qualname__}: cannot resolve a parameter's type ({error}); import it "
+            "at module level, not only under TYPE_CHECKING."
+        ) from error
 
 
 def _docstring(func: Callable[..., Any]) -> tuple[str, dict[str, str]]:

@@ -178,3 +178,16 @@ def test_var_args_are_refused() -> None:
 
     with pytest.raises(ConfigurationError, match=r"loose: \*args and \*\*kwargs"):
         tool(loose)
+
+
+def test_the_actor_annotation_may_be_a_type_checking_only_name() -> None:
+    def mine(limit: int, actor: UserOnlyForTypeCheckers) -> int:  # type: ignore[name-defined]  # noqa: F821
+        return limit
+
+    assert tool(mine).parameters["properties"] == {"limit": {"type": "integer"}}
+
+    def broken(limit: Missing) -> int:  # type: ignore[name-defined]  # noqa: F821
+        return 0
+
+    with pytest.raises(ConfigurationError, match="cannot resolve a parameter's type"):
+        tool(broken)
