@@ -146,16 +146,23 @@ def render_markdown(text: str) -> SafeString:
     highlighted by Pygments (`<div class="highlight" data-lang="…">`; style it with
     `pygments_css()`). Raw HTML in the text is shown as text. Links open in a new tab with
     `rel="noopener noreferrer nofollow"`; images become links. Footnote ids are prefixed with a
-    hash of the text, so several messages on one page do not share ids.
+    hash of the text, so several messages on one page do not share ids. The last 256 results
+    are cached.
 
     Args:
-        text: The Markdown source. `None`-safe callers should pass `""`.
+        text: The Markdown source.
 
     Returns:
         HTML that is safe to insert into a page.
     """
     if not text:
         return mark_safe("")
+    return mark_safe(_render(text))  # sanitised by nh3 in _render
+
+
+# Pages re-render the whole history on every load; the same texts come back again and again.
+@lru_cache(maxsize=256)
+def _render(text: str) -> str:
     rendered = comrak.render_markdown(text, *_OPTIONS)
     if "<pre><code" in rendered:
         rendered = _CODE_BLOCK.sub(_highlight_block, rendered)
@@ -167,7 +174,7 @@ def render_markdown(text: str) -> SafeString:
     if '<a href=""' in rendered:
         rendered = _EMPTY_LINK.sub(r"\g<1>", rendered)
     rendered = _EXTERNAL_LINK.sub('<a target="_blank" href="', rendered)
-    return mark_safe(_CLEANER.clean(rendered))  # sanitised by nh3 just above
+    return str(_CLEANER.clean(rendered))
 
 
 def pygments_css(
