@@ -98,6 +98,12 @@ class ModelTools(Generic[M]):
         assert pk is not None  # every concrete model has one
         self.pk: models.Field[Any, Any] = pk
         self.owner = self._concrete_field(owner) if owner else None
+        if self.owner is not None and not isinstance(self.owner, models.ForeignKey):
+            raise ConfigurationError(
+                f"owner={owner!r}: {model.__name__}.{owner} must be a ForeignKey to the user model."
+            )
+        if isinstance(fields, str) and fields != "__all__":
+            raise ConfigurationError(f"fields={fields!r}: pass a list of names, or '__all__'.")
         names = [f.name for f in self.opts.concrete_fields] if fields == "__all__" else list(fields)
         exposed = [self.pk] + [self._concrete_field(n) for n in names if n != self.pk.name]
         self.fields: dict[str, models.Field[Any, Any]] = {f.name: f for f in exposed}

@@ -115,6 +115,8 @@ def test_a_model_without_a_row_scope_is_refused() -> None:
         ({"fields": ["title", "colour"]}, "Note has no field 'colour'. Its fields are: id, owner"),
         ({"fields": ["title"], "writable": ["created_at"]}, "created_at cannot be writable"),
         ({"fields": ["title"], "scope": "mine"}, "has no method 'mine'"),
+        ({"fields": ["title"], "owner": "title"}, "must be a ForeignKey to the user model"),
+        ({"fields": "title", "owner": "owner"}, "pass a list of names, or '__all__'"),
     ],
 )
 def test_configuration_mistakes_are_explained(kwargs: dict[str, object], message: str) -> None:
