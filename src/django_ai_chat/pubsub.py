@@ -536,7 +536,14 @@ def publish(topic: str, payload: dict[str, Any], *, using: str = "default") -> N
     if url is not None:
         from django_ai_chat import _pubsub_redis
 
-        transaction.on_commit(lambda: _pubsub_redis.publish(url, CHANNEL, data), using=using)
+        if not connections[using].in_atomic_block:
+            _pubsub_redis.publish(url, CHANNEL, data)
+            return
+        # robust: the transaction is already committed when this runs, so a Redis outage is
+        # logged rather than turned into an error for work that did succeed.
+        transaction.on_commit(
+            lambda: _pubsub_redis.publish(url, CHANNEL, data), using=using, robust=True
+        )
         return
     with connections[using].cursor() as cursor:
         cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, data])

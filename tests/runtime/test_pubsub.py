@@ -340,3 +340,22 @@ async def test_a_failed_publish_reports_its_error_to_the_caller(
         monkeypatch.setitem(connection.settings_dict, "PORT", str(closed_port))
     with pytest.raises(Exception, match=str(closed_port)):
         await pubsub.apublish(topic, {"n": 1})
+
+
+async def test_redis_outage_at_commit_is_logged_not_raised(
+    redis_url: str, settings: Any, topic: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The transaction has committed by then: failing the request would misreport the work.
+    settings.AI_CHAT_PUBSUB_URL = f"redis://127.0.0.1:{_free_port()}/0"
+
+    def write() -> None:
+        with transaction.atomic():
+            pubsub.publish(topic, {"n": 1})
+
+    await _in_thread(write)
+    assert any(r.levelname == "ERROR" and "on_commit" in r.getMessage() for r in caplog.records), (
+        caplog.text
+    )
+    # Outside a transaction the caller hears about it.
+    with pytest.raises(Exception, match="Connect"):
+        await _in_thread(lambda: pubsub.publish(topic, {"n": 2}))
