@@ -12,10 +12,10 @@ import asyncio
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic_ai import Agent
-from pydantic_ai.exceptions import ToolFailed, UserError
+from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import (
     FunctionToolCallEvent,
     FunctionToolResultEvent,
@@ -28,12 +28,15 @@ from pydantic_ai.messages import (
     TextPartDelta,
     UserPromptPart,
 )
-from pydantic_ai.tools import ToolDefinition
-from pydantic_ai.toolsets import AbstractToolset
-from pydantic_ai.toolsets.abstract import ToolsetTool
 from pydantic_ai.usage import RunUsage, UsageLimits
-from pydantic_core import SchemaValidator, core_schema
 
+from django_ai_chat._toolset import (
+    UNBOUNDED_RETRIES,
+    ActorToolset,
+    ToolLike,
+    ToolsArg,
+    resolve_tools,
+)
 from django_ai_chat.conf import ai_chat_settings
 from django_ai_chat.events import (
     DoneEvent,
@@ -44,22 +47,23 @@ from django_ai_chat.events import (
     ToolResultEvent,
     Usage,
 )
-from django_ai_chat.exceptions import ConfigurationError, ToolError
+from django_ai_chat.exceptions import ConfigurationError
 from django_ai_chat.llm import resolve_model
 
 if TYPE_CHECKING:
     from pydantic_ai.models import Model
-    from pydantic_ai.tools import RunContext
+
+__all__ = [
+    "ChatMessage",
+    "ToolLike",
+    "ToolsArg",
+    "agenerate_text",
+    "astream",
+    "generate_text",
+    "stream",
+]
 
 logger = logging.getLogger(__name__)
-
-# Failed calls go back to the model and the loop is bounded by `max_rounds`, so pydantic-ai's own
-# retry budget must never run out first (it would end the run with an exception).
-_UNBOUNDED_RETRIES = 1_000_000
-
-# Errors whose text is meant for the model; anything else may carry internals (SQL, paths), so the
-# model only learns its type (CVE-2026-82580 in ash_ai was exactly this leak).
-_SAFE_ERRORS: tuple[type[Exception], ...] = (ToolError, ValueError, TypeError, LookupError)
 
 
 @dataclass(frozen=True)
@@ -68,104 +72,6 @@ class ChatMessage:
 
     role: Literal["user", "assistant"]
     text: str
-
-
-class ToolLike(Protocol):
-    """What the loop needs from a tool (`django_ai_chat.tools.Tool` satisfies it)."""
-
-    @property
-    def name(self) -> str:
-        """Name the model calls the tool by."""
-
-    @property
-    def description(self) -> str:
-        """What the tool does, for the model."""
-
-    @property
-    def parameters(self) -> dict[str, Any]:
-        """JSON schema (an object) of the arguments."""
-
-    async def acall(self, arguments: dict[str, Any], actor: Any) -> Any:
-        """Run the tool as `actor`; raise on failure."""
-
-
-ToolsArg: TypeAlias = bool | Sequence[str] | Sequence[ToolLike]
-"""`True` (every tool the actor may use), `False`, a list of tool names, or tool objects."""
-
-
-def _safe_error_text(name: str, error: Exception) -> str:
-    if isinstance(error, _SAFE_ERRORS):
-        return str(error) or type(error).__name__
-    from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
-
-    if isinstance(error, ObjectDoesNotExist | PermissionDenied):
-        return str(error) or type(error).__name__
-    if isinstance(error, ValidationError):
-        return "; ".join(error.messages)
-    logger.exception("Tool %r failed", name)
-    return f"Tool {name!r} failed with an internal error ({type(error).__name__})."
-
-
-class _ActorToolset(AbstractToolset[Any]):
-    """Exposes duck-typed tools to pydantic-ai, each call running as the actor."""
-
-    # Any JSON object passes; the tool itself validates its arguments and raises.
-    _validator = SchemaValidator(
-        core_schema.dict_schema(core_schema.str_schema(), core_schema.any_schema())
-    )
-
-    def __init__(self, tools: Sequence[ToolLike], actor: Any) -> None:
-        self._tools = {tool.name: tool for tool in tools}
-        self._actor = actor
-
-    @property
-    def id(self) -> str:
-        return "django_ai_chat"
-
-    async def get_tools(self, ctx: RunContext[Any]) -> dict[str, ToolsetTool[Any]]:
-        return {
-            name: ToolsetTool(
-                toolset=self,
-                tool_def=ToolDefinition(
-                    name=name,
-                    description=tool.description,
-                    parameters_json_schema=tool.parameters,
-                ),
-                max_retries=_UNBOUNDED_RETRIES,
-                args_validator=self._validator,
-            )
-            for name, tool in self._tools.items()
-        }
-
-    async def call_tool(
-        self, name: str, tool_args: dict[str, Any], ctx: RunContext[Any], tool: ToolsetTool[Any]
-    ) -> Any:
-        try:
-            return await self._tools[name].acall(tool_args, self._actor)
-        except Exception as error:
-            # `ToolFailed` reaches the model as a failed result without spending a retry.
-            raise ToolFailed(_safe_error_text(name, error)) from error
-
-
-async def _resolve_tools(tools: ToolsArg, actor: Any) -> list[ToolLike]:
-    if tools is False:
-        return []
-    if tools is not True and not isinstance(tools, Sequence):
-        raise TypeError(f"tools must be True, False or a list, not {tools!r}")
-    objects = [] if tools is True else [t for t in tools if not isinstance(t, str)]
-    names = [t for t in tools if isinstance(t, str)] if not isinstance(tools, bool) else []
-    if tools is True or names:
-        try:
-            from django_ai_chat.tools import registry
-        except ImportError as error:
-            if names:
-                raise ConfigurationError(
-                    f"Tool names {names!r} need the tool registry (django_ai_chat.tools), "
-                    "which failed to import; pass tool objects instead."
-                ) from error
-            return objects
-        objects.extend(await registry.afor_actor(actor, True if tools is True else names))
-    return objects
 
 
 def _to_model_messages(messages: Sequence[ChatMessage]) -> tuple[str, list[ModelMessage]]:
@@ -259,14 +165,12 @@ async def _produce(run_spec: _Run, emit: Callable[[Event], Awaitable[None]]) -> 
     run_usage: RunUsage | None = None
     error: ErrorEvent | None = None
     try:
-        toolset = _ActorToolset(
-            await _resolve_tools(run_spec.tools, run_spec.actor), run_spec.actor
-        )
+        toolset = ActorToolset(await resolve_tools(run_spec.tools, run_spec.actor), run_spec.actor)
         agent: Agent[None, str] = Agent(
             resolve_model(run_spec.model),
             instructions=run_spec.system_prompt or None,
             toolsets=[toolset],
-            retries=_UNBOUNDED_RETRIES,
+            retries=UNBOUNDED_RETRIES,
         )
         async with agent.iter(
             run_spec.prompt,
@@ -333,8 +237,8 @@ async def astream(
 
     The model run lives in its own task, one event ahead of the consumer at most, so the
     iterator may be advanced from any task (e.g. under `asyncio.wait_for`). Closing the iterator
-    (`aclose()`, `break` in `async for`) or cancelling the consumer cancels the run and closes
-    the provider stream.
+    (`aclose()`; wrap it in `contextlib.aclosing` when you may `break` early, since `async for`
+    does not close it) or cancelling the consumer cancels the run and closes the provider stream.
 
     Args:
         messages: The conversation so far, oldest first, ending with the user's message (assistant
@@ -379,6 +283,14 @@ async def astream(
             await asyncio.wait({producer})
 
 
+def _refuse_running_loop(message: str) -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise RuntimeError(message)
+
+
 def stream(
     messages: Sequence[ChatMessage],
     *,
@@ -390,7 +302,19 @@ def stream(
 ) -> Iterator[Event]:
     """Synchronous `astream`: the same events, on a private event loop in this thread.
 
-    Stopping the iteration early (`break`, `close()`) closes the provider stream.
+    For scripts and management commands; async code (workers, views) should use `astream`.
+    Stopping early (`break`, `close()`) closes the provider stream.
+
+    Args:
+        messages: The conversation so far, oldest first, ending with the user's message.
+        system_prompt: Instructions for the model.
+        model: A model string or a pydantic-ai model.
+        tools: `True`, `False`, tool names or tool objects (as for `astream`).
+        actor: Who the tools run as.
+        max_rounds: Model requests allowed; defaults to `AI_CHAT_MAX_ROUNDS`.
+
+    Yields:
+        The events of `astream`, ending with one `DoneEvent`.
 
     Raises:
         RuntimeError: called from a thread that runs an event loop (use `astream` there).
@@ -452,9 +376,10 @@ async def agenerate_text(
 def generate_text(
     messages: Sequence[ChatMessage], *, system_prompt: str, model: str | Model
 ) -> str:
-    """Synchronous `agenerate_text`.
+    """Synchronous `agenerate_text` (same arguments); not callable inside a running event loop.
 
     Raises:
         RuntimeError: called from a thread that runs an event loop.
     """
+    _refuse_running_loop("generate_text() cannot run inside an event loop; await agenerate_text().")
     return asyncio.run(agenerate_text(messages, system_prompt=system_prompt, model=model))
