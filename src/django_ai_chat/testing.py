@@ -4,7 +4,8 @@
 * `register_model` / `unregister_model`: name models for `"test:<name>"` model strings.
 * `DemoModel`: the offline `"demo:"` model (a Markdown answer, streamed at a human pace).
 * `FakeOpenAIServer`: an OpenAI-compatible chat-completions server over real HTTP + SSE; also
-  `python -m django_ai_chat.testing --port 8900 --ttft 0.2 --tps 50 --tokens 100`.
+  `python -m django_ai_chat.testing --port 8900 --ttft 0.2 --tps 50 --tokens 100`
+  (`FakeOpenAIApp` is its ASGI app, to serve or wrap yourself).
 * `block_real_llm_requests()`: makes HTTP requests to non-loopback hosts fail (the pytest fixture
   lives in `django_ai_chat.pytest_plugin`).
 """
@@ -21,7 +22,7 @@ from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCall
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
 
 from django_ai_chat._demo_model import DemoModel
-from django_ai_chat._fake_openai import FakeOpenAIServer, main
+from django_ai_chat._fake_openai import FakeOpenAIApp, FakeOpenAIServer, main
 from django_ai_chat._llm_guard import RealLLMRequestBlocked, block_real_llm_requests
 from django_ai_chat.exceptions import ConfigurationError
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DemoModel",
+    "FakeOpenAIApp",
     "FakeOpenAIServer",
     "RealLLMRequestBlocked",
     "ScriptExhausted",

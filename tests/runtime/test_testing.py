@@ -314,6 +314,19 @@ async def test_a_scripted_model_records_requests_and_offered_tools() -> None:
     assert not llm.turns
 
 
+async def test_the_scripted_llm_fixture_backs_the_test_settings_model(
+    scripted_llm: ScriptedLLM, settings: Any
+) -> None:
+    scripted_llm.add_turns(["From ", "the fixture."])
+
+    events = await collect(
+        astream(ask("Hi"), system_prompt="", model=settings.AI_CHAT_MODEL, tools=False)
+    )
+
+    assert settings.AI_CHAT_MODEL == "test:scripted"
+    assert answer(events) == "From the fixture."
+
+
 def test_scripted_llm_is_not_collected_as_a_test_class() -> None:
     assert ScriptedLLM.__test__ is False
     assert FakeOpenAIServer.__test__ is False
