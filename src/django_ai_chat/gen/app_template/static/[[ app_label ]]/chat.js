@@ -8,6 +8,9 @@
  * - `delta` events append to a raw Markdown buffer, rendered with the vendored marked +
  *   DOMPurify once per animation frame, until the final `message` event replaces it;
  * - `conversation` events refresh the sidebar; `removed` events drop a message.
+ * When a streamed answer ends, `<app>:answered` is dispatched on the root (it bubbles) with
+ * `detail: { conversationId, messageId, streamedText, stopped }`, `streamedText` being the text
+ * this page assembled from the stream (the final HTML has replaced it by then).
  * It also wires the composer (Enter sends, Shift+Enter adds a line), the drawer, the dialogs,
  * auto-scroll (unless the reader scrolled up) and, in a component, navigation without leaving
  * the host page: `<app>:navigate` is dispatched with `detail.conversationId`.
@@ -218,6 +221,19 @@
         this.list.insertBefore(el, next || null);
       }
       this.buffers.delete(id);
+      if (held && el.dataset.complete === "true") {
+        this.root.dispatchEvent(
+          new CustomEvent(`${this.app}:answered`, {
+            bubbles: true,
+            detail: {
+              conversationId: this.conversationId,
+              messageId: id,
+              streamedText: held.raw,
+              stopped: el.dataset.stopped === "true",
+            },
+          }),
+        );
+      }
       if (el.dataset.complete === "false") {
         const fresh = this.adoptBuffer(el);
         if (held && fresh && held.end > fresh.end) {

@@ -1,0 +1,431 @@
+"""The generated chat UI in headless Chromium, against a real project, server and worker.
+
+Every test sends real messages through the page; the fake OpenAI-compatible server answers
+according to directives in them (`[tokens:N]` N filler tokens, `[say:TEXT]` exactly TEXT,
+`[tool:NAME {}]` a tool call first).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import USERS, Site, Watch, dedent
+
+pytestmark = pytest.mark.browser
+
+AGENT = "[data-messages] > [data-source=agent]"
+LAST_AGENT = f"{AGENT} >> nth=-1"
+
+# Records, once per animation frame until the last answer is complete, what the page shows of
+# it; `flags` are JS expressions checked on every frame (e.g. "was a table shown?").
+WATCH_ANSWER = """
+async (flags) => {
+  const frames = [];
+  const seen = {};
+  for (;;) {
+    const answers = document.querySelectorAll('[data-messages] > [data-source=agent]');
+    const el = answers[answers.length - 1];
+    if (el) {
+      const body = el.querySelector('[data-body]');
+      const length = body ? body.textContent.length : 0;
+      if (frames.length === 0 || frames[frames.length - 1] !== length) frames.push(length);
+      for (const [name, expression] of Object.entries(flags)) {
+        if (el.dataset.complete === 'false' && eval(expression)) seen[name] = true;
+      }
+      if (el.dataset.complete === 'true') return { frames, seen };
+    }
+    await new Promise((resolve) => requestAnimationFrame(resolve));
+  }
+}
+"""
+
+RECORD_ANSWERED = """
+window.answered = [];
+document.addEventListener('chat:answered', (event) => window.answered.push(event.detail));
+"""
+
+
+def send(page: Page, text: str) -> None:
+    """Type `text` in the composer and press Enter, as a person would."""
+    box = page.locator("[data-composer-input]")
+    box.fill(text)
+    box.press("Enter")
+
+
+def start_conversation(page: Page, text: str) -> str:
+    """Open a new chat, send `text`; returns the new conversation's id (from the URL)."""
+    page.goto("/chat/")
+    send(page, text)
+    page.wait_for_url(re.compile(r"/chat/[0-9a-f-]{36}/$"))
+    return page.url.rstrip("/").rsplit("/", 1)[-1]
+
+
+def wait_for_answer(page: Page) -> Any:
+    """Wait until the newest answer is complete; returns its locator."""
+    answer = page.locator(LAST_AGENT)
+    expect(answer).to_have_attribute("data-complete", "true", timeout=30_000)
+    return answer
+
+
+def message_id(locator: Any) -> str:
+    return str(locator.get_attribute("id")).removeprefix("message-")
+
+
+def assert_clean(watch: Watch) -> None:
+    assert watch.page_errors == []
+    assert watch.dialogs == []
+
+
+# -- streaming -----------------------------------------------------------------------------------
+
+
+def test_streamed_text_appears_in_several_steps_before_completion(
+    alice: tuple[Page, Watch],
+) -> None:
+    page, watch = alice
+    start_conversation(page, "Tell me something long. [tokens:160]")
+    growth = page.evaluate(WATCH_ANSWER, {})
+
+    # The page showed the answer growing, frame after frame, before the final HTML arrived.
+    frames = growth["frames"]
+    assert len(frames) >= 5, frames
+    assert frames == sorted(frames)
+    answer = wait_for_answer(page)
+    assert "Streaming answers arrive token by token" in answer.inner_text()
+    expect(answer.locator("[data-responding]")).to_have_count(0)
+    assert_clean(watch)
+
+
+def test_markdown_table_and_highlighted_code_render_while_streaming_and_after(
+    alice: tuple[Page, Watch],
+) -> None:
+    page, watch = alice
+    markdown = dedent(
+        """
+        Here is a table:
+
+        | Fruit | Count |
+        |-------|-------|
+        | apple | 3 |
+        | pear | 5 |
+
+        And some code:
+
+        ```python
+        def greet(name):
+            return "hi " + name
+        ```
+
+        That is all.
+        """
+    )
+    start_conversation(page, f"[tps:20][say:{markdown}]")
+    growth = page.evaluate(
+        WATCH_ANSWER, {"table": "!!body.querySelector('table td')", "code": "!!body.querySelector('pre')"}
+    )
+    # Formatted while streaming (marked + DOMPurify in the browser), not raw pipes and fences.
+    assert growth["seen"] == {"table": True, "code": True}
+
+    answer = wait_for_answer(page)
+    table = answer.locator("table")
+    expect(table.locator("tbody tr")).to_have_count(2)
+    expect(table.locator("th").first).to_have_text("Fruit")
+    # The final HTML comes from the server: Pygments-highlighted code.
+    keyword = answer.locator(".highlight .k", has_text="def")
+    expect(keyword).to_have_count(1)
+    color = keyword.evaluate("el => getComputedStyle(el).color")
+    body_color = answer.locator("[data-body] p").first.evaluate("el => getComputedStyle(el).color")
+    assert color != body_color
+    assert_clean(watch)
+
+
+def test_tool_call_and_result_badges_appear(alice: tuple[Page, Watch]) -> None:
+    page, watch = alice
+    start_conversation(page, "Which chats do I have? [tool:chat_list_conversations {}]")
+    answer = wait_for_answer(page)
+    expect(answer.locator('[data-tool-call="chat_list_conversations"]')).to_be_visible()
+    expect(answer.locator("[data-tool-call]")).to_contain_text("tool: chat_list_conversations")
+    expect(answer.locator('[data-tool-result="chat_list_conversations"]')).to_be_visible()
+    assert_clean(watch)
+
+
+def test_reload_mid_answer_ends_with_exactly_the_models_text(
+    alice: tuple[Page, Watch], site: Site
+) -> None:
+    page, watch = alice
+    page.context.add_init_script(RECORD_ANSWERED)
+    start_conversation(page, "A long answer, please. [tokens:240]")
+    answer = page.locator(LAST_AGENT)
+    expect(answer.locator("[data-body]")).to_contain_text("Streaming answers", timeout=20_000)
+    expect(answer).to_have_attribute("data-complete", "false")
+    page.reload()
+
+    # The reloaded page shows what the database held, then catches up over the stream.
+    page.wait_for_function("window.answered.length > 0", timeout=30_000)
+    detail = page.evaluate("window.answered[0]")
+    stored = site.message(detail["messageId"])
+    assert stored["complete"] is True
+    assert stored["stopped"] is False
+    assert len(str(stored["text"])) > 500
+    assert detail["streamedText"] == stored["text"]
+    assert_clean(watch)
+
+
+def test_a_web_server_restart_mid_answer_continues_without_gap_or_duplicate(
+    alice: tuple[Page, Watch], site: Site
+) -> None:
+    page, watch = alice
+    page.context.add_init_script(RECORD_ANSWERED)
+    start_conversation(page, "Keep talking while the server restarts. [tokens:280]")
+    answer = page.locator(LAST_AGENT)
+    expect(answer.locator("[data-body]")).to_contain_text("Streaming answers", timeout=20_000)
+
+    site.stop_server()
+    expect(page.locator("[data-chat-root]")).to_have_attribute("data-connected", "false")
+    site.start_server()
+
+    page.wait_for_function("window.answered.length > 0", timeout=40_000)
+    detail = page.evaluate("window.answered[0]")
+    stored = site.message(detail["messageId"])
+    assert stored["complete"] is True
+    assert detail["streamedText"] == stored["text"]
+    assert page.locator("[data-chat-root]").get_attribute("data-connected") == "true"
+    assert watch.page_errors == []
+
+
+def test_stop_keeps_the_partial_text_and_marks_the_answer_stopped(
+    alice: tuple[Page, Watch], site: Site
+) -> None:
+    page, watch = alice
+    page.context.add_init_script(RECORD_ANSWERED)
+    start_conversation(page, "Talk until I stop you. [tokens:600]")
+    answer = page.locator(LAST_AGENT)
+    expect(answer.locator("[data-body]")).to_contain_text("Streaming answers", timeout=20_000)
+    stop = page.locator("[data-stop]")
+    expect(stop).to_be_visible()
+    stop.click()
+
+    expect(answer).to_have_attribute("data-complete", "true")
+    expect(answer).to_have_attribute("data-stopped", "true")
+    expect(answer.locator("[data-stopped-badge]")).to_have_text("Stopped")
+    expect(stop).to_be_hidden()
+    stored = site.message(message_id(answer))
+    assert stored["stopped"] is True
+    text = str(stored["text"])
+    assert text.startswith("Streaming answers arrive token by token")
+    # Far fewer than the 600 tokens asked for: the answer really was cut short.
+    assert len(text.split()) < 500
+    page.wait_for_function("window.answered.length > 0")
+    assert page.evaluate("window.answered[0].streamedText") == text
+    assert answer.locator("[data-body]").inner_text().split() == text.split()
+    assert_clean(watch)
+
+
+# -- authorisation -------------------------------------------------------------------------------
+
+
+def test_another_user_gets_404_on_the_conversation_page_its_stream_and_its_posts(
+    alice: tuple[Page, Watch], bob: tuple[Page, Watch]
+) -> None:
+    alice_page, _ = alice
+    conversation = start_conversation(alice_page, "[say:Only for Alice.]")
+    wait_for_answer(alice_page)
+
+    bob_page, _ = bob
+    own = bob_page.goto("/chat/")
+    assert own is not None and own.status == 200
+    expect(bob_page.locator("[data-conversations]")).not_to_contain_text("Only for Alice")
+
+    page_response = bob_page.goto(f"/chat/{conversation}/")
+    assert page_response is not None and page_response.status == 404
+    assert "Only for Alice" not in bob_page.content()
+
+    stream = bob_page.request.get(f"/chat/{conversation}/stream/")
+    assert stream.status == 404
+    panel = bob_page.request.get(f"/chat/panel/?conversation={conversation}")
+    assert panel.status == 404
+
+    csrf = next(c["value"] for c in bob_page.context.cookies() if c["name"] == "csrftoken")
+    headers = {"X-CSRFToken": csrf, "Referer": bob_page.url}
+    for action in ("send", "stop", "rename", "delete"):
+        response = bob_page.request.post(
+            f"/chat/{conversation}/{action}/",
+            form={"text": "hi", "title": "mine now"},
+            headers=headers,
+        )
+        assert response.status == 404, action
+    assert bob_page.request.get("/chat/not-a-uuid/").status == 404
+
+    # Alice still has her conversation, untouched.
+    alice_page.reload()
+    expect(alice_page.locator("[data-messages]")).to_contain_text("Only for Alice.")
+
+
+# -- embedding -----------------------------------------------------------------------------------
+
+
+def test_the_component_works_embedded_in_a_host_page(alice: tuple[Page, Watch]) -> None:
+    page, watch = alice
+    page.goto("/host/")
+    component = page.locator("[data-chat-root][data-mode=component]")
+    expect(component).to_be_visible()
+    # The host keeps its own look: the chat's CSS has no global reset.
+    assert "serif" in page.locator("h1").evaluate("el => getComputedStyle(el).fontFamily")
+
+    send(page, "[say:Hello from inside the host page.]")
+    page.wait_for_function("window.chatNavigations.length === 1")
+    conversation = page.evaluate("window.chatNavigations[0]")
+    assert re.fullmatch(r"[0-9a-f-]{36}", conversation)
+    assert page.url.endswith("/host/")
+    component = page.locator("[data-chat-root][data-mode=component]")
+    expect(component).to_have_attribute("data-conversation-id", conversation)
+    answer = wait_for_answer(page)
+    expect(answer).to_contain_text("Hello from inside the host page.")
+
+    component.locator("a[data-navigate='']").click()
+    page.wait_for_function("window.chatNavigations.length === 2")
+    assert page.evaluate("window.chatNavigations[1]") is None
+    expect(page.locator("[data-chat-root] [data-messages] > *")).to_have_count(0)
+
+    page.locator(f"[data-conversation-item='{conversation}'] a").click()
+    page.wait_for_function("window.chatNavigations.length === 3")
+    assert page.evaluate("window.chatNavigations[2]") == conversation
+    expect(page.locator(AGENT)).to_contain_text("Hello from inside the host page.")
+    assert page.url.endswith("/host/")
+    assert_clean(watch)
+
+
+def test_the_mobile_drawer_opens_and_closes(alice_mobile: tuple[Page, Watch]) -> None:
+    page, watch = alice_mobile
+    page.goto("/chat/")
+    sidebar = page.locator("[data-sidebar]")
+    opener = page.locator("[data-drawer-open]")
+    expect(opener).to_be_visible()
+    expect(sidebar).to_be_hidden()
+
+    opener.click()
+    expect(sidebar).to_be_visible()
+    expect(opener).to_have_attribute("aria-expanded", "true")
+    page.keyboard.press("Escape")
+    expect(sidebar).to_be_hidden()
+    expect(opener).to_have_attribute("aria-expanded", "false")
+
+    opener.click()
+    expect(sidebar).to_be_visible()
+    page.locator("[data-drawer-close]").click()
+    expect(sidebar).to_be_hidden()
+
+    opener.click()
+    expect(sidebar).to_be_visible()
+    page.mouse.click(375, 400)  # on the dimmed page beside the drawer
+    expect(sidebar).to_be_hidden()
+    assert_clean(watch)
+
+
+# -- safety --------------------------------------------------------------------------------------
+
+HOSTILE = (
+    'Look: <script>window.pwned = "script"</script> '
+    '<img src="x" onerror="window.pwned = \'onerror\'"> '
+    "<a href=\"javascript:window.pwned = 'link'\">click me</a> "
+    "<svg onload=\"window.pwned = 'svg'\"></svg> "
+    "<iframe src=\"javascript:parent.pwned = 'iframe'\"></iframe> "
+    "the end"
+)
+
+
+def test_a_hostile_answer_executes_nothing(alice: tuple[Page, Watch]) -> None:
+    page, watch = alice
+    page.context.add_init_script("window.pwned = null;")
+    start_conversation(page, f"[tps:20][say:{HOSTILE}]")
+    page.evaluate(WATCH_ANSWER, {})
+    answer = wait_for_answer(page)
+    expect(answer).to_contain_text("the end")
+    links = answer.locator("a", has_text="click me")
+    if links.count():
+        links.first.click()
+    assert page.evaluate("window.pwned") is None
+    assert answer.locator("script:not([type='application/json']), iframe, svg[onload], [onerror]").count() == 0
+    assert answer.locator("a[href^='javascript' i]").count() == 0
+    # The person's own message shows the markup as text.
+    expect(page.locator("[data-messages] > [data-source=user]")).to_contain_text("<script>")
+    assert watch.dialogs == []
+    assert watch.page_errors == []
+
+
+# -- cost ----------------------------------------------------------------------------------------
+
+
+def _sse_events(response: httpx.Response, stop: threading.Event) -> list[tuple[str, str, int]]:
+    """`(event, data, bytes on the wire)` for each SSE event until `stop` is set."""
+    events: list[tuple[str, str, int]] = []
+    buffer = b""
+    for chunk in response.iter_raw():
+        buffer += chunk
+        while b"\n\n" in buffer:
+            raw, buffer = buffer.split(b"\n\n", 1)
+            lines = raw.decode().split("\n")
+            name = next((line[7:] for line in lines if line.startswith("event: ")), "")
+            data = "\n".join(line[6:] for line in lines if line.startswith("data: "))
+            events.append((name, data, len(raw) + 2))
+            if stop.is_set():
+                return events
+            if name == "message" and 'data-source="agent"' in data and 'data-complete="true"' in data:
+                return events
+    return events
+
+
+def test_sse_bytes_for_a_long_answer_stay_within_3x_the_rendered_message(
+    alice: tuple[Page, Watch], site: Site, sessions: dict[str, Path]
+) -> None:
+    page, watch = alice
+    conversation = start_conversation(page, "[say:Ready.]")
+    wait_for_answer(page)
+    last = page.locator("[data-messages] > [data-message] >> nth=-1")
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+
+    url = f"{site.base_url}/chat/{conversation}/stream/?after={message_id(last)}"
+    received: list[tuple[str, str, int]] = []
+    stop = threading.Event()
+    opened = threading.Event()
+
+    def listen() -> None:
+        with httpx.Client(cookies=cookies, timeout=60) as client, client.stream("GET", url) as response:
+            assert response.status_code == 200
+            opened.set()
+            received.extend(_sse_events(response, stop))
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+    assert opened.wait(20)
+    send(page, "A long answer to measure. [tokens:600]")
+    wait_for_answer(page)
+    listener.join(30)
+    stop.set()
+
+    answer_id = message_id(page.locator(LAST_AGENT))
+    final = [d for e, d, _ in received if e == "message" and answer_id in d][-1]
+    about_answer = [
+        size
+        for event, data, size in received
+        if (event == "message" and f'id="message-{answer_id}"' in data)
+        or (event == "delta" and json.loads(data)["id"] == answer_id)
+    ]
+    deltas = sum(1 for e, _, _ in received if e == "delta")
+    rendered = len(final.encode())
+    ratio = sum(about_answer) / rendered
+    print(
+        f"SSE for a 600-token answer: {sum(about_answer)} bytes in {len(about_answer)} events "
+        f"({deltas} deltas); final message {rendered} bytes; ratio {ratio:.2f}"
+    )
+    assert deltas > 1
+    assert ratio <= 3
+    assert_clean(watch)
