@@ -223,9 +223,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, fake_llm: str) -> Iterator[Si
             env.pop(key, None)
         migrated = manage(project, "migrate", "--no-input", env=env)
         assert migrated.returncode == 0, migrated.stdout + migrated.stderr
-        create = "; ".join(
-            f"User.objects.create_user({email!r}, {PASSWORD!r})" for email in USERS
-        )
+        create = "; ".join(f"User.objects.create_user({email!r}, {PASSWORD!r})" for email in USERS)
         created = manage(
             project,
             "shell",
@@ -266,7 +264,9 @@ def browser(playwright_instance: Playwright) -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="session")
-def sessions(site: Site, browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def sessions(
+    site: Site, browser: Browser, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
     """A logged-in storage state (cookies) per test user, made through the real log-in page."""
     directory = tmp_path_factory.mktemp("sessions")
     states: dict[str, Path] = {}
@@ -302,7 +302,9 @@ def _open(
     page.on("pageerror", lambda error: watch.page_errors.append(str(error)))
     page.on(
         "console",
-        lambda message: watch.console_errors.append(message.text) if message.type == "error" else None,
+        lambda message: (
+            watch.console_errors.append(message.text) if message.type == "error" else None
+        ),
     )
 
     def dismiss(dialog: object) -> None:
@@ -318,7 +320,9 @@ def _open(
 @pytest.fixture
 def alice(browser: Browser, site: Site, sessions: dict[str, Path]) -> Iterator[tuple[Page, Watch]]:
     """A desktop page logged in as Alice, with a record of errors and dialogs."""
-    context, page, watch = _open(browser, site, sessions[USERS[0]], viewport={"width": 1280, "height": 860})
+    context, page, watch = _open(
+        browser, site, sessions[USERS[0]], viewport={"width": 1280, "height": 860}
+    )
     yield page, watch
     context.close()
 
@@ -326,7 +330,9 @@ def alice(browser: Browser, site: Site, sessions: dict[str, Path]) -> Iterator[t
 @pytest.fixture
 def bob(browser: Browser, site: Site, sessions: dict[str, Path]) -> Iterator[tuple[Page, Watch]]:
     """A desktop page logged in as Bob."""
-    context, page, watch = _open(browser, site, sessions[USERS[1]], viewport={"width": 1280, "height": 860})
+    context, page, watch = _open(
+        browser, site, sessions[USERS[1]], viewport={"width": 1280, "height": 860}
+    )
     yield page, watch
     context.close()
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import USERS, Site, Watch, dedent
+from tests.browser.conftest import Site, Watch, dedent
 
 pytestmark = pytest.mark.browser
 
@@ -129,7 +129,8 @@ def test_markdown_table_and_highlighted_code_render_while_streaming_and_after(
     )
     start_conversation(page, f"[tps:20][say:{markdown}]")
     growth = page.evaluate(
-        WATCH_ANSWER, {"table": "!!body.querySelector('table td')", "code": "!!body.querySelector('pre')"}
+        WATCH_ANSWER,
+        {"table": "!!body.querySelector('table td')", "code": "!!body.querySelector('pre')"},
     )
     # Formatted while streaming (marked + DOMPurify in the browser), not raw pipes and fences.
     assert growth["seen"] == {"table": True, "code": True}
@@ -353,7 +354,12 @@ def test_a_hostile_answer_executes_nothing(alice: tuple[Page, Watch]) -> None:
     if links.count():
         links.first.click()
     assert page.evaluate("window.pwned") is None
-    assert answer.locator("script:not([type='application/json']), iframe, svg[onload], [onerror]").count() == 0
+    assert (
+        answer.locator(
+            "script:not([type='application/json']), iframe, svg[onload], [onerror]"
+        ).count()
+        == 0
+    )
     assert answer.locator("a[href^='javascript' i]").count() == 0
     # The person's own message shows the markup as text.
     expect(page.locator("[data-messages] > [data-source=user]")).to_contain_text("<script>")
@@ -378,7 +384,11 @@ def _sse_events(response: httpx.Response, stop: threading.Event) -> list[tuple[s
             events.append((name, data, len(raw) + 2))
             if stop.is_set():
                 return events
-            if name == "message" and 'data-source="agent"' in data and 'data-complete="true"' in data:
+            if (
+                name == "message"
+                and 'data-source="agent"' in data
+                and 'data-complete="true"' in data
+            ):
                 return events
     return events
 
@@ -398,7 +408,10 @@ def test_sse_bytes_for_a_long_answer_stay_within_3x_the_rendered_message(
     opened = threading.Event()
 
     def listen() -> None:
-        with httpx.Client(cookies=cookies, timeout=60) as client, client.stream("GET", url) as response:
+        with (
+            httpx.Client(cookies=cookies, timeout=60) as client,
+            client.stream("GET", url) as response,
+        ):
             assert response.status_code == 200
             opened.set()
             received.extend(_sse_events(response, stop))

@@ -75,7 +75,7 @@ def test_a_visitor_signs_up_and_gets_a_streamed_answer(site: str, page: Page) ->
     page.get_by_role("button", name="Sign up").click()
 
     expect(page).to_have_url(f"{site}/chat/")
-    page.get_by_label("Message").fill(f"Hi! [say:{ANSWER}] [tps:12]")
+    page.get_by_role("textbox", name="Message").fill(f"Hi! [say:{ANSWER}] [tps:12]")
     page.get_by_role("button", name="Send").click()
 
     answer = page.locator('[data-message][data-source="agent"]').last
