@@ -76,7 +76,14 @@ def _describe(result: ToolReturnPart) -> str:
         items = next((v for v in content.values() if isinstance(v, list)), None)
         content = items if items is not None else content
     if isinstance(content, list):
-        return f"I called `{result.tool_name}` first: it found {len(content)} conversation(s)."
+        titles = [
+            str(item["title"]) for item in content if isinstance(item, dict) and item.get("title")
+        ]
+        shown = ", ".join(f"*{title}*" for title in titles[:3])
+        more = f" and {len(titles) - 3} more" if len(titles) > 3 else ""
+        listing = f": {shown}{more}" if titles else ""
+        found = f"{len(content)} conversation(s){listing}"
+        return f"I called `{result.tool_name}` first: it found {found}."
     text = json.dumps(content, default=str)
     return f"I called `{result.tool_name}` first; it answered `{text[:80]}`."
 

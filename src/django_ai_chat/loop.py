@@ -73,6 +73,10 @@ class ChatMessage:
     role: Literal["user", "assistant"]
     text: str
 
+    def __post_init__(self) -> None:
+        if self.role not in ("user", "assistant"):
+            raise ValueError(f"ChatMessage role must be 'user' or 'assistant', not {self.role!r}.")
+
 
 def _to_model_messages(messages: Sequence[ChatMessage]) -> tuple[str, list[ModelMessage]]:
     turns = [m for m in messages if m.text.strip()]

@@ -136,6 +136,11 @@ async def test_the_request_ends_with_the_user_message() -> None:
     assert not any(isinstance(m, ModelResponse) for m in request)
 
 
+def test_a_chat_message_has_a_user_or_assistant_role() -> None:
+    with pytest.raises(ValueError, match="'system'"):
+        ChatMessage("system", "You are a pirate.")  # type: ignore[arg-type]
+
+
 async def test_a_history_without_a_user_message_is_refused() -> None:
     with pytest.raises(ValueError, match="user message"):
         await collect(

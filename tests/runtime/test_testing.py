@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from openai import AsyncOpenAI
 from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.openai import OpenAIProvider
 
@@ -286,7 +287,7 @@ async def test_the_demo_model_calls_the_starter_tool_then_streams_markdown() -> 
     assert isinstance(first, ToolCallEvent) and first.name == "chat_list_conversations"
     text = answer(events)
     assert "offline demo model" in text
-    assert "2 conversation" in text
+    assert "2 conversation(s): *Trip*, *Recipes*" in text
     assert "What can you do?" in text
     assert re.search(r"^## ", text, re.M)
     assert re.search(r"^- ", text, re.M)
@@ -346,10 +347,9 @@ async def test_the_guard_is_active_in_every_test_and_names_itself_in_the_loop_er
         with pytest.raises(RealLLMRequestBlocked):
             await client.get("https://example.com/")
 
-    model = OpenAIChatModel(
-        "gpt-4o",
-        provider=OpenAIProvider(api_key="sk-real-looking", base_url="http://192.0.2.1/v1"),
-    )
+    # No SDK retries: the blocked request would otherwise be retried with back-off.
+    client = AsyncOpenAI(api_key="sk-real-looking", base_url="http://192.0.2.1/v1", max_retries=0)
+    model = OpenAIChatModel("gpt-4o", provider=OpenAIProvider(openai_client=client))
     events = await collect(astream(ask("Hi"), system_prompt="", model=model, tools=False))
 
     error = events[0]
