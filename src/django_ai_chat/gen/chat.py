@@ -37,7 +37,9 @@ def gen_chat(project: Project, opts: ChatOptions, target: Target) -> Project:
     _dependencies(project, opts)
     migrate = PurePosixPath("models.py") in rendered and not _has_migrations(project, app)
     if migrate and installed:
-        project.add_task("makemigrations", opts.app_label, "--no-header")
+        # --skip-checks: a project still on SQLite fails django_ai_chat's Postgres check, which
+        # must not stop the migration from being written (migrate reports it later).
+        project.add_task("makemigrations", opts.app_label, "--no-header", "--skip-checks")
     # Without the app installed, makemigrations cannot run: it joins the checklist.
     _notices(project, opts, target, {**context, "makemigrations": migrate and not installed})
     return project

@@ -1,0 +1,48 @@
+import chat.models
+import django.db.models.deletion
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+
+    initial = True
+
+    dependencies = [
+    ]
+
+    operations = [
+        migrations.CreateModel(
+            name='Conversation',
+            fields=[
+                ('id', models.UUIDField(default=chat.models.new_id, editable=False, primary_key=True, serialize=False)),
+                ('title', models.CharField(blank=True, default='', max_length=120)),
+                ('title_locked', models.BooleanField(default=False, help_text='Set when a person renamed it: the naming job leaves it alone.')),
+                ('inserted_at', models.DateTimeField(auto_now_add=True)),
+                ('updated_at', models.DateTimeField(auto_now=True, db_index=True)),
+            ],
+            options={
+                'ordering': ['-updated_at'],
+            },
+        ),
+        migrations.CreateModel(
+            name='Message',
+            fields=[
+                ('id', models.UUIDField(default=chat.models.new_id, editable=False, primary_key=True, serialize=False)),
+                ('text', models.TextField(blank=True)),
+                ('tool_calls', models.JSONField(blank=True, default=list)),
+                ('tool_results', models.JSONField(blank=True, default=list)),
+                ('source', models.CharField(choices=[('user', 'User'), ('agent', 'Agent')], default='user', max_length=5)),
+                ('complete', models.BooleanField(default=True, help_text='False while an answer streams.')),
+                ('stopped', models.BooleanField(default=False, help_text='The person stopped the answer.')),
+                ('error', models.CharField(blank=True, default='', max_length=500)),
+                ('inserted_at', models.DateTimeField(auto_now_add=True)),
+                ('updated_at', models.DateTimeField(auto_now=True)),
+                ('conversation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='messages', to='chat.conversation')),
+                ('response_to', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='response', to='chat.message')),
+            ],
+            options={
+                'ordering': ['id'],
+                'indexes': [models.Index(fields=['conversation', '-id'], name='chat_msg_history'), models.Index(condition=models.Q(('complete', False)), fields=['conversation'], name='chat_msg_open')],
+            },
+        ),
+    ]
