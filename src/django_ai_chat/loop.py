@@ -14,6 +14,8 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Seque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from asgiref.sync import sync_to_async
+from django.db import connections
 from pydantic_ai import Agent
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import (
@@ -348,6 +350,9 @@ def stream(
                 return
     finally:
         loop.run_until_complete(events.aclose())
+        # Tools reach the ORM through `sync_to_async`, which here runs in asgiref's shared thread
+        # (there is no `async_to_sync` caller to return to): close what they opened there.
+        loop.run_until_complete(sync_to_async(connections.close_all, thread_sensitive=True)())
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.run_until_complete(loop.shutdown_default_executor())
         loop.close()

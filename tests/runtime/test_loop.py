@@ -425,3 +425,16 @@ async def test_plain_text_history_replay_uses_text_parts_only() -> None:
     response = llm.requests[0][1]
     assert isinstance(response, ModelResponse)
     assert response.parts == [TextPart("b")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sync_wrapper_runs_registered_model_tools() -> None:
+    alice = make_user("alice")
+    Note.objects.create(owner=alice, title="Groceries")
+    llm = ScriptedLLM([[ToolCall("read_notes", {})], ["Done."]])
+
+    events = list(stream(HI, system_prompt="", model=llm, tools=["read_notes"], actor=alice))
+
+    [result] = [e for e in events if isinstance(e, ToolResultEvent)]
+    assert not result.is_error
+    assert "Groceries" in str(result.content)
