@@ -69,6 +69,8 @@ class _Plan:
     text: list[str] = field(default_factory=list)
     calls: list[_Call] = field(default_factory=list)
     error: str | None = None
+    drop_at: int | None = None
+    """Cut the connection before this text token (`len(text)`: after the text)."""
     ttft: float = 0.0
     tps: float = 0.0
 
@@ -187,29 +189,37 @@ class FakeOpenAIApp:
             await self._stream(send, receive, request, plan, completion_id, include_usage)
         else:
             await asyncio.sleep(plan.ttft)
+            if plan.drop_at is not None:
+                raise _DropConnection
             await _send_json(send, 200, _completion(request, plan, completion_id))
 
     def _plan(self, request: dict[str, Any]) -> _Plan:
         plan = _Plan(ttft=self.ttft, tps=self.tps)
         if self.script:
-            for item in self.script.popleft():
-                if isinstance(item, str):
-                    plan.text.append(item)
-                elif isinstance(item, BaseException):
-                    plan.error = "midstream"
-                else:
-                    plan.calls.append(
-                        _Call(item.id or self._call_id(), item.name, item.arguments_json())
-                    )
-            return plan
-        messages: list[dict[str, Any]] = request.get("messages") or []
-        tool_results = list(
-            itertools.takewhile(lambda m: m.get("role") != "user", reversed(messages))
-        )
+            self._plan_script(plan, self.script.popleft())
+        else:
+            self._plan_directives(plan, request.get("messages") or [])
+        return plan
+
+    def _plan_script(self, plan: _Plan, turn: list[str | ToolCall | BaseException]) -> None:
+        for item in turn:
+            if isinstance(item, BaseException):
+                plan.drop_at = len(plan.text)  # as `ScriptedLLM` raises there
+                return
+            if isinstance(item, str):
+                plan.text.append(item)
+            else:
+                plan.calls.append(
+                    _Call(item.id or self._call_id(), item.name, item.arguments_json())
+                )
+
+    def _plan_directives(self, plan: _Plan, messages: list[dict[str, Any]]) -> None:
+        after_prompt = itertools.takewhile(lambda m: m.get("role") != "user", reversed(messages))
+        answered_tools = [m for m in after_prompt if m.get("role") == "tool"]
         prompt = next((_content_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
         directives = _parse_directives(prompt)
         say, tokens = None, self.tokens
-        for kind, value, _arguments in directives:
+        for kind, value, arguments in directives:
             with contextlib.suppress(ValueError):
                 if kind == "say":
                     say = value
@@ -219,19 +229,17 @@ class FakeOpenAIApp:
                     plan.ttft = float(value)
                 elif kind == "tps":
                     plan.tps = float(value)
-        answered_tools = [m for m in tool_results if m.get("role") == "tool"]
-        if not answered_tools:
-            for kind, value, arguments in directives:
-                if kind == "error":
+                elif kind == "error" and not answered_tools:
                     plan.error = value
-                elif kind == "tool":
+                elif kind == "tool" and not answered_tools:
                     plan.calls.append(_Call(self._call_id(), value, json.dumps(arguments)))
-            if plan.calls:
-                return plan
-        else:
+        if plan.calls:
+            return
+        if answered_tools:
             plan.text.extend(_split_tokens(_tool_summary(answered_tools, messages) + "\n\n"))
         plan.text.extend(_split_tokens(say) if say is not None else _filler(tokens))
-        return plan
+        if plan.error == "midstream":
+            plan.drop_at = max(1, len(plan.text) // 2)
 
     def _call_id(self) -> str:
         # The same ids as `ScriptedLLM`, so both produce identical event sequences.
@@ -274,7 +282,7 @@ class FakeOpenAIApp:
         try:
             await asyncio.sleep(plan.ttft)
             await chunk({"role": "assistant", "content": ""})
-            drop_at = max(1, len(plan.text) // 2) if plan.error == "midstream" else None
+            drop_at = plan.drop_at
             for index, token in enumerate(plan.text):
                 if disconnected.is_set():
                     return

@@ -124,6 +124,22 @@ async def test_the_loop_yields_the_same_events_over_http_as_with_the_scripted_mo
     assert done.usage.input_tokens > 0 and done.usage.output_tokens > 0
 
 
+async def test_a_scripted_failure_mid_turn_cuts_both_at_the_same_point() -> None:
+    script: list[Turn] = [["One ", "two ", ConnectionResetError("gone"), "never"]]
+    scripted = await collect(
+        astream(ask("Hi"), system_prompt="", model=ScriptedLLM(script), tools=False)
+    )
+    with FakeOpenAIServer(script=script) as fake:
+        over_http = await collect(
+            astream(ask("Hi"), system_prompt="", model=openai_model(fake), tools=False)
+        )
+
+    for events in (scripted, over_http):
+        assert [e.kind for e in events] == ["text_delta", "text_delta", "error", "done"]
+        assert answer(events) == "One two "
+        assert isinstance(events[2], ErrorEvent) and events[2].reason == "provider_error"
+
+
 async def test_a_tool_directive_calls_the_tool_then_the_answer_mentions_it(
     server: FakeOpenAIServer,
 ) -> None:
