@@ -167,7 +167,7 @@ def _test(name: str) -> Model:
 
 
 def _demo(name: str) -> Model:
-    from django_ai_chat.testing import DemoModel
+    from django_ai_chat._demo_model import DemoModel
 
     # `demo:instant` streams without the human-pace pauses (handy in tests).
     return DemoModel(delay=0.0 if name == "instant" else None)
