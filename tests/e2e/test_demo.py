@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import os
 import re
-import selectors
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -36,9 +37,17 @@ class RunningDemo:
     database_dir: Path
 
     def read_until_exit(self, timeout: float) -> str:
-        out, _ = self.process.communicate(timeout=timeout)
-        self.output.append(out)
+        self.process.wait(timeout)
+        time.sleep(0.2)  # let the drain thread take the last lines
         return "".join(self.output)
+
+
+def _drain(stream: IO[str], output: list[str], banner: threading.Event) -> None:
+    for line in stream:
+        output.append(line)
+        if "Stop with Ctrl-C." in line:
+            banner.set()
+    banner.set()
 
 
 def _start_demo(workdir: Path) -> RunningDemo:
@@ -55,20 +64,11 @@ def _start_demo(workdir: Path) -> RunningDemo:
     )
     assert process.stdout is not None
     output: list[str] = []
-    selector = selectors.DefaultSelector()
-    selector.register(process.stdout, selectors.EVENT_READ)
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        if not selector.select(timeout=1):
-            if process.poll() is not None:
-                break
-            continue
-        line = process.stdout.readline()
-        if not line:
-            break
-        output.append(line)
-        if "Stop with Ctrl-C." in line:
-            break
+    banner = threading.Event()
+    # A thread drains the pipe: the demo must never block on a full pipe, and select() on a
+    # buffered text stream misses lines already read into the buffer.
+    threading.Thread(target=_drain, args=(process.stdout, output, banner), daemon=True).start()
+    banner.wait(WAIT)
     text = "".join(output)
     fields = dict(re.findall(r"^\s+(URL|Email|Password|Database):\s+(.+)$", text, re.M))
     if len(fields) < 4:

@@ -220,6 +220,7 @@ class Demo:
             cwd=self.project_dir,
             env=env,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         try:
             shown_host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
@@ -324,14 +325,27 @@ def _stop(server: subprocess.Popen[bytes]) -> None:
         server.wait()
 
 
+def _die_with_parent() -> None:
+    """In the server's process: get SIGINT when the demo dies, even by SIGKILL (Linux only)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGINT)
+
+
 @contextlib.contextmanager
 def _stop_signals() -> Iterator[None]:
-    """SIGTERM (and SIGHUP) stop the demo like Ctrl-C, so the database is removed."""
+    """SIGINT, SIGTERM and SIGHUP stop the demo like Ctrl-C, so the database is removed.
+
+    SIGINT too: a shell that starts the demo in the background leaves SIGINT ignored.
+    """
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, interrupt) for sig in stops}
     try:
         yield
     finally:

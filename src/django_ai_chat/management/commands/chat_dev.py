@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 from typing import Any
 
@@ -80,7 +81,9 @@ class Command(BaseCommand):
             # Open SSE streams never end by themselves: do not wait for them forever on Ctrl-C.
             timeout_graceful_shutdown=2,
         )
-        uvicorn.Server(config).run()
+        # uvicorn re-raises the Ctrl-C it handled once it has shut down: that is a clean stop.
+        with contextlib.suppress(KeyboardInterrupt):
+            uvicorn.Server(config).run()
 
 
 def _project_application() -> ASGIApp | None:
