@@ -40,15 +40,16 @@ def render_tree(context: Mapping[str, Any], root: Path = APP_TEMPLATE) -> dict[P
     out, so options can switch whole files off; an empty `__init__.py` is kept exactly when its
     package keeps other files.
     """
+    env = _env if root == APP_TEMPLATE else _env.overlay(loader=jinja2.FileSystemLoader(root))
     out: dict[PurePosixPath, str] = {}
     empty_inits: list[PurePosixPath] = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = PurePosixPath(path.relative_to(root).as_posix())
         if "__pycache__" in rel.parts:
             continue
-        target = PurePosixPath(_env.from_string(str(rel)).render(context))
+        target = PurePosixPath(env.from_string(str(rel)).render(context))
         if rel.name.endswith(_SUFFIX):
-            content = _env.get_template(str(rel)).render(context)
+            content = env.get_template(str(rel)).render(context)
             target = target.with_name(target.name.removesuffix(_SUFFIX))
             if not content.strip():
                 if target.name == "__init__.py":

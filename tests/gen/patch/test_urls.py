@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from functools import partial
+
+from django_ai_chat.gen.patch.urls import include_new
+from tests.gen.patch.tools import check_noop, check_transformed
+
+include_chat = partial(include_new, route="chat", urlconf="chat.urls")
+
+
+def test_dynamic_urlpatterns_are_left_alone() -> None:
+    check_noop(include_chat, "urlpatterns = build_patterns()\n", recognised=False)
+
+
+def test_augmented_urlpatterns_are_left_alone() -> None:
+    source = "urlpatterns = [\n    path('a/', view),\n]\nurlpatterns += static_patterns()\n"
+    check_noop(include_chat, source, recognised=False)
+
+
+def test_missing_urlpatterns_are_left_alone() -> None:
+    check_noop(include_chat, "from django.urls import path\n", recognised=False)
+
+
+def test_an_app_already_included_changes_nothing() -> None:
+    check_noop(include_chat, "urlpatterns = [path('talk/', include('chat.urls'))]\n")
+
+
+def test_the_include_is_appended_and_imported() -> None:
+    check_transformed(
+        include_chat,
+        """\
+        from django.contrib import admin
+        from django.urls import path
+
+        urlpatterns = [
+            path('admin/', admin.site.urls),
+        ]
+        """,
+        """\
+        from django.contrib import admin
+        from django.urls import include, path
+
+        urlpatterns = [
+            path('admin/', admin.site.urls),
+            path('chat/', include('chat.urls')),
+        ]
+        """,
+    )
+
+
+def test_the_literal_part_of_a_sum_is_patched() -> None:
+    check_transformed(
+        include_chat,
+        'from django.urls import include, path\n\nurlpatterns = [] + static("/m/")\n',
+        "from django.urls import include, path\n\n"
+        'urlpatterns = [path("chat/", include("chat.urls"))] + static("/m/")\n',
+    )
+
+
+def test_a_nested_route_and_the_site_root() -> None:
+    nested = partial(include_new, route="support/chat", urlconf="support_chat.urls")
+    assert 'path("support/chat/", include("support_chat.urls"))' in (
+        nested("urlpatterns = []\n") or ""
+    )
+    root = partial(include_new, route="", urlconf="chat.urls")
+    assert 'path("", include("chat.urls"))' in (root("urlpatterns = []\n") or "")

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import io
+from pathlib import Path, PurePosixPath
+
+from django_ai_chat.gen.apply import CHANGES, IN_SYNC, ISSUES, WARNINGS, Mode, apply
+from django_ai_chat.gen.project import Project
+
+P = PurePosixPath
+
+
+def _project(tmp_path: Path) -> Project:
+    (tmp_path / "settings.py").write_text("A = 1\n")
+    project = Project(tmp_path)
+    project.create_file(P("chat/models.py"), "class M: ...\n")
+    project.update_file(P("settings.py"), lambda s: s + "B = 2\n")
+    project.add_notice("Next: migrate")
+    return project
+
+
+def _apply(project: Project, **mode: bool) -> tuple[int, str]:
+    out = io.StringIO()
+    code = apply(project, Mode(**mode), out=out, confirm=lambda prompt: False)
+    return code, out.getvalue()
+
+
+def test_yes_writes_and_prints_statuses_diff_and_notices(tmp_path: Path) -> None:
+    code, output = _apply(_project(tmp_path), yes=True)
+    assert code == IN_SYNC
+    assert (tmp_path / "chat/models.py").read_text() == "class M: ...\n"
+    assert (tmp_path / "settings.py").read_text() == "A = 1\nB = 2\n"
+    assert output == (
+        "  create     chat/models.py\n"
+        "  update     settings.py\n"
+        "\n--- a/settings.py\n+++ b/settings.py\n@@ -1 +1,2 @@\n A = 1\n+B = 2\n"
+        "\nWrote 2 file(s).\n"
+        "\nNext: migrate\n"
+    )
+
+
+def test_declining_the_confirmation_writes_nothing(tmp_path: Path) -> None:
+    code, output = _apply(_project(tmp_path))
+    assert code == CHANGES
+    assert "Aborted: nothing written." in output
+    assert not (tmp_path / "chat").exists()
+    assert (tmp_path / "settings.py").read_text() == "A = 1\n"
+
+
+def test_dry_run_shows_new_files_too_and_writes_nothing(tmp_path: Path) -> None:
+    code, output = _apply(_project(tmp_path), dry_run=True)
+    assert code == IN_SYNC
+    assert "--- /dev/null\n+++ b/chat/models.py\n@@ -0,0 +1 @@\n+class M: ...\n" in output
+    assert output.endswith("Dry run: 2 file(s) would change; nothing written.\n")
+    assert not (tmp_path / "chat").exists()
+
+
+def test_check_exit_codes(tmp_path: Path) -> None:
+    assert _apply(_project(tmp_path), check=True)[0] == CHANGES
+    in_sync = Project(tmp_path)
+    assert _apply(in_sync, check=True) == (IN_SYNC, "\nIn sync.\n")
+    in_sync.add_warning("kept your edit")
+    assert _apply(in_sync, check=True)[0] == WARNINGS
+    in_sync.add_task("makemigrations", "chat")
+    assert _apply(in_sync, check=True)[0] == CHANGES
+    assert not (tmp_path / "chat").exists()
+
+
+def test_issues_block_every_write(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    project.add_issue("chat/ is not a package")
+    code, output = _apply(project, yes=True)
+    assert code == ISSUES
+    assert "issue: chat/ is not a package" in output
+    assert not (tmp_path / "chat").exists()
+
+
+def test_a_conflict_is_shown_as_a_diff_and_kept(tmp_path: Path) -> None:
+    (tmp_path / "responder.py").write_text("PROMPT = 'mine'\n")
+    project = Project(tmp_path)
+    project.create_file(P("responder.py"), "PROMPT = 'generated'\n")
+    code, output = _apply(project, yes=True)
+    assert code == IN_SYNC
+    assert "--- responder.py (yours)\n+++ responder.py (generated)\n" in output
+    assert "warning: responder.py exists with other content" in output
+    assert (tmp_path / "responder.py").read_text() == "PROMPT = 'mine'\n"
+
+
+def test_tasks_run_after_the_write_in_the_project(tmp_path: Path) -> None:
+    (tmp_path / "manage.py").write_text(
+        "import pathlib, sys\nprint('args', *sys.argv[1:])\n"
+        "print(pathlib.Path('chat/models.py').read_text().strip())\n"
+    )
+    project = _project(tmp_path)
+    project.add_task("makemigrations", "chat")
+    code, output = _apply(project, yes=True)
+    assert code == IN_SYNC
+    assert "Running: python manage.py makemigrations chat\n    args makemigrations chat\n" in output
+    assert "    class M: ...\n" in output
+
+
+def test_a_failing_task_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "manage.py").write_text("import sys\nsys.exit('boom')\n")
+    project = _project(tmp_path)
+    project.add_task("makemigrations", "chat")
+    code, output = _apply(project, yes=True)
+    assert code == CHANGES
+    assert "    boom\n" in output
+    assert "error: `python manage.py makemigrations chat` failed (exit 1)" in output
+
+
+def test_colour_only_on_a_terminal(tmp_path: Path) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Terminal()
+    apply(_project(tmp_path), Mode(yes=True), out=out)
+    assert "\033[32m  create     chat/models.py\033[0m" in out.getvalue()

@@ -1,0 +1,184 @@
+"""`gen_chat` on a project in a temporary directory, with the Django facts given by hand."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from dataclasses import replace
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from django_ai_chat.gen.apply import Mode, apply
+from django_ai_chat.gen.chat import gen_chat
+from django_ai_chat.gen.options import ChatOptions, add_arguments
+from django_ai_chat.gen.project import Project
+from django_ai_chat.gen.render import render_tree
+from django_ai_chat.gen.target import Target
+
+CASES = Path(__file__).parent.parent / "golden" / "cases"
+STOCK_APPS = (
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+)
+P = PurePosixPath
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    shutil.copytree(CASES / "startproject" / "input", tmp_path, dirs_exist_ok=True)
+    return tmp_path
+
+
+def target(root: Path, **changes: object) -> Target:
+    stock = Target(
+        root=root,
+        settings_file=P("mysite/settings.py"),
+        urls_file=P("mysite/urls.py"),
+        asgi_module="mysite.asgi",
+        installed_apps=STOCK_APPS,
+        middleware=(),
+        defined_settings=frozenset({"INSTALLED_APPS", "MIDDLEWARE"}),
+        login_url="/accounts/login/",
+        login_url_resolves=True,
+    )
+    return replace(stock, **changes)  # type: ignore[arg-type]
+
+
+def options(*argv: str) -> ChatOptions:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return ChatOptions.from_namespace(parser.parse_args(argv), root=Path("/nonexistent"))
+
+
+def test_a_stock_project_gets_the_app_settings_and_route(root: Path) -> None:
+    opts = options("--live")
+    project = gen_chat(Project(root), opts, target(root))
+    rendered = render_tree(opts.context())
+    assert {p for p in project.files if p.parts[0] == "chat"} == {P("chat") / p for p in rendered}
+    settings = project.files[P("mysite/settings.py")]
+    assert settings.status == "update"
+    for added in ("'daphne',\n    'django.contrib.admin'", "'django_htmx',", "'chat',\n]"):
+        assert added in settings.after
+    assert "'django_htmx.middleware.HtmxMiddleware',\n]" in settings.after
+    assert "OPENAI_API_KEY = os.environ.get('OPENAI_API_KEY', '')" in settings.after
+    assert "ASGI_APPLICATION = 'mysite.asgi.application'" in settings.after
+    if P("urls.py") in rendered:
+        assert "path('chat/', include('chat.urls'))" in project.files[P("mysite/urls.py")].after
+    has_models = P("models.py") in rendered
+    assert [t.args for t in project.tasks] == (
+        [("makemigrations", "chat", "--no-header", "--skip-checks")] if has_models else []
+    )
+    assert any(n.startswith("Add to your project's dependencies") for n in project.notices)
+    assert not project.issues and not project.warnings
+
+
+def test_without_ui_there_is_no_asgi_setup(root: Path) -> None:
+    project = gen_chat(Project(root), options(), target(root))
+    settings = project.files[P("mysite/settings.py")].after
+    assert "daphne" not in settings and "django_htmx" not in settings
+    assert "ASGI_APPLICATION" not in settings
+    assert "'django_ai_chat',\n    'chat',\n]" in settings
+
+
+def test_rerun_after_writing_changes_nothing(root: Path) -> None:
+    opts = options("--live", "--live-component", "--provider=gemini")
+    apply(gen_chat(Project(root), opts, target(root)), Mode(yes=True), out=_Null())
+    (root / "chat" / "migrations").mkdir(exist_ok=True)
+    (root / "chat" / "migrations" / "0001_initial.py").write_text("")
+    # What Django reports once the settings above are loaded.
+    after = target(
+        root,
+        installed_apps=(
+            "daphne",
+            *STOCK_APPS,
+            "procrastinate.contrib.django",
+            "django_htmx",
+            "django_ai_chat",
+            "chat",
+        ),
+        middleware=("django_htmx.middleware.HtmxMiddleware",),
+        defined_settings=frozenset({"GOOGLE_API_KEY", "ASGI_APPLICATION"}),
+        included_urlconfs=frozenset({"chat.urls"}),
+    )
+    again = gen_chat(Project(root), opts, after)
+    assert {c.status for c in again.files.values()} == {"identical"}
+    assert again.tasks == [] and again.warnings == []
+
+
+def test_settings_defined_elsewhere_are_not_added_again(root: Path) -> None:
+    (root / "mysite" / "settings.py").write_text("from .base import *  # noqa\n")
+    installed = (
+        *STOCK_APPS,
+        "procrastinate.contrib.django.apps.ProcrastinateConfig",
+        "django_ai_chat",
+        "chat",
+    )
+    facts = target(root, installed_apps=installed, defined_settings=frozenset({"OPENAI_API_KEY"}))
+    project = gen_chat(Project(root), options(), facts)
+    assert P("mysite/settings.py") not in project.files
+    assert not [
+        n for n in project.notices if n.startswith(("Add to INSTALLED_APPS", "Add to mysite"))
+    ]
+
+
+def test_unrecognised_settings_and_urls_become_notices(root: Path) -> None:
+    (root / "mysite" / "settings.py").write_text("from .base import *  # noqa\n")
+    (root / "mysite" / "urls.py").write_text("urlpatterns = build()\n")
+    project = gen_chat(Project(root), options("--live"), target(root))
+    assert project.files[P("mysite/settings.py")].status == "skip"
+    notices = "\n".join(project.notices)
+    assert '    "daphne",\n    ...\n    "procrastinate.contrib.django",' in notices
+    assert '    "django_htmx.middleware.HtmxMiddleware",' in notices
+    assert "    import os\n\n    # django-ai-chat: the openai API key" in notices
+    if P("urls.py") in render_tree(options("--live").context()):
+        assert project.files[P("mysite/urls.py")].status == "skip"
+        assert '    path("chat/", include("chat.urls")),' in notices
+
+
+def test_without_installing_the_app_makemigrations_is_left_to_the_user(root: Path) -> None:
+    (root / "mysite" / "settings.py").write_text("from .base import *  # noqa\n")
+    opts = options()
+    project = gen_chat(Project(root), opts, target(root))
+    assert project.tasks == []
+    if P("models.py") in render_tree(opts.context()):
+        assert (
+            "python manage.py makemigrations chat  # once chat is in INSTALLED_APPS"
+            in project.notices[-1]
+        )
+
+
+@pytest.mark.parametrize("where", ["pyproject.toml", "requirements.txt", "requirements/base.txt"])
+def test_dependencies_go_to_the_projects_list(root: Path, where: str) -> None:
+    path = root / where
+    path.parent.mkdir(exist_ok=True)
+    path.write_text("[project]\ndependencies = []\n" if where == "pyproject.toml" else "Django\n")
+    project = gen_chat(Project(root), options("--provider=anthropic", "--live"), target(root))
+    assert "django-ai-chat[anthropic]>=0.1.0" in project.files[P(where)].after
+    assert "daphne>=4.1" in project.files[P(where)].after
+    assert not any("dependencies" in n for n in project.notices)
+
+
+def test_notices_for_database_and_login(root: Path) -> None:
+    facts = target(root, database_vendor="sqlite", login_url_resolves=False)
+    notices = "\n".join(gen_chat(Project(root), options("--live"), facts).notices)
+    assert "the default database is 'sqlite'" in notices
+    assert "LOGIN_URL (/accounts/login/) does not resolve" in notices
+    no_user = "\n".join(
+        gen_chat(
+            Project(root), options("--live"), replace(facts, database_vendor="postgresql")
+        ).notices
+    )
+    assert "sqlite" not in no_user
+
+
+class _Null:
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def isatty(self) -> bool:
+        return False

@@ -1,0 +1,102 @@
+"""The two entry points, run as a user runs them (subprocesses in a fresh project)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from django_ai_chat.cli import build_parser
+
+CASES = Path(__file__).parent.parent / "golden" / "cases"
+
+
+def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    shutil.copytree(CASES / "startproject" / "input", tmp_path, dirs_exist_ok=True)
+    return tmp_path
+
+
+def test_help_lists_every_option_and_the_seeds_examples() -> None:
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command")
+    gen = subparsers.choices["gen"]  # type: ignore[index]
+    text = gen.format_help()
+    for option in (
+        "--user",
+        "--domain",
+        "--route",
+        "--provider",
+        "--extend",
+        "--live",
+        "--live-component",
+        "--yes",
+        "--dry-run",
+        "--check",
+    ):
+        assert option in text
+    assert "openai|anthropic|gemini|ollama" in text
+    assert "--domain support_chat --route /support/chat" in text
+    assert "exit codes: 0" in text
+
+
+def test_outside_a_project_it_says_where_to_run(tmp_path: Path) -> None:
+    done = run(tmp_path, "-m", "django_ai_chat.cli", "gen")
+    assert done.returncode == 3
+    assert "No manage.py in" in done.stderr and "run the generator from your Django" in done.stderr
+
+
+def test_broken_settings_are_reported(project: Path) -> None:
+    (project / "mysite" / "settings.py").write_text("import not_a_module\n")
+    done = run(project, "-m", "django_ai_chat.cli", "gen")
+    assert done.returncode == 3
+    assert "Loading the settings 'mysite.settings' failed" in done.stderr
+
+
+def test_bad_options_write_nothing(project: Path) -> None:
+    before = (project / "mysite" / "settings.py").read_text()
+    done = run(project, "-m", "django_ai_chat.cli", "gen", "--provider", "mistral", "--yes")
+    assert done.returncode == 3
+    assert done.stderr == (
+        "error: Unknown --provider 'mistral'; choose one of: openai, anthropic, gemini, ollama.\n"
+    )
+    assert (project / "mysite" / "settings.py").read_text() == before
+    assert not (project / "chat").exists()
+
+
+def test_dry_run_and_check_write_nothing(project: Path) -> None:
+    dry = run(project, "-m", "django_ai_chat.cli", "gen", "--live", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "+++ b/chat/urls.py" in dry.stdout and "+    'chat',\n" in dry.stdout
+    check = run(project, "-m", "django_ai_chat.cli", "gen", "--live", "--check")
+    assert check.returncode == 1
+    assert "Out of sync:" in check.stdout
+    assert not (project / "chat").exists()
+
+
+def test_without_yes_and_without_a_terminal_nothing_is_written(project: Path) -> None:
+    done = run(project, "-m", "django_ai_chat.cli", "gen", "--live")
+    assert done.returncode == 1
+    assert "pass --yes" in done.stdout and "Aborted: nothing written." in done.stdout
+    assert not (project / "chat").exists()
+
+
+def test_manage_py_gen_chat_is_the_same_engine(project: Path) -> None:
+    assert run(project, "-m", "django_ai_chat.cli", "gen", "--live", "--yes").returncode == 0
+    done = run(project, "manage.py", "gen_chat", "--live", "--check")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("django-ai-chat gen: app 'chat'")
+    assert done.stdout.rstrip().endswith("In sync.")
+    assert "--live-component" in run(project, "manage.py", "gen_chat", "--help").stdout

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+
+from django_ai_chat.gen.options import ChatOptions
+from django_ai_chat.gen.render import render_snippet, render_tree
+
+P = PurePosixPath
+CONTEXT = ChatOptions(app_label="chat", route="chat", provider="openai", user_model=None).context()
+
+
+def _write(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+def test_templates_render_with_brackets_and_keep_django_syntax(tmp_path: Path) -> None:
+    root = _write(
+        tmp_path,
+        {
+            "templates/[[ app_label ]]/page.html-tpl": "{% load static %}{{ x }} [[ app_label ]]\n",
+            "static/[[ app_label ]]/app.js": "let a = '[[ app_label ]]';\n",
+        },
+    )
+    assert render_tree(CONTEXT, root) == {
+        P("static/chat/app.js"): "let a = '[[ app_label ]]';\n",
+        P("templates/chat/page.html"): "{% load static %}{{ x }} chat\n",
+    }
+
+
+def test_switched_off_files_are_omitted_and_empty_inits_follow_their_package(
+    tmp_path: Path,
+) -> None:
+    root = _write(
+        tmp_path,
+        {
+            "admin.py-tpl": "[% if admin %]\nadmin\n[% endif %]\n",
+            "tags/__init__.py-tpl": "",
+            "tags/[[ app_label ]]_tags.py-tpl": "[% if live %]\ntags\n[% endif %]\n",
+            "tests/__init__.py-tpl": "[# package #]\n",
+            "tests/test_x.py-tpl": "x = 1\n",
+        },
+    )
+    assert render_tree(CONTEXT, root) == {
+        P("tests/__init__.py"): "",
+        P("tests/test_x.py"): "x = 1\n",
+    }
+    live = render_tree({**CONTEXT, "live": True, "admin": True}, root)
+    assert set(live) == {
+        P("admin.py"),
+        P("tags/__init__.py"),
+        P("tags/chat_tags.py"),
+        P("tests/__init__.py"),
+        P("tests/test_x.py"),
+    }
+
+
+def test_the_shipped_app_templates_render_for_every_option_set() -> None:
+    for live in (False, True):
+        for user in (None, "auth.User"):
+            context = {**CONTEXT, "live": live, "live_component": live, "user_model": user}
+            files = render_tree(context)
+            html = [text for path, text in files.items() if path.suffix == ".html"]
+            code = [text for path, text in files.items() if path.suffix in (".py", ".html")]
+            assert all("[[" not in text and "[%" not in text for text in code)
+            assert not html or any("{%" in text for text in html)
+
+
+def test_snippets_render_without_surrounding_blank_lines() -> None:
+    code = render_snippet("settings/api_key.py-tpl", CONTEXT)
+    assert code.endswith('OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")')
+    assert not code.startswith("\n")
