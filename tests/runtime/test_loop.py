@@ -81,6 +81,8 @@ async def test_streams_text_calls_the_tool_as_the_actor_and_streams_more() -> No
         astream(HI, system_prompt="Be brief.", model=llm, tools=[tool], actor="alice")
     )
 
+    done = events[-1]
+    assert isinstance(done, DoneEvent)
     assert events == [
         TextDeltaEvent(text="Let me "),
         TextDeltaEvent(text="look that up. "),
@@ -90,11 +92,9 @@ async def test_streams_text_calls_the_tool_as_the_actor_and_streams_more() -> No
         ),
         TextDeltaEvent(text="It is "),
         TextDeltaEvent(text="a greeting."),
-        DoneEvent(text="Let me look that up. It is a greeting.", usage=events[-1].usage, rounds=2),
+        DoneEvent(text="Let me look that up. It is a greeting.", usage=done.usage, rounds=2),
     ]
     assert tool.calls == [({"word": "hello"}, "alice")]
-    done = events[-1]
-    assert isinstance(done, DoneEvent)
     assert done.usage.requests == 2
     assert done.usage.input_tokens > 0
     assert done.usage.output_tokens > 0

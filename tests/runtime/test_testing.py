@@ -369,8 +369,8 @@ async def test_the_guard_is_active_in_every_test_and_names_itself_in_the_loop_er
             await client.get("https://example.com/")
 
     # No SDK retries: the blocked request would otherwise be retried with back-off.
-    client = AsyncOpenAI(api_key="sk-real-looking", base_url="http://192.0.2.1/v1", max_retries=0)
-    model = OpenAIChatModel("gpt-4o", provider=OpenAIProvider(openai_client=client))
+    sdk = AsyncOpenAI(api_key="sk-real-looking", base_url="http://192.0.2.1/v1", max_retries=0)
+    model = OpenAIChatModel("gpt-4o", provider=OpenAIProvider(openai_client=sdk))
     events = await collect(astream(ask("Hi"), system_prompt="", model=model, tools=False))
 
     error = events[0]
