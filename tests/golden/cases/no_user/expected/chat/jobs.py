@@ -15,7 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from procrastinate import JobContext
+from procrastinate import JobContext, RetryStrategy
 from procrastinate.contrib.django import app
 from procrastinate.exceptions import AlreadyEnqueued
 from procrastinate.jobs import Status
@@ -36,7 +36,7 @@ RESCUE_CRON = str(getattr(settings, "AI_CHAT_RESCUE_CRON", "* * * * * */15"))
 """How often to look for stalled jobs (cron; the 6th field is seconds)."""
 
 RESPOND_ATTEMPTS = 2
-"""Runs of an answer before a stalled one is given up (the message then shows an error)."""
+"""Runs of an answer (failed or stalled) before it is given up; the message then shows an error."""
 
 
 def conversation_lock(conversation_id: Any) -> str:
@@ -66,12 +66,23 @@ def defer_title(conversation: Conversation) -> None:
         _defer_once(f"chat-title-later-{conversation.pk}", when, conversation)
 
 
-@app.task(queue=RESPONSES_QUEUE, name="chat.respond")
-async def respond(message_id: str, actor_id: Any = None) -> None:
+@app.task(
+    queue=RESPONSES_QUEUE,
+    name="chat.respond",
+    retry=RetryStrategy(max_attempts=RESPOND_ATTEMPTS - 1, wait=2),
+    pass_context=True,
+)
+async def respond(context: JobContext, message_id: str, actor_id: Any = None) -> None:
     """Answer one user message, streaming the answer (see `responder.respond`)."""
     from . import responder
 
-    await responder.respond(message_id, actor=await _load_actor(actor_id))
+    try:
+        await responder.respond(message_id, actor=await _load_actor(actor_id))
+    except Exception:
+        if context.job.attempts + 1 >= RESPOND_ATTEMPTS:
+            # No retry left: the person gets an error instead of an endless "Responding…".
+            await responder.finish_interrupted(message_id, error=responder.ERROR_TEXT)
+        raise
 
 
 @app.task(queue=CONVERSATIONS_QUEUE, name="chat.name_conversation")

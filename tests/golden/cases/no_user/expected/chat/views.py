@@ -52,7 +52,7 @@ def chat_context(
         "embedded": embedded,
         "hide_sidebar": hide_sidebar,
         "page_url": _page_url(),
-        "demo_model": _model_string().startswith("demo:"),
+        "demo_model": responder.model().startswith("demo:"),
         "title_max_length": Conversation._meta.get_field("title").max_length,
     }
 
@@ -282,7 +282,3 @@ def _uuid_or_none(value: str | None) -> uuid.UUID | None:
     except ValueError:
         return None
 
-
-def _model_string() -> str:
-    model = getattr(responder, "MODEL", "")
-    return model if isinstance(model, str) else ""

@@ -119,8 +119,8 @@ async def respond(message_id: str, *, actor: Any) -> None:
     await _conversation_changed(conversation)
 
 
-async def finish_interrupted(message_id: str) -> None:
-    """End the answer to `message_id` with an error (its job died and will not run again)."""
+async def finish_interrupted(message_id: str, *, error: str = INTERRUPTED_TEXT) -> None:
+    """End the answer to `message_id` with `error` (its job died and will not run again)."""
     question = await Message.objects.filter(pk=message_id).afirst()
     if question is None:
         return
@@ -132,11 +132,11 @@ async def finish_interrupted(message_id: str) -> None:
                 response_to=question,
                 source=Message.Source.AGENT,
                 text="",
-                error=INTERRUPTED_TEXT,
+                error=error,
             )
     elif not answer.complete:
         await Message.objects.filter(pk=answer.pk, complete=False).aupdate(
-            complete=True, error=INTERRUPTED_TEXT, updated_at=timezone.now()
+            complete=True, error=error, updated_at=timezone.now()
         )
     if answer is not None:
         topic = messages_topic(question.conversation_id)
