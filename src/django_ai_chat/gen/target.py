@@ -142,7 +142,8 @@ def _asgi_module(root: Path, settings_module: str) -> str | None:
 
 def _urls(login_url: str) -> tuple[frozenset[str], bool]:
     """Dotted names of the URLconfs the root URLconf includes, and whether `login_url` resolves."""
-    from django.urls import Resolver404, get_resolver, resolve
+    from django.shortcuts import resolve_url
+    from django.urls import get_resolver, resolve
 
     try:
         patterns = get_resolver().url_patterns
@@ -154,9 +155,9 @@ def _urls(login_url: str) -> tuple[frozenset[str], bool]:
         if urlconf is not None:
             names.add(getattr(urlconf, "__name__", str(urlconf)))
     try:
-        resolve(login_url)
-    except (Resolver404, Exception):
-        resolves = login_url.startswith(("http://", "https://"))
-    else:
-        resolves = True
+        # LOGIN_URL may be a URL name ("accounts:login"): turn it into a path first.
+        path = resolve_url(login_url)
+        resolves = path.startswith(("http://", "https://")) or bool(resolve(path))
+    except Exception:  # Resolver404, or a URLconf that fails to import: not resolvable.
+        resolves = False
     return frozenset(names), resolves
