@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     except NewProjectError as error:
         print(f"django-ai-chat new: {error}", file=sys.stderr)
         return 2
-    print(_next_steps(target, args.name, args.provider, args.route))
+    print(_next_steps(target, args))
     return 0
 
 
@@ -138,6 +138,7 @@ def create_project(
         "model": default_model(provider),
         "api_key_env": api_key_env,
         "extra": extra,
+        "live_component": live_component,
         "version": __version__,
     }
     write_tree(render_project(context), target)
@@ -261,8 +262,8 @@ def _check_route(route: str) -> str:
     return stripped
 
 
-def _next_steps(target: Path, name: str, provider: str, route: str) -> str:
-    api_key_env = PROVIDERS[provider][0]
+def _next_steps(target: Path, args: argparse.Namespace) -> str:
+    api_key_env = PROVIDERS[args.provider][0]
     try:
         shown = target.relative_to(Path.cwd())
     except ValueError:
@@ -272,13 +273,20 @@ def _next_steps(target: Path, name: str, provider: str, route: str) -> str:
         if api_key_env
         else "  # ollama: make sure `ollama serve` runs (AI_CHAT_OLLAMA_BASE_URL)\n"
     )
+    component = (
+        "Embed the chat component in any template:\n"
+        f"  {{% load {args.domain}_tags %}}{{% {args.domain}_component %}}\n"
+        if args.live_component
+        else ""
+    )
     return (
-        f"\nCreated the project {name!r} in {shown}/ (accounts with email log-in + the chat).\n"
-        "Next:\n"
+        f"\nCreated the project {args.name!r} in {shown}/ (accounts with email log-in + the "
+        "chat).\nNext:\n"
         f"  cd {shown}\n"
-        f"  export DATABASE_URL=postgres://USER:PASSWORD@localhost/{name}   # PostgreSQL\n"
+        f"  export DATABASE_URL=postgres://USER:PASSWORD@localhost/{args.name}   # PostgreSQL\n"
         f"{key_line}"
         "  python manage.py migrate\n"
         "  python manage.py chat_dev             # web + job worker in one process\n"
-        f"Then open http://127.0.0.1:8000/{route.strip('/')}/ and sign up.\n"
+        f"Then open http://127.0.0.1:8000/{args.route.strip('/')}/ and sign up.\n"
+        f"{component}"
     )
