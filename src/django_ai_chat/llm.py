@@ -117,11 +117,30 @@ def _missing_extra(prefix: str, error: ImportError) -> ConfigurationError:
     )
 
 
-def _openai_chat(name: str, *, base_url: str | None, api_key: str | None) -> Model:
-    from pydantic_ai.models.openai import OpenAIChatModel
-    from pydantic_ai.providers.openai import OpenAIProvider
+_MODELS: dict[tuple[str | None, ...], Model] = {}
+_MODELS_MAX = 64
 
-    return OpenAIChatModel(name, provider=OpenAIProvider(base_url=base_url, api_key=api_key))
+
+def _cached(key: tuple[str | None, ...], build: Callable[[], Model]) -> Model:
+    # A provider builds its own HTTP client: an SSL context (~20-50 ms of CPU loading the CA
+    # bundle) and a new connection per answer. Sharing the model per (provider, model, URL, key)
+    # keeps one pooled client; pydantic-ai replaces it if it is closed or its event loop ended.
+    model = _MODELS.get(key)
+    if model is None:
+        if len(_MODELS) >= _MODELS_MAX:
+            _MODELS.clear()
+        model = _MODELS[key] = build()
+    return model
+
+
+def _openai_chat(name: str, *, base_url: str | None, api_key: str | None) -> Model:
+    def build() -> Model:
+        from pydantic_ai.models.openai import OpenAIChatModel
+        from pydantic_ai.providers.openai import OpenAIProvider
+
+        return OpenAIChatModel(name, provider=OpenAIProvider(base_url=base_url, api_key=api_key))
+
+    return _cached(("openai", name, base_url, api_key), build)
 
 
 def _openai(name: str) -> Model:
@@ -147,17 +166,27 @@ def _ollama(name: str) -> Model:
 
 
 def _anthropic(name: str) -> Model:
-    from pydantic_ai.models.anthropic import AnthropicModel
-    from pydantic_ai.providers.anthropic import AnthropicProvider
+    api_key = _api_key("anthropic")
 
-    return AnthropicModel(name, provider=AnthropicProvider(api_key=_api_key("anthropic")))
+    def build() -> Model:
+        from pydantic_ai.models.anthropic import AnthropicModel
+        from pydantic_ai.providers.anthropic import AnthropicProvider
+
+        return AnthropicModel(name, provider=AnthropicProvider(api_key=api_key))
+
+    return _cached(("anthropic", name, api_key), build)
 
 
 def _google(name: str) -> Model:
-    from pydantic_ai.models.google import GoogleModel
-    from pydantic_ai.providers.google import GoogleProvider
+    api_key = _api_key("google")
 
-    return GoogleModel(name, provider=GoogleProvider(api_key=_api_key("google")))
+    def build() -> Model:
+        from pydantic_ai.models.google import GoogleModel
+        from pydantic_ai.providers.google import GoogleProvider
+
+        return GoogleModel(name, provider=GoogleProvider(api_key=api_key))
+
+    return _cached(("google", name, api_key), build)
 
 
 def _test(name: str) -> Model:

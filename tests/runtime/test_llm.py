@@ -97,6 +97,27 @@ def test_openai_base_url_comes_from_the_setting_and_needs_no_key(settings: Any) 
     assert model.base_url.rstrip("/") == "http://127.0.0.1:9999/v1"
 
 
+def test_a_resolved_model_is_reused_until_its_url_or_key_changes(
+    monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    # One model (and HTTP client) per configuration, not one per answer: building a provider's
+    # client costs an SSL context and a new connection.
+    settings.AI_CHAT_OPENAI_BASE_URL = "http://127.0.0.1:9997/v1"
+    first = resolve_model("openai:local-model")
+
+    assert resolve_model("openai:local-model") is first
+    assert resolve_model("openai:other-model") is not first
+    settings.AI_CHAT_OPENAI_BASE_URL = "http://127.0.0.1:9996/v1"
+    moved = resolve_model("openai:local-model")
+    assert moved is not first
+    assert moved.base_url.rstrip("/") == "http://127.0.0.1:9996/v1"
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "key-1")
+    anthropic = resolve_model("anthropic:claude-sonnet-4-6")
+    assert resolve_model("anthropic:claude-sonnet-4-6") is anthropic
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "key-2")
+    assert resolve_model("anthropic:claude-sonnet-4-6") is not anthropic
+
+
 def test_openai_base_url_falls_back_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9998/v1")
 
