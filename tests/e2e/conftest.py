@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-OPTIONS = ("--live", "--live-component")
+OPTIONS = ("--live", "--live-component", "--extend", "admin")
 """What `generated_project` passes to `django-ai-chat gen` (besides `--yes`)."""
 
 BIN = Path(sys.executable).parent
@@ -106,7 +106,7 @@ def _use_database_url(settings: Path) -> None:
 
 @pytest.fixture(scope="session")
 def generated_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GeneratedProject]:
-    """`startproject mysite`, `django-ai-chat gen --yes --live --live-component`, `migrate`."""
+    """`startproject mysite`, `django-ai-chat gen --yes <OPTIONS>`, `migrate`."""
     admin_url = os.environ["DATABASE_URL"]
     name = f"e2e_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
