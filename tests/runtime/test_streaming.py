@@ -323,6 +323,62 @@ async def test_writes_are_coalesced_and_never_go_backwards(rows: Rows) -> None:
     assert (row.text, row.complete) == ("x" * 200, True)
 
 
+async def test_the_safety_interval_flushes_without_any_request(rows: Rows) -> None:
+    answer_id = await rows.create()
+    async with rows.writer(answer_id, flush_interval=0.02) as writer:
+        await writer.append("Saved by the interval")
+        async with asyncio.timeout(WAIT):
+            while (await rows.get(answer_id)).text != "Saved by the interval":
+                await asyncio.sleep(0.01)
+        writes = writer.writes
+        await asyncio.sleep(0.1)
+        assert writer.writes == writes  # nothing new to write: no write
+
+
+async def test_save_and_finish_announce_the_new_state(rows: Rows) -> None:
+    answer_id = await rows.create()
+    async with pubsub.subscribe(rows.topic) as spy:
+        async with rows.writer(answer_id, flush_interval=0) as writer:
+            await writer.append("abc")
+            await writer.save()
+            await writer.finish(text="abc!", complete=True)
+            with pytest.raises(RuntimeError, match="finished"):
+                await writer.append("late")
+        seen: list[tuple[str, Any]] = []
+        async with asyncio.timeout(WAIT):
+            while len(seen) < 5:
+                _topic, payload = await anext(spy)
+                seen.append((payload["type"], payload.get("end", payload.get("offset"))))
+    assert seen == [
+        ("delta", 0),
+        ("flushed", 3),
+        ("message", None),
+        ("flushed", 4),
+        ("message", None),
+    ]
+    row = await rows.get(answer_id)
+    assert (row.text, row.complete) == ("abc!", True)
+
+
+async def test_relay_rereads_everything_after_a_resync(rows: Rows) -> None:
+    """Lost pub/sub messages (listener reconnect, slow consumer) end in a re-read, not a gap."""
+    answer_id = await rows.create(text="Hi")
+    mid = str(answer_id)
+    browser = Browser()
+    stream = rows.relay(browser.load_page(await rows.load_messages(None)), sync_timeout=0.01)
+    assert await anext(stream) == "retry: 1000\n\n"
+    reader = asyncio.create_task(anext(stream))
+    await asyncio.sleep(0.05)
+    await rows.write(answer_id, "Hi there", {})  # its deltas were "lost"
+    await pubsub.apublish(rows.topic, {"type": pubsub.RESYNC_TYPE, "reason": "test"})
+    async with asyncio.timeout(WAIT):
+        event = parse(await reader)
+    assert event is not None
+    browser.apply(event)
+    assert browser.texts[mid] == "Hi there"
+    await stream.aclose()  # type: ignore[attr-defined]
+
+
 async def test_an_older_state_never_overwrites_a_newer_one(rows: Rows) -> None:
     """A zombie writer (e.g. a job run twice) cannot roll the row back or reopen it."""
     answer_id = await rows.create()

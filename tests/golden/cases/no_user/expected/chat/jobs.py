@@ -60,10 +60,11 @@ def defer_title(conversation: Conversation) -> None:
         return
     count = conversation.messages.count()
     if count > 3:
-        _defer_once(f"chat-title-{conversation.pk}", timezone.now(), conversation)
+        _defer_once(f"chat-title-{conversation.pk}", conversation)
     elif count > 1:
-        when = max(conversation.inserted_at + timedelta(minutes=10), timezone.now())
-        _defer_once(f"chat-title-later-{conversation.pk}", when, conversation)
+        when = conversation.inserted_at + timedelta(minutes=10)
+        later = when if when > timezone.now() else None
+        _defer_once(f"chat-title-later-{conversation.pk}", conversation, later)
 
 
 @app.task(
@@ -119,7 +120,7 @@ async def rescue_stalled_jobs(context: JobContext, timestamp: int) -> None:
             await manager.retry_job(job)
 
 
-def _defer_once(queueing_lock: str, when: Any, conversation: Conversation) -> None:
+def _defer_once(queueing_lock: str, conversation: Conversation, when: Any = None) -> None:
     try:
         # A savepoint: the refused duplicate must not break the caller's transaction.
         with transaction.atomic():

@@ -251,6 +251,8 @@ async def _history(question: Message) -> list[ChatMessage]:
     messages = [m async for m in recent]
     # An answer belongs right after its question, even if a later question was sent first.
     messages.sort(key=lambda m: (m.response_to_id or m.pk, m.source == Message.Source.AGENT))
+    while messages and messages[0].source == Message.Source.AGENT:
+        messages.pop(0)  # cut off from its question by the limit; models expect a user first
     return [_chat_message(m) for m in messages]
 
 
@@ -264,8 +266,8 @@ async def _needs_title(conversation: Conversation) -> bool:
 
 
 def _clean_title(text: str) -> str:
-    title = " ".join(text.split()).strip().strip("\"'`*#").strip()
-    title = re.sub(r"^(title|name)\s*:\s*", "", title, flags=re.IGNORECASE).strip("\"' ")
+    title = " ".join(text.split()).strip("\"'`*#. ")
+    title = re.sub(r"^(title|name)\s*:\s*", "", title, flags=re.IGNORECASE).strip("\"'. ")
     if len(title) > TITLE_MAX_LENGTH:
         title = title[: TITLE_MAX_LENGTH - 1].rsplit(" ", 1)[0] + "…"
     return title

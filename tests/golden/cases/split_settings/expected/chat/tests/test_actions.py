@@ -84,6 +84,13 @@ class HistoryTests(TestCase):
         listed = list(actions.my_conversations(self.actor))
         self.assertEqual(listed, [self.conversation, other])
 
+    def test_naming_is_enqueued_once_when_a_title_becomes_needed(self) -> None:
+        naming = ProcrastinateJob.objects.filter(task_name=jobs.name_conversation.name)
+        # 2 messages: due when the conversation is 10 minutes old; 4+: at once, and only once.
+        self.assertEqual(naming.filter(scheduled_at__isnull=False).count(), 1)
+        self.assertEqual(naming.filter(scheduled_at__isnull=True).count(), 1)
+        self.assertEqual(naming.get(scheduled_at__isnull=True).queue_name, "conversations")
+
     def test_edit_removes_later_messages_and_answers_again(self) -> None:
         edited = actions.edit_message(self.actor, self.messages[2].pk, "changed")
         self.assertEqual(edited.text, "changed")
