@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import glob
+import tomllib
 from pathlib import Path, PurePosixPath
 
+import django_ai_chat
 from django_ai_chat.gen.options import ChatOptions
 from django_ai_chat.gen.render import render_snippet, render_tree
 
@@ -72,3 +75,23 @@ def test_snippets_render_without_surrounding_blank_lines() -> None:
     code = render_snippet("settings/api_key.py-tpl", CONTEXT)
     assert code.endswith('OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")')
     assert not code.startswith("\n")
+
+
+def test_the_package_data_ships_every_template_file() -> None:
+    # setuptools expands package-data with glob.glob (recursive, dotfiles hidden): a file the
+    # patterns miss is absent from the wheel, and the generated app would lack it.
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["django_ai_chat"]
+    package = Path(django_ai_chat.__file__).parent
+    shipped = {
+        package / name
+        for pattern in patterns
+        for name in glob.glob(pattern, root_dir=package, recursive=True)
+    }
+    templates = [
+        path
+        for directory in ("gen/app_template", "gen/project_template", "gen/snippets")
+        for path in (package / directory).rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    ]
+    assert [str(p.relative_to(package)) for p in templates if p not in shipped] == []
