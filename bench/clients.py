@@ -12,6 +12,7 @@ import json
 import re
 import time
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +47,8 @@ class Answer:
     first_delta: float | None = None
     completed: float | None = None
     answer_id: str | None = None
-    sse_bytes: int = 0
+    sse_bytes: int = 0  # decoded SSE text of the answer's events
+    wire_bytes: float = 0.0  # what crossed the network for them (gzip when the server sends it)
     delta_bytes: int = 0
     final_html_bytes: int = 0
     final_text_chars: int = 0
@@ -63,19 +65,34 @@ class _Event:
     data: str
     id: str | None
     size: int
+    wire: float
 
 
 async def _events(response: httpx.Response) -> Any:
-    """Parse an SSE byte stream into `_Event`s stamped with their arrival time."""
+    """Parse an SSE byte stream into `_Event`s stamped with their arrival time.
+
+    A gzip-encoded stream (as browsers accept) is decoded here, chunk by chunk; each event is
+    charged its share of the compressed bytes of the network chunks that completed it.
+    """
+    gzip = response.headers.get("content-encoding", "").lower() == "gzip"
+    decoder = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzip else None
     buffer = b""
-    async for chunk in response.aiter_raw():
+    pending_wire = 0
+    async for wire_chunk in response.aiter_raw():
         recv = time.time()
-        buffer += chunk
+        pending_wire += len(wire_chunk)
+        buffer += decoder.decompress(wire_chunk) if decoder else wire_chunk
+        raws = []
         while True:
             cut = buffer.find(b"\n\n")
             if cut < 0:
                 break
             raw, buffer = buffer[:cut], buffer[cut + 2 :]
+            raws.append(raw)
+        if not raws:
+            continue
+        share, pending_wire = pending_wire / len(raws), 0
+        for raw in raws:
             name, event_id, data = "message", None, []
             for line in raw.decode().split("\n"):
                 if line.startswith(":"):
@@ -91,7 +108,7 @@ async def _events(response: httpx.Response) -> Any:
                     event_id = value
                 elif key == "retry":
                     name = "retry"
-            yield _Event(recv, name, "\n".join(data), event_id, len(raw) + 2)
+            yield _Event(recv, name, "\n".join(data), event_id, len(raw) + 2, share)
 
 
 class Gate:
@@ -118,12 +135,18 @@ class Gate:
 class User:
     """One signed-in browser: its own cookies, CSRF token and conversation."""
 
-    def __init__(self, base: str, username: str, password: str, conversation: str) -> None:
+    def __init__(
+        self, base: str, username: str, password: str, conversation: str, *, gzip: bool = True
+    ) -> None:
         self.base = base
         self.username = username
         self.password = password
         self.conversation = conversation
-        self.client = httpx.AsyncClient(base_url=base, timeout=_TIMEOUT)
+        # What a browser's EventSource accepts (gzip at least); `gzip=False` asks for none.
+        encoding = "gzip, deflate" if gzip else "identity"
+        self.client = httpx.AsyncClient(
+            base_url=base, timeout=_TIMEOUT, headers={"Accept-Encoding": encoding}
+        )
         self.last_event_id: str | None = None
 
     async def login(self) -> None:
@@ -227,6 +250,7 @@ class User:
                     answer.deltas.append((event.recv, payload["offset"], end))
                     answer.first_delta = answer.first_delta or event.recv
                     answer.sse_bytes += event.size
+                    answer.wire_bytes += event.wire
                     answer.delta_bytes += event.size
                     continue
                 if 'data-source="agent"' not in event.data:
@@ -238,6 +262,7 @@ class User:
                 if message_id != answer.answer_id:
                     continue
                 answer.sse_bytes += event.size
+                answer.wire_bytes += event.wire
                 if 'data-complete="true"' in event.data:
                     answer.completed = event.recv
                     answer.final_html_bytes = len(event.data.encode())
@@ -273,6 +298,7 @@ async def ask_direct(
                 while (cut := buffer.find(b"\n\n")) >= 0:
                     raw, buffer = buffer[:cut], buffer[cut + 2 :]
                     answer.sse_bytes += len(raw) + 2
+                    answer.wire_bytes += len(raw) + 2
                     if not raw.startswith(b"data: {"):
                         continue
                     payload = json.loads(raw[6:])

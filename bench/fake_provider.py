@@ -17,13 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import socket
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import uvicorn
 
-from django_ai_chat._fake_openai import FakeOpenAIApp, _bind
+from django_ai_chat._fake_openai import FakeOpenAIApp
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -95,6 +96,21 @@ class Recorder:
         await self.app(scope, tapped_receive, tapped_send)
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket whose connections send small writes at once (TCP_NODELAY).
+
+    asyncio sets TCP_NODELAY only on sockets created with `proto=IPPROTO_TCP`; accepted ones
+    inherit the listener's. Without it, Nagle holds the first token behind the unacknowledged
+    role chunk until the client's delayed ACK (~40 ms), which is the provider's artefact, not ours.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind((host, port))
+    return sock
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -104,7 +120,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=30)
     args = parser.parse_args()
     app = Recorder(FakeOpenAIApp(ttft=args.ttft, tps=args.tps, tokens=args.tokens))
-    sock = _bind(args.host, args.port)
+    sock = bind(args.host, args.port)
     print(f"Fake OpenAI server: http://{args.host}:{sock.getsockname()[1]}/v1", flush=True)
     config = uvicorn.Config(
         app,

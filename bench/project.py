@@ -118,6 +118,28 @@ class Project:
         jobs.write_text(new)
         return count == 1
 
+    def set_constant(self, module: str, name: str, value: str) -> bool:
+        """Set a module-level constant of the generated app (e.g. views.STREAM_COALESCE)."""
+        path = self.dir / self.app / module
+        text = path.read_text()
+        new, count = re.subn(rf"(?m)^{name} = .*$", f"{name} = {value}", text, count=1)
+        path.write_text(new)
+        return count == 1
+
+    def constants(self) -> dict[str, str]:
+        """The tuning constants of the generated app as generated (or patched)."""
+        found = {}
+        for module, name in (
+            ("views.py", "STREAM_COALESCE"),
+            ("views.py", "HISTORY_LIMIT"),
+            ("jobs.py", "QUEUE_CONCURRENCY"),
+            ("responder.py", "HISTORY_LIMIT"),
+        ):
+            path = self.dir / self.app / module
+            match = re.search(rf"(?m)^{name} = (.*)$", path.read_text()) if path.exists() else None
+            found[f"{module}:{name}"] = match.group(1) if match else "absent"
+        return found
+
     def worker_command(self, concurrency: int) -> list[str]:
         command = self.dir / self.app / "management" / "commands" / f"{self.app}_worker.py"
         if command.exists():

@@ -63,6 +63,13 @@ def machine() -> dict[str, Any]:
         "kernel": platform.release(),
         "postgres": pg.stdout.strip(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "dirty": subprocess.run(
+            ["git", "status", "--short", "--untracked-files=no", "src"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.split("\n"),
         "commit": subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
             cwd=ROOT,
@@ -116,6 +123,11 @@ class Bench:
         per_worker = self.args.worker_concurrency
         if not self.project.set_worker_concurrency(per_worker):
             log("  warning: QUEUE_CONCURRENCY not found in jobs.py; worker concurrency unchanged")
+        if self.args.coalesce is not None:
+            self.results["coalesce_patched"] = self.project.set_constant(
+                "views.py", "STREAM_COALESCE", repr(self.args.coalesce)
+            )
+        self.results["generated_constants"] = self.project.constants()
         self.project.manage("migrate", "--noinput")
         log(f"seeding {self.args.users} users")
         seeded = self.project.seed("users", self.project.app, str(self.args.users), PASSWORD)
@@ -183,7 +195,10 @@ class Bench:
     async def login(self) -> None:
         route = "chat"
         self.route = route
-        self.users = [User(self.web_base, u, PASSWORD, c) for u, c in self.seeded_users]
+        self.users = [
+            User(self.web_base, u, PASSWORD, c, gzip=not self.args.no_gzip)
+            for u, c in self.seeded_users
+        ]
         gate = asyncio.Semaphore(20)
 
         async def one(user: User) -> None:
@@ -247,7 +262,10 @@ class Bench:
                 await client.aclose()
         after = self.snapshot()
         await asyncio.sleep(0.3)
-        figures = stats.level_figures(answers, await self.emits(), ttft)
+        emits = await self.emits()
+        figures = stats.level_figures(answers, emits, ttft)
+        if via == "stack":
+            figures["breakdown_ms"] = self.breakdown(answers, emits)
         cpu = {k: after[k] - before[k] for k in before}
         figures["cpu_s"] = cpu
         per_k = figures["tokens"] / 1000 or 1
@@ -256,6 +274,37 @@ class Bench:
         }
         return answers, figures
 
+    def breakdown(self, answers: list[Answer], emits: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """Where the time to the first token goes: client, database and provider timestamps."""
+        app = self.project.app if self.project else "chat"
+        tags = {a.tag: a for a in answers if a.first_delta}
+        with psycopg.connect(self.cluster.url) as conn:
+            rows = conn.execute(
+                f"""SELECT substring(q.text from 'bench-[0-9a-f]+'),
+                       extract(epoch from q.inserted_at), extract(epoch from a.inserted_at)
+                FROM {app}_message q JOIN {app}_message a ON a.response_to_id = q.id
+                WHERE q.text LIKE 'bench-%%'
+                  AND substring(q.text from 'bench-[0-9a-f]+') = ANY(%s)""",
+                (list(tags),),
+            ).fetchall()
+        steps: dict[str, list[float]] = {}
+        for tag, inserted, answer_row in rows:
+            a, record = tags[tag], emits.get(tag, {})
+            if not (inserted and answer_row and record.get("emits")):
+                continue
+            # Jobs are deleted when they succeed, so the job's own timestamps are gone.
+            points = [
+                ("POST -> user row saved", a.posted, float(inserted)),
+                ("user row -> POST answered", float(inserted), a.posted + a.post_ms / 1000),
+                ("POST answered -> answer row", a.posted + a.post_ms / 1000, float(answer_row)),
+                ("answer row -> provider request", float(answer_row), record["arrived"]),
+                ("provider request -> first emit", record["arrived"], record["emits"][0][1]),
+                ("first emit -> client", record["emits"][0][1], a.first_delta or 0.0),
+            ]
+            for name, t0, t1 in points:
+                steps.setdefault(name, []).append((t1 - t0) * 1000)
+        return {name: stats.summary(values) for name, values in steps.items()}
+
     def describe(self, label: str, f: dict[str, Any]) -> None:
         ft, pd = f["first_token_overhead_ms"], f["per_delta_ms"]
         tps = f["tokens_per_s"] or 0
@@ -263,7 +312,8 @@ class Bench:
             f"  {label}: {f['completed']}/{f['answers']} ok, first-token overhead "
             f"p50 {_ms(ft['p50'])} p99 {_ms(ft['p99'])}; per-delta p50 {_ms(pd['p50'])} "
             f"p99 {_ms(pd['p99'])}; {tps:,.0f} tok/s; bytes/final "
-            f"{_num(f['bytes_ratio']['p50'])}; cpu web {f['cpu_s']['web']:.1f}s "
+            f"{_num(f['bytes_ratio']['p50'])} (decoded {_num(f['decoded_bytes_ratio']['p50'])}); "
+            f"cpu web {f['cpu_s']['web']:.1f}s "
             f"worker {f['cpu_s']['worker']:.1f}s pg {f['cpu_s']['postgres']:.1f}s"
         )
 
@@ -293,6 +343,9 @@ class Bench:
                     x.to_json() for x in all_answers
                 ]
                 self.describe(f"{level:>3} {via:<6}", merged)
+                if via == "stack":
+                    for name, v in figures_by_round[-1].get("breakdown_ms", {}).items():
+                        log(f"      {name:<32} p50 {_ms(v['p50'])} max {_ms(v['max'])}")
             self.results["ladder"].append(entry)
             self.save()
 
@@ -438,8 +491,12 @@ class Bench:
             log(f"  pubsub: {line}")
         self.save()
 
-    async def profile(self, seconds: int = 20) -> None:
-        """py-spy the web and worker processes while the top ladder level runs again."""
+    async def profile(self, seconds: int = 20, *, first_token: bool = False) -> None:
+        """py-spy the web and worker processes while the top ladder level runs again.
+
+        `first_token`: instead, one short answer after another (wall-clock samples, idle
+        included), to see where the time before the first token goes.
+        """
         spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
         if not Path(spy).exists():
             log("py-spy not installed; skipping the profile")
@@ -449,11 +506,13 @@ class Bench:
         for role in ("web", "worker"):
             proc = self.processes.by_role(role)[0]
             pid = max(proc.measured_pids())  # the uvicorn child when forked
-            target = RESULTS / f"profile-{role}.txt"
+            kind = "first-token" if first_token else "load"
+            target = RESULTS / f"profile-{kind}-{role}.txt"
             spies.append(
                 subprocess.Popen(
-                    [spy, "record", "-p", str(pid), "-d", str(seconds), "-r", "50",
-                     "-f", "raw", "-o", str(target), "--nonblocking"],
+                    [spy, "record", "-p", str(pid), "-d", str(seconds), "-r", "200",
+                     "-f", "raw", "-o", str(target), "--nonblocking",
+                     *(["--idle"] if first_token else [])],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )
@@ -461,18 +520,27 @@ class Bench:
             out[role] = str(target.relative_to(ROOT))
         level = max(x for x in self.args.levels if x <= len(self.users))
         a = self.args
-        log(f"profiling web and worker (py-spy, {seconds} s) at {level} simultaneous answers")
         await asyncio.sleep(1)
-        _, figures = await self.batch(
-            "stack", level, tokens=a.tokens, tps=a.tps, ttft=a.ttft, stagger=a.stagger
-        )
-        self.describe(f"{level:>3} profiled", figures)
+        if first_token:
+            log(f"profiling the first token (py-spy --idle, {seconds} s)")
+            deadline = time.monotonic() + seconds - 2
+            while time.monotonic() < deadline:
+                _, figures = await self.batch("stack", 1, tokens=5, tps=0, ttft=0, stagger=0)
+            self.describe("first-token profiled", figures)
+        else:
+            log(f"profiling web and worker (py-spy, {seconds} s) at {level} simultaneous answers")
+            _, figures = await self.batch(
+                "stack", level, tokens=a.tokens, tps=a.tps, ttft=a.ttft, stagger=a.stagger
+            )
+            self.describe(f"{level:>3} profiled", figures)
         for spy_proc in spies:
             try:
                 await asyncio.to_thread(spy_proc.wait, seconds + 30)
             except subprocess.TimeoutExpired:
                 spy_proc.kill()
-        self.results["profile"] = out
+        self.results.setdefault("profile", {}).update(
+            {f"{k}-{'first-token' if first_token else 'load'}": v for k, v in out.items()}
+        )
 
     def finish_process_figures(self) -> None:
         self.results["peak_rss_mb"] = {
@@ -568,7 +636,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--write-tps", type=float, default=40)
     p.add_argument("--history", type=int, default=10_000)
     p.add_argument("--skip", default="", help="comma list: ladder,saturation,writes,history,pubsub")
+    p.add_argument("--no-gzip", action="store_true", help="clients send Accept-Encoding: identity")
+    p.add_argument(
+        "--coalesce",
+        type=float,
+        default=None,
+        help="set the generated views.STREAM_COALESCE (seconds); default: as generated",
+    )
     p.add_argument("--profile", action="store_true", help="py-spy web and worker at the top level")
+    p.add_argument("--profile-first-token", action="store_true", help="py-spy short answers")
+    p.add_argument("--hold", type=float, default=0, help="keep the stack up N s after set-up")
     p.add_argument("--deadline", type=float, default=900, help="whole run, seconds")
     args = p.parse_args(argv)
     args.users = args.users or max(args.levels)
@@ -581,6 +658,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 async def measure(bench: Bench) -> None:
     skip = bench.args.skip
     await bench.login()
+    if bench.args.hold:
+        # For poking at the running stack by hand (profilers, curl); everything still stops.
+        assert bench.project is not None
+        log(f"holding {bench.args.hold:.0f} s: project {bench.project.dir}, web {bench.web_base}")
+        log(f"  DATABASE_URL={bench.cluster.url} provider {bench.provider_base}")
+        for proc in bench.processes.procs:
+            log(f"  {proc.role}: pids {proc.measured_pids()}")
+        await asyncio.sleep(bench.args.hold)
     try:
         if "ladder" not in skip:
             await bench.ladder()
@@ -592,6 +677,8 @@ async def measure(bench: Bench) -> None:
             await bench.history()
         if bench.args.profile:
             await bench.profile()
+        if bench.args.profile_first_token:
+            await bench.profile(30, first_token=True)
     finally:
         for user in bench.users:
             await user.close()

@@ -68,7 +68,8 @@ def level_figures(
         if done
         else 0.0
     )
-    bytes_ratio = [a.sse_bytes / a.final_html_bytes for a in done if a.final_html_bytes]
+    bytes_ratio = [a.wire_bytes / a.final_html_bytes for a in done if a.final_html_bytes]
+    decoded_ratio = [a.sse_bytes / a.final_html_bytes for a in done if a.final_html_bytes]
     return {
         "answers": len(answers),
         "completed": len(done),
@@ -83,6 +84,8 @@ def level_figures(
         "span_s": span,
         "tokens_per_s": tokens / span if span else None,
         "bytes_ratio": summary(bytes_ratio),
+        "decoded_bytes_ratio": summary(decoded_ratio),
+        "deltas_per_answer": summary([float(len(a.deltas)) for a in done]),
         "sse_bytes_per_answer": summary([float(a.sse_bytes) for a in done]),
         "final_html_bytes": summary([float(a.final_html_bytes) for a in done]),
     }
