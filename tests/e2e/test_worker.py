@@ -255,6 +255,35 @@ def test_writes_per_answer_are_coalesced(chat: Chat) -> None:
     assert 1 <= updates < 30  # about one per flush interval, never one per token
 
 
+def test_stop_keeps_the_partial_answer_exactly_as_streamed(chat: Chat) -> None:
+    ids = _conversation(chat, "dave")
+    spy = Spy(chat, f"chat:messages:{ids['conversation']}")
+    try:
+        chat.start_worker()
+        question = _ask(chat, ids, "[tokens:400] [tps:40]")
+        answer_id = chat.wait_for(
+            "a streaming answer", lambda: (a := chat.answer(question)) and a[0]
+        )
+        chat.wait_for("some deltas", lambda: len(spy.deltas(str(answer_id))) > 5)
+        stopped = chat.shell(f"""
+            import json
+            from django.contrib.auth import get_user_model
+            from chat import actions
+
+            user = get_user_model().objects.get(pk={ids["user"]!r})
+            print(json.dumps(actions.stop_response(user, {ids["conversation"]!r})))
+        """)
+        assert stopped is True
+        answer = chat.wait_for("the stop", lambda: (a := chat.answer(question)) and a[2] and a)
+        time.sleep(0.5)
+    finally:
+        spy.stop()
+    _answer_id, text, complete, was_stopped, error, _calls, _results = answer
+    assert (complete, was_stopped, error) == (True, True, "")
+    assert 0 < len(text.split()) < 400
+    assert "".join(d["text"] for d in spy.deltas(str(answer_id))) == text
+
+
 def test_a_killed_worker_leaves_no_answer_incomplete(chat: Chat) -> None:
     ids = _conversation(chat, "carol")
     worker = chat.start_worker()
