@@ -22,6 +22,8 @@ from typing import IO
 import httpx
 import pytest
 
+from django_ai_chat.testing import FakeOpenAIServer
+
 pytestmark = pytest.mark.e2e
 
 WAIT = 240.0  # upper bound for the demo to come up (it generates a project first)
@@ -35,6 +37,7 @@ class RunningDemo:
     email: str
     password: str
     database_dir: Path
+    model: str
 
     def read_until_exit(self, timeout: float) -> str:
         self.process.wait(timeout)
@@ -50,10 +53,11 @@ def _drain(stream: IO[str], output: list[str], banner: threading.Event) -> None:
     banner.set()
 
 
-def _start_demo(workdir: Path) -> RunningDemo:
+def _start_demo(workdir: Path, **extra_env: str) -> RunningDemo:
     env = dict(os.environ)
     for name in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "OPENAI_API_KEY", "AI_CHAT_MODEL"):
         env.pop(name, None)
+    env.update(extra_env)
     process = subprocess.Popen(
         [sys.executable, "-m", "django_ai_chat.cli", "demo", "--port", "0"],
         cwd=workdir,
@@ -70,8 +74,8 @@ def _start_demo(workdir: Path) -> RunningDemo:
     threading.Thread(target=_drain, args=(process.stdout, output, banner), daemon=True).start()
     banner.wait(WAIT)
     text = "".join(output)
-    fields = dict(re.findall(r"^\s+(URL|Email|Password|Database):\s+(.+)$", text, re.M))
-    if len(fields) < 4:
+    fields = dict(re.findall(r"^\s+(URL|Email|Password|Database|Model):\s+(.+)$", text, re.M))
+    if len(fields) < 5:
         process.kill()
         process.wait()
         raise AssertionError(f"the demo did not print its URL and credentials:\n{text}")
@@ -84,6 +88,7 @@ def _start_demo(workdir: Path) -> RunningDemo:
         fields["Email"].strip(),
         fields["Password"].strip(),
         Path(database[1]),
+        fields["Model"].strip(),
     )
 
 
@@ -114,7 +119,6 @@ def _log_in(client: httpx.Client, base: str, email: str, password: str) -> None:
 def _send(client: httpx.Client, base: str, text: str) -> str:
     chat = client.get(f"{base}/chat/")
     assert chat.status_code == 200
-    assert "offline demo model" in chat.text  # the UI says it is not a real LLM
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', chat.text)
     action = re.search(r'<form[^>]*action="([^"]*/send/)"', chat.text)
     assert token and action, chat.text
@@ -147,8 +151,11 @@ def test_the_demo_answers_its_user_and_stops_cleanly(demo: RunningDemo, tmp_path
     assert demo.database_dir.is_dir()
     assert (tmp_path / "demo" / "manage.py").is_file()
 
+    assert demo.model.startswith("demo: (offline demo model")
+
     with httpx.Client(timeout=10) as client:
         _log_in(client, base, demo.email, demo.password)
+        assert "offline demo model" in client.get(f"{base}/chat/").text  # labelled in the UI
         conversation = _send(client, base, "What can you do?")
         answer = _answer(client, base, conversation)
     assert "offline demo model" in answer
@@ -162,3 +169,22 @@ def test_the_demo_answers_its_user_and_stops_cleanly(demo: RunningDemo, tmp_path
     port = int(base.rsplit(":", 1)[1])
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", port)) != 0  # the server is gone too
+
+
+def test_with_the_providers_key_the_demo_uses_the_real_model(tmp_path: Path) -> None:
+    with FakeOpenAIServer() as fake:
+        demo = _start_demo(tmp_path, OPENAI_API_KEY="sk-fake", OPENAI_BASE_URL=fake.base_url)
+        try:
+            base = demo.url.removesuffix("/chat/")
+            with httpx.Client(timeout=10) as client:
+                _log_in(client, base, demo.email, demo.password)
+                assert "offline demo model" not in client.get(f"{base}/chat/").text
+                conversation = _send(client, base, "[say:Answered by openai:gpt-4o.]")
+                answer = _answer(client, base, conversation)
+        finally:
+            demo.process.send_signal(signal.SIGINT)
+            demo.read_until_exit(timeout=60)
+
+    assert demo.model == "openai:gpt-4o"
+    assert "Answered by openai:gpt-4o." in answer
+    assert any(request.get("model") == "gpt-4o" for request in fake.requests)
