@@ -176,6 +176,9 @@ class Demo:
         env = project_env(self.project_dir, PROJECT_NAME)
         env["DATABASE_URL"] = database_url
         env.setdefault("DEBUG", "1")
+        if self.host not in ("127.0.0.1", "localhost", "::1"):
+            # Served beyond loopback (e.g. --host 0.0.0.0 in a container): any Host header.
+            env.setdefault("ALLOWED_HOSTS", "*")
         if not env.get("AI_CHAT_MODEL") and not self.api_key():
             env["AI_CHAT_MODEL"] = "demo:"
         return env
