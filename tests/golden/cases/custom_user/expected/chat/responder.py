@@ -43,6 +43,10 @@ Provide a short name for the current conversation.
 RESPOND WITH ONLY THE NEW CONVERSATION NAME.
 """
 
+# Tools the model may call: True offers every tool registered by the project's ai_tools.py
+# modules (each checks the actor's permissions), or list the names, e.g. ["chat_message_history"].
+TOOLS: bool | list[str] = True
+
 HISTORY_LIMIT = 50
 """Most recent messages sent to the model with each question."""
 
@@ -112,7 +116,7 @@ async def respond(message_id: str, *, actor: Any) -> None:
         try:
             result = await _stream_answer(writer, history, actor)
         except asyncio.CancelledError:
-            # The worker is shutting down: keep what was said, say it was cut short.
+            # The worker is shutting down (or the job was aborted): keep what was said.
             await writer.finish(complete=True, error=INTERRUPTED_TEXT)
             raise
         await writer.finish(complete=True, **result)
@@ -189,7 +193,7 @@ async def _stream_answer(
     try:
         async with writer.stoppable():
             events = astream(
-                history, system_prompt=SYSTEM_PROMPT, model=model(), tools=True, actor=actor
+                history, system_prompt=SYSTEM_PROMPT, model=model(), tools=TOOLS, actor=actor
             )
             async with contextlib.aclosing(events):
                 async for event in events:
