@@ -115,7 +115,7 @@ async def rescue_stalled_jobs(context: JobContext, timestamp: int) -> None:
             logger.warning("Answer job %s stalled %d times; giving up.", job.id, job.attempts + 1)
             await responder.finish_interrupted(str(job.task_kwargs["message_id"]))
             await manager.finish_job(job, status=Status.FAILED, delete_job=False)
-        elif job.task_name in (respond.name, name_conversation.name):
+        elif job.task_name.startswith("chat."):  # leave other apps' jobs alone
             logger.warning("Job %s (%s) stalled; retrying it.", job.id, job.task_name)
             await manager.retry_job(job)
 
