@@ -38,6 +38,7 @@ import json
 import logging
 import re
 import uuid
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -439,6 +440,7 @@ class _Relay:
         load_message: Callable[[str], Awaitable[StreamedMessage | None]],
         render_message: Callable[[StreamedMessage], Awaitable[str]],
         render_conversation: Callable[[dict[str, Any]], Awaitable[str | None]] | None,
+        coalesce: float = 0.0,
     ) -> None:
         self.after = cursor.after
         # Incomplete messages the browser streams: id → characters it holds.
@@ -452,6 +454,10 @@ class _Relay:
         self._load_message = load_message
         self._render_message = render_message
         self._render_conversation = render_conversation
+        self.coalesce = coalesce
+        # A live delta held back to merge with the ones right behind it: (id, offset, text).
+        self.held: tuple[str, int, str] | None = None
+        self.held_since = 0.0
 
     def cursor(self) -> str:
         partial = self.latest_partial if self.latest_partial in self.sent else None
@@ -465,6 +471,17 @@ class _Relay:
         if self.topic is None:
             return [], held
         rows = list(await self._load_messages(self.after))
+        # The message the browser was streaming may have completed meanwhile; when it is also
+        # the newest one (`after`), `load_messages` leaves it out: read it on its own.
+        gone: list[str] = []
+        listed = {_uuid_str(row.id) for row in rows}
+        for message_id in [m for m in self.sent if m not in listed]:
+            row = await self._load_message(message_id)
+            if row is None:
+                gone.append(message_id)
+            else:
+                rows.append(row)
+        rows.sort(key=lambda row: _uuid_str(row.id))
         incomplete = [_uuid_str(row.id) for row in rows if not row.complete]
         if incomplete:
             pending = set(incomplete)
@@ -488,12 +505,18 @@ class _Relay:
                     reread.append(current)
             rows = reread
         chunks: list[str] = []
+        for message_id in gone:
+            self.sent.pop(message_id, None)
+            chunks.append(_sse("removed", json.dumps({"id": message_id})))
         for row in rows:
             chunks += await self.send_row(row)
         return chunks, held
 
     async def send_row(self, row: StreamedMessage) -> list[str]:
         """Send one row: a `delta` with the missing text when the browser streams it, else HTML."""
+        held = self.flush()
+        if held:
+            return held + await self.send_row(row)
         message_id = _uuid_str(row.id)
         if self.after is None or message_id > self.after:
             self.after = message_id
@@ -519,6 +542,11 @@ class _Relay:
     async def handle(self, payload: dict[str, Any]) -> list[str]:
         """Turn one pub/sub payload into SSE chunks."""
         kind = payload.get("type")
+        if kind not in ("delta", "sync", "flushed", "stop"):
+            # Whatever else goes out must not overtake a held delta.
+            held = self.flush()
+            if held:
+                return held + await self.handle(payload)
         if kind == "conversation":
             if self._render_conversation is None:
                 return []
@@ -547,7 +575,7 @@ class _Relay:
         if row is None:
             self.sent.pop(message_id, None)
             self.waiting.pop(message_id, None)
-            return [_sse("removed", json.dumps({"id": message_id}))]
+            return [*self.flush(), _sse("removed", json.dumps({"id": message_id}))]
         self.sent.pop(message_id, None)  # a state change: the browser gets the whole message
         return await self.send_row(row)
 
@@ -585,7 +613,34 @@ class _Relay:
         text = text[have - offset :]
         self.sent[message_id] = end
         self.latest_partial = message_id
-        return [*chunks, self._delta(message_id, have, text)]
+        return [*chunks, *self._hold(message_id, have, text)]
+
+    def _hold(self, message_id: str, offset: int, text: str) -> list[str]:
+        """Hold a live delta up to `coalesce` seconds, merged with the ones following it."""
+        if self.coalesce <= 0:
+            return [self._delta(message_id, offset, text)]
+        held = self.held
+        if held is not None and held[0] == message_id and held[1] + len(held[2]) == offset:
+            self.held = (message_id, held[1], held[2] + text)
+            return []
+        chunks = self.flush()
+        self.held = (message_id, offset, text)
+        self.held_since = asyncio.get_running_loop().time()
+        return chunks
+
+    def flush(self) -> list[str]:
+        """The held delta as an SSE chunk (nothing when none is held)."""
+        if self.held is None:
+            return []
+        message_id, offset, text = self.held
+        self.held = None
+        return [self._delta(message_id, offset, text)]
+
+    def flush_due(self) -> float | None:
+        """Seconds until the held delta must go out (`None`: nothing held)."""
+        if self.held is None:
+            return None
+        return self.held_since + self.coalesce - asyncio.get_running_loop().time()
 
     async def _resync(self) -> list[str]:
         # Messages may have been lost: every incomplete message is re-read in full.
@@ -598,7 +653,11 @@ class _Relay:
         return chunks
 
     def _delta(self, message_id: str, offset: int, text: str) -> str:
-        data = json.dumps({"id": message_id, "offset": offset, "text": text}, ensure_ascii=False)
+        data = json.dumps(
+            {"id": message_id, "offset": offset, "text": text},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
         return _sse("delta", data, self.cursor())
 
 
@@ -613,6 +672,7 @@ async def relay(
     render_conversation: Callable[[dict[str, Any]], Awaitable[str | None]] | None = None,
     keepalive: float = KEEPALIVE_SECONDS,
     sync_timeout: float = SYNC_TIMEOUT_SECONDS,
+    coalesce: float = 0.0,
 ) -> AsyncIterator[str]:
     """Server-sent events for one browser: catch-up from the database, then live events.
 
@@ -643,6 +703,10 @@ async def relay(
             `conversation` event (`None` skips it).
         keepalive: Seconds of silence before a keep-alive comment.
         sync_timeout: Seconds to wait for the worker to flush on (re)connect.
+        coalesce: Seconds a live delta may wait to be merged with the deltas right behind it
+            into one event (`0`: one event per delta). Models stream a few characters per
+            token, so per-token events cost several times the text in SSE framing; 0.1-0.3 s
+            keeps the cost linear and small and the text still visibly flowing.
 
     Yields:
         SSE-formatted strings, each one complete event or comment.
@@ -657,6 +721,7 @@ async def relay(
         load_message=load_message,
         render_message=render_message,
         render_conversation=render_conversation,
+        coalesce=coalesce,
     )
     async with pubsub.subscribe(*topics) as events:
         yield f"retry: {_RETRY_MS}\n\n"
@@ -666,23 +731,58 @@ async def relay(
         for chunk in chunks:
             yield chunk
         while True:
+            due = state.flush_due()
+            if due is not None and due <= 0:
+                for chunk in state.flush():
+                    yield chunk
+                continue
             try:
-                _topic, payload = await asyncio.wait_for(anext(events), keepalive)
+                _topic, payload = await asyncio.wait_for(
+                    anext(events), keepalive if due is None else min(due, keepalive)
+                )
             except TimeoutError:
-                yield ": keep-alive\n\n"
+                if due is None:
+                    yield ": keep-alive\n\n"
                 continue
             except StopAsyncIteration:
+                for chunk in state.flush():
+                    yield chunk
                 return
             for chunk in await state.handle(payload):
                 yield chunk
 
 
-def event_stream_response(events: AsyncIterator[str]) -> StreamingHttpResponse:
-    """Wrap `relay(...)` in a `StreamingHttpResponse` with the headers SSE needs."""
+def event_stream_response(
+    events: AsyncIterator[str], *, request: HttpRequest | None = None
+) -> StreamingHttpResponse:
+    """Wrap `relay(...)` in a `StreamingHttpResponse` with the headers SSE needs.
+
+    Given the `request`, the stream is gzip-compressed when the browser accepts it: one gzip
+    stream flushed after every event (so nothing waits in a buffer), in which the framing that
+    every event repeats (event name, cursor, message id, JSON keys) costs a few bytes.
+    """
     from django.http import StreamingHttpResponse
 
-    return StreamingHttpResponse(
-        events,
-        content_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    body: AsyncIterator[str] | AsyncIterator[bytes] = events
+    if request is not None:
+        headers["Vary"] = "Accept-Encoding"
+        if _ACCEPTS_GZIP.search(request.headers.get("Accept-Encoding", "")):
+            headers["Content-Encoding"] = "gzip"
+            body = _gzip(events)
+    return StreamingHttpResponse(body, content_type="text/event-stream", headers=headers)
+
+
+_ACCEPTS_GZIP = re.compile(r"\bgzip\b")
+
+
+async def _gzip(events: AsyncIterator[str]) -> AsyncIterator[bytes]:
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # gzip container
+    try:
+        async for chunk in events:
+            yield compressor.compress(chunk.encode()) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    finally:
+        # A client that goes away closes the relay at once, which ends its subscription.
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()

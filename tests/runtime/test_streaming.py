@@ -277,6 +277,33 @@ async def test_reload_mid_answer_ends_with_exactly_the_models_text(rows: Rows) -
     assert sum(1 for e in first.events if e.event == "delta") >= 10
 
 
+async def test_an_answer_that_completed_while_the_browser_was_away_is_sent_whole(
+    rows: Rows,
+) -> None:
+    """The streamed message is also the newest (`after`): it must not be skipped on resume."""
+    await rows.create(text="Hello", complete=True)
+    answer_id = await rows.create()
+    browser = Browser()
+    async with rows.writer(answer_id, flush_interval=0) as writer:
+        await writer.append("Half of ")
+        await writer.flush()
+        cursor = browser.load_page(await rows.load_messages(None))
+        assert cursor.after == cursor.partial == str(answer_id)
+        await writer.append("the answer.")
+        await writer.finish(complete=True)
+
+    await browser.follow(rows.relay(cursor), lambda b: str(answer_id) in b.complete)
+    assert browser.texts[str(answer_id)] == "Half of the answer."
+
+    # Deleted meanwhile (a regenerate): the browser is told to drop it.
+    await rows.delete(answer_id)
+    gone = Browser()
+    gone.texts[str(answer_id)] = "Half of "
+    stream = rows.relay(Cursor(after=str(answer_id), partial=str(answer_id), end=8))
+    await gone.follow(stream, lambda b: str(answer_id) not in b.texts)
+    assert [e.event for e in gone.events] == ["removed"]
+
+
 async def test_sync_makes_the_worker_flush_before_the_relay_reads(rows: Rows) -> None:
     answer_id = await rows.create()
     async with rows.writer(answer_id, flush_interval=0) as writer:
