@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -64,29 +65,24 @@ def _installed_apps(project: Project, opts: ChatOptions, target: Target) -> bool
     middleware = [HTMX_MIDDLEWARE] if opts.ui and HTMX_MIDDLEWARE not in target.middleware else []
     where = str(target.settings_file or "your settings")
     file = target.settings_file
+    ok = True
     if last or first:
-        ok = file is not None and _patch(
-            project, file, lambda s: settings.add_to_list_setting_new(s, "INSTALLED_APPS", last)
-        )
-        ok = ok and (
-            not first
-            or _patch(
-                project,
-                file,  # type: ignore[arg-type]
-                lambda s: settings.add_to_list_setting_new(s, "INSTALLED_APPS", first, first=True),
+        patches = [partial(settings.add_to_list_setting_new, name="INSTALLED_APPS", values=last)]
+        if first:
+            patches.append(
+                partial(
+                    settings.add_to_list_setting_new,
+                    name="INSTALLED_APPS",
+                    values=first,
+                    first=True,
+                )
             )
-        )
+        ok = file is not None and all(_patch(project, file, patch) for patch in patches)
         if not ok:
             notice = {"where": where, "first": first, "last": last}
             project.add_notice(render_snippet("notices/installed_apps.txt-tpl", notice))
-    else:
-        ok = True
-    if middleware and not (
-        file is not None
-        and _patch(
-            project, file, lambda s: settings.add_to_list_setting_new(s, "MIDDLEWARE", middleware)
-        )
-    ):
+    add_middleware = partial(settings.add_to_list_setting_new, name="MIDDLEWARE", values=middleware)
+    if middleware and not (file is not None and _patch(project, file, add_middleware)):
         notice = {"where": where, "names": middleware}
         project.add_notice(render_snippet("notices/middleware.txt-tpl", notice))
     return ok or _installed(target, opts.app_label)
@@ -102,17 +98,18 @@ def _settings(project: Project, opts: ChatOptions, target: Target, context: dict
         code = render_snippet("settings/asgi_application.py-tpl", {**context, "asgi_module": asgi})
         blocks.append(("ASGI_APPLICATION", code, ()))
     file = target.settings_file
-    by_hand = []
+    by_hand: list[tuple[str, tuple[str, ...]]] = []
     for name, code, imports in blocks:
         recognised = name != "ASGI_APPLICATION" or target.asgi_module is not None
-
-        def configure(s: str, name: str = name, code: str = code) -> str | None:
-            return settings.configure_new(s, name, code, imports=imports)  # noqa: B023
-
+        configure = partial(settings.configure_new, name=name, code=code, imports=imports)
         if not (recognised and file is not None and _patch(project, file, configure)):
-            by_hand.append(code)
+            by_hand.append((code, imports))
     if by_hand:
-        notice = {"where": str(file or "your settings"), "blocks": by_hand, **context}
+        notice = {
+            "where": str(file or "your settings"),
+            "blocks": [code for code, _ in by_hand],
+            "imports": sorted({module for _, imports in by_hand for module in imports}),
+        }
         project.add_notice(render_snippet("notices/setting.txt-tpl", notice))
 
 
