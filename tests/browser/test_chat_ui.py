@@ -229,6 +229,72 @@ def test_stop_keeps_the_partial_text_and_marks_the_answer_stopped(
     assert_clean(watch)
 
 
+# -- conversation management ----------------------------------------------------------------
+
+
+def test_composer_keeps_the_text_with_an_inline_error_and_shift_enter_adds_a_line(
+    alice: tuple[Page, Watch],
+) -> None:
+    page, watch = alice
+    page.goto("/chat/")
+    box = page.locator("[data-composer-input]")
+    expect(box).to_be_focused()
+    box.press("Enter")
+    expect(page.locator("[data-composer-error]")).to_have_text("Message cannot be empty")
+    expect(page.locator("[data-composer-input]")).to_have_attribute("aria-invalid", "true")
+
+    too_long = "x" * 20_001
+    page.locator("[data-composer-input]").fill(too_long)
+    page.locator("[data-composer-input]").press("Enter")
+    expect(page.locator("[data-composer-error]")).to_contain_text("20000")
+    expect(page.locator("[data-composer-input]")).to_have_value(too_long)
+    expect(page.locator("[data-composer-input]")).to_be_focused()
+    assert page.url.endswith("/chat/")
+
+    box = page.locator("[data-composer-input]")
+    box.fill("first line")
+    box.press("Shift+Enter")
+    box.type("second line")
+    expect(box).to_have_value("first line\nsecond line")
+    assert_clean(watch)
+
+
+def test_rename_regenerate_and_delete_with_confirmation(alice: tuple[Page, Watch]) -> None:
+    page, watch = alice
+    conversation = start_conversation(page, "[say:First answer.]")
+    first = wait_for_answer(page)
+    first_id = message_id(first)
+
+    page.get_by_role("button", name="Rename conversation").click()
+    dialog = page.get_by_role("dialog", name="Rename conversation")
+    dialog.get_by_label("Title").fill("Renamed by Alice")
+    dialog.get_by_role("button", name="Save").click()
+    expect(page.locator("[data-conversation-title]")).to_have_text("Renamed by Alice")
+    item = page.locator(f"[data-conversation-item='{conversation}']")
+    expect(item).to_have_text("Renamed by Alice")
+    expect(item.locator("a")).to_have_attribute("aria-current", "page")
+
+    first.get_by_role("button", name="Regenerate").click()
+    expect(page.locator(f"#message-{first_id}")).to_have_count(0)
+    again = wait_for_answer(page)
+    assert message_id(again) != first_id
+    expect(again).to_contain_text("First answer.")
+
+    page.get_by_role("button", name="Delete conversation").click()
+    confirm = page.get_by_role("dialog", name="Delete conversation?")
+    expect(confirm).to_be_visible()
+    confirm.get_by_role("button", name="Cancel").click()
+    expect(confirm).to_be_hidden()
+    expect(item).to_be_visible()
+
+    page.get_by_role("button", name="Delete conversation").click()
+    confirm.get_by_role("button", name="Delete").click()
+    page.wait_for_url(re.compile(r"/chat/$"))
+    expect(page.locator(f"[data-conversation-item='{conversation}']")).to_have_count(0)
+    assert page.request.get(f"/chat/{conversation}/").status == 404
+    assert_clean(watch)
+
+
 # -- authorisation -------------------------------------------------------------------------------
 
 

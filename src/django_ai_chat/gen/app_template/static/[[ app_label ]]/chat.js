@@ -67,6 +67,7 @@
       this.retries = 0;
       this.retryTimer = 0;
       this.closed = false;
+      this.navigating = false;
 
       for (const el of this.messages()) this.adoptBuffer(el);
       this.bind();
@@ -297,6 +298,17 @@
     // -- navigation, sidebar ---------------------------------------------------------------
 
     async navigate(conversationId) {
+      // A delete, say, asks twice (its response and the live event): go once.
+      if (this.navigating) return;
+      this.navigating = true;
+      try {
+        await this.go(conversationId);
+      } finally {
+        if (this.mode !== "page") this.navigating = false;
+      }
+    }
+
+    async go(conversationId) {
       const page = this.root.dataset.pageUrl;
       if (this.mode === "page" && page !== undefined) {
         window.location.assign(conversationId ? `${page}${conversationId}/` : page);
@@ -331,7 +343,7 @@
       if (!response.ok) return;
       list.innerHTML = await response.text();
       const active = list.querySelector(`[data-conversation-item="${this.conversationId}"]`);
-      const title = this.root.querySelector("[data-title]");
+      const title = this.root.querySelector("[data-conversation-title]");
       if (active && title && title.textContent !== active.dataset.title) {
         title.textContent = active.dataset.title;
         if (this.mode === "page") document.title = `${active.dataset.title} · Chat`;
@@ -463,6 +475,7 @@
       const chat = chats.get(root);
       if (chat) {
         chat.closed = false;
+        chat.navigating = false;
         chat.connect();
       }
     }
