@@ -30,6 +30,13 @@ _UID = re.compile(r"chat-[0-9a-f]{8}")
 HISTORY_LIMIT = 200
 """Messages shown when a conversation opens (the most recent ones)."""
 
+STREAM_COALESCE = 0.1
+"""Seconds the stream may hold a piece of an answer to send it with the next ones, in one event.
+
+Models stream a few characters per token; one event per token would cost several times the
+answer in SSE framing. Raise it to send fewer, bigger pieces; `0` sends every token at once.
+"""
+
 
 def chat_context(
     request: HttpRequest,
@@ -197,7 +204,9 @@ async def stream(request: HttpRequest, conversation_id: uuid.UUID | None = None)
             render_message=_arender_message,
             conversations_topic=streaming.conversations_topic(user_id),
             render_conversation=_arender_conversation,
-        )
+            coalesce=STREAM_COALESCE,
+        ),
+        request=request,
     )
 
 
