@@ -182,3 +182,10 @@ class _Null:
 
     def isatty(self) -> bool:
         return False
+
+
+def test_a_file_where_the_app_goes_is_an_issue(root: Path) -> None:
+    (root / "chat").write_text("not a package\n")
+    project = gen_chat(Project(root), options("--live"), target(root))
+    assert project.issues == ["'chat' exists and is not a directory: choose another --domain."]
+    assert project.changed == []

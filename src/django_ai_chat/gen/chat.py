@@ -28,6 +28,9 @@ def gen_chat(project: Project, opts: ChatOptions, target: Target) -> Project:
     """Record everything `gen chat` does to the project; returns `project` for chaining."""
     context = opts.context()
     app = PurePosixPath(opts.app_label)
+    if (project.root / app).exists() and not (project.root / app).is_dir():
+        project.add_issue(f"{str(app)!r} exists and is not a directory: choose another --domain.")
+        return project
     rendered = render_tree(context)
     for path, content in rendered.items():
         project.create_file(app / path, content)
