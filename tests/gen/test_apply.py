@@ -116,3 +116,12 @@ def test_colour_only_on_a_terminal(tmp_path: Path) -> None:
     out = Terminal()
     apply(_project(tmp_path), Mode(yes=True), out=out)
     assert "\033[32m  create     chat/models.py\033[0m" in out.getvalue()
+
+
+def test_dry_run_shows_minified_new_files_by_size(tmp_path: Path) -> None:
+    project = Project(tmp_path)
+    project.create_file(P("chat/static/chat/chat.css"), "a{b:c}" * 300 + "\n")
+    assert _apply(project, dry_run=True)[0] == IN_SYNC
+    output = _apply(project, dry_run=True)[1]
+    assert "+++ b/chat/static/chat/chat.css (1801 bytes, minified: not shown)\n" in output
+    assert "a{b:c}" not in output

@@ -17,6 +17,9 @@ from django_ai_chat.gen.project import FileChange, Project
 
 IN_SYNC, CHANGES, WARNINGS, ISSUES = 0, 1, 2, 3
 
+_MINIFIED = 1000
+"""A new file with a line longer than this is shown by its size only."""
+
 _COLOURS = {"+": "32", "-": "31", "@": "36", "create": "32", "update": "33", "conflict": "31"}
 
 
@@ -48,6 +51,14 @@ class _Printer:
         self.out.write(text + "\n")
 
     def diff(self, change: FileChange) -> None:
+        if change.before is None and any(
+            len(line) > _MINIFIED for line in change.after.splitlines()
+        ):
+            # Vendored or compiled assets (one-line CSS/JS) would drown the diff.
+            self.line(
+                f"+++ b/{change.path} ({len(change.after.encode())} bytes, minified: not shown)"
+            )
+            return
         before = (change.before or "").splitlines(keepends=True)
         after = change.after.splitlines(keepends=True)
         if change.status == "conflict":
