@@ -26,6 +26,10 @@ ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 DEBUG = False
 # Sign-in is set-up, not measured: PBKDF2 for hundreds of users would dominate the run.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+if os.environ.get("BENCH_DB_POOL"):  # experiment: psycopg's pool instead of one connect a request
+    DATABASES["default"]["OPTIONS"] = {
+        "pool": {"min_size": 2, "max_size": int(os.environ["BENCH_DB_POOL"]), "timeout": 30}
+    }
 AI_CHAT_MODEL = os.environ.get("AI_CHAT_MODEL") or None
 AI_CHAT_OPENAI_BASE_URL = os.environ.get("AI_CHAT_OPENAI_BASE_URL") or None
 LOGGING = {
@@ -117,6 +121,30 @@ class Project:
         new, count = re.subn(r"(RESPONSES_QUEUE:\s*)\d+", rf"\g<1>{concurrency}", text, count=1)
         jobs.write_text(new)
         return count == 1
+
+    def patch_job_context(self) -> bool:
+        """Experiment: run each answer job in its own asgiref thread (and DB connection).
+
+        Without it every ORM call of every concurrent job in a worker process goes through one
+        shared thread and one connection, which procrastinate closes after each job.
+        """
+        jobs = self.dir / self.app / "jobs.py"
+        text = jobs.read_text()
+        old = "        await responder.respond(message_id, actor=await _load_actor(actor_id))\n"
+        new = (
+            "        from asgiref.sync import ThreadSensitiveContext, sync_to_async\n"
+            "        from django.db import close_old_connections\n\n"
+            "        async with ThreadSensitiveContext():\n"
+            "            try:\n"
+            "                actor = await _load_actor(actor_id)\n"
+            "                await responder.respond(message_id, actor=actor)\n"
+            "            finally:\n"
+            "                await sync_to_async(close_old_connections)()\n"
+        )
+        if old not in text:
+            return False
+        jobs.write_text(text.replace(old, new, 1))
+        return True
 
     def set_constant(self, module: str, name: str, value: str) -> bool:
         """Set a module-level constant of the generated app (e.g. views.STREAM_COALESCE)."""

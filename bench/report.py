@@ -1,9 +1,9 @@
 """Render a results JSON as Markdown tables and put them into BENCHMARKS.md.
 
-    .venv/bin/python -m bench.report bench/results/latest.json   # re-render without re-running
+    .venv/bin/python -m bench.report bench/results/latest-as-generated.json   # re-render
 
-The tables go between `<!-- bench:begin -->` and `<!-- bench:end -->`; the prose around them
-(analysis, fixes) is written by people and left alone.
+The tables go between `<!-- bench:<label>:begin -->` and `<!-- bench:<label>:end -->` (label:
+`--label` of the run); the prose around them (analysis, fixes) is written by people.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "BENCHMARKS.md"
-BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 X, DASH = "\u00d7", "\u2013"  # multiplication sign, en dash
 
 
@@ -108,8 +107,9 @@ def render(r: dict[str, Any]) -> str:
         "",
         "| Simultaneous | Answers ok | First-token overhead p50 / p99 | vs limit (p50) | "
         "Per-delta p50 / p99 | Limit per-delta p50 / p99 | p99 ratio | Tokens/s | "
-        "POST → provider p50 | Bytes ÷ final | CPU s / 1k tokens web · worker · pg |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "POST → provider p50 | Bytes ÷ final (wire / decoded) | CPU s / 1k tokens web · worker · "
+        "pg | Other processes (cores busy) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for e in r.get("ladder", []):
         s, d = e["stack"], e["direct"]
@@ -123,8 +123,9 @@ def render(r: dict[str, Any]) -> str:
             f"{_f(sf['p99'])} ms | +{_f(diff)} ms | {_f(sp['p50'])} / {_f(sp['p99'])} ms | "
             f"{_f(dp['p50'])} / {_f(dp['p99'])} ms | {_f(ratio)}{X} | "
             f"{_f(s['tokens_per_s'], 0)} | {_f(s['post_to_provider_ms']['p50'])} ms | "
-            f"{_f(s['bytes_ratio']['p50'], 2)}{X} | {_f(k['web'], 2)} · {_f(k['worker'], 2)} · "
-            f"{_f(k['postgres'], 2)} |"
+            f"{_f(s['bytes_ratio']['p50'], 2)}{X} / {_f(s['decoded_bytes_ratio']['p50'], 2)}{X} | "
+            f"{_f(k['web'], 2)} · {_f(k['worker'], 2)} · {_f(k['postgres'], 2)} | "
+            f"{_f(s.get('other_cores_busy'), 2)} |"
         )
     passing = [
         e["level"]
@@ -134,6 +135,22 @@ def render(r: dict[str, Any]) -> str:
         and not e["stack"]["error_count"]
     ]
     out += ["", f"Highest level with per-delta p99 < 100 ms: **{max(passing, default='none')}**."]
+    steps = [e for e in r.get("ladder", []) if e["stack"].get("breakdown_ms")]
+    if steps:
+        names = list(steps[0]["stack"]["breakdown_ms"])
+        out += [
+            "",
+            "Where the time to the first token goes (p50 ms, from client, row and provider "
+            "timestamps; last round of each level):",
+            "",
+            "| Simultaneous | " + " | ".join(names) + " |",
+            "|---" * (len(names) + 1) + "|",
+        ]
+        for e in steps:
+            b = e["stack"]["breakdown_ms"]
+            out.append(
+                f"| {e['level']} | " + " | ".join(_f(b.get(n, {}).get("p50")) for n in names) + " |"
+            )
     sat = r.get("saturation")
     if sat:
         s, d = sat["stack"], sat["direct"]
@@ -216,17 +233,20 @@ def render(r: dict[str, Any]) -> str:
 
 
 def write(results: dict[str, Any]) -> None:
+    """Put the tables of `results` into BENCHMARKS.md, in the section of its `label`."""
     table = render(results)
-    (ROOT / "bench" / "results" / "latest.md").write_text(table + "\n")
-    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
-    if BEGIN not in text:
-        text += f"\n{BEGIN}\n{END}\n"
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    BENCHMARKS.write_text(f"{head}{BEGIN}\n{table}\n{END}{tail}")
+    label = results["config"].get("label") or "as-generated"
+    (ROOT / "bench" / "results" / f"latest-{label}.md").write_text(table + "\n")
+    begin, end = f"<!-- bench:{label}:begin -->", f"<!-- bench:{label}:end -->"
+    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
+    if begin not in text:
+        text += f"\n{begin}\n{end}\n"
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    BENCHMARKS.write_text(f"{head}{begin}\n{table}\n{end}{tail}")
     print(table)
 
 
 if __name__ == "__main__":
-    write(json.loads(Path(sys.argv[1] if len(sys.argv) > 1 else "bench/results/latest.json")
-                     .read_text()))  # fmt: skip
+    default = "bench/results/latest-as-generated.json"
+    write(json.loads(Path(sys.argv[1] if len(sys.argv) > 1 else default).read_text()))
