@@ -152,7 +152,9 @@ def test_without_installing_the_app_makemigrations_is_left_to_the_user(root: Pat
         )
 
 
-@pytest.mark.parametrize("where", ["pyproject.toml", "requirements.txt", "requirements/base.txt"])
+@pytest.mark.parametrize(
+    "where", ["pyproject.toml", "requirements.in", "requirements.txt", "requirements/base.txt"]
+)
 def test_dependencies_go_to_the_projects_list(root: Path, where: str) -> None:
     path = root / where
     path.parent.mkdir(exist_ok=True)

@@ -137,7 +137,16 @@ def requirements(opts: ChatOptions) -> list[str]:
     return lines
 
 
-_REQUIREMENTS_FILES = ("requirements.txt", "requirements/base.txt", "requirements/common.txt")
+# pip-tools' `.in` sources before the compiled `.txt`; shared files before per-environment ones.
+_REQUIREMENTS_FILES = (
+    "requirements.in",
+    "requirements.txt",
+    "requirements/base.in",
+    "requirements/base.txt",
+    "requirements/common.txt",
+    "requirements/production.txt",
+    "requirements/prod.txt",
+)
 
 
 def _dependencies(project: Project, opts: ChatOptions) -> None:
