@@ -1,7 +1,8 @@
 """A visitor signs up in a project made by `django-ai-chat new` and gets a streamed answer.
 
 Everything is real but the LLM: the project's `manage.py chat_dev` (uvicorn with the job worker
-inside), PostgreSQL, Chromium; the model is `openai:gpt-4o` pointed at the fake OpenAI server.
+inside), PostgreSQL, Chromium; the model is `openai:gpt-4o` pointed at the fake OpenAI server
+(`fake_llm` and `browser` come from this directory's conftest).
 """
 
 from __future__ import annotations
@@ -10,9 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from django_ai_chat.testing import FakeOpenAIServer
 from tests.e2e.newproject import cli, dev_server, fresh_database, manage, project_env
 
 pytestmark = pytest.mark.browser
@@ -22,13 +22,8 @@ WAIT_MS = 30_000  # upper bound for something to appear; never a speed assertion
 
 
 @pytest.fixture(scope="module")
-def fake_openai() -> Iterator[FakeOpenAIServer]:
-    with FakeOpenAIServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, fake_openai: FakeOpenAIServer) -> Iterator[str]:
+def signup_site(tmp_path_factory: pytest.TempPathFactory, fake_llm: str) -> Iterator[str]:
+    """A project made by plain `django-ai-chat new`, served by its `manage.py chat_dev`."""
     root = tmp_path_factory.mktemp("signup")
     created = cli("new", "signup_site", cwd=root)
     assert created.returncode == 0, created.stdout + created.stderr
@@ -38,7 +33,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, fake_openai: FakeOpenAIServer
             project,
             DATABASE_URL=url,
             OPENAI_API_KEY="sk-fake",
-            OPENAI_BASE_URL=fake_openai.base_url,
+            OPENAI_BASE_URL=fake_llm,
         )
         env.pop("AI_CHAT_MODEL", None)
         migrated = manage(project, "migrate", "--noinput", env=env)
@@ -47,26 +42,17 @@ def site(tmp_path_factory: pytest.TempPathFactory, fake_openai: FakeOpenAIServer
             yield base
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=["--no-sandbox"]
-        )
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
+    """A fresh browser context (no cookies) on the conftest's headless Chromium."""
     context = browser.new_context()
     yield context.new_page()
     context.close()
 
 
-def test_a_visitor_signs_up_and_gets_a_streamed_answer(site: str, page: Page) -> None:
-    page.goto(f"{site}/chat/")
-    expect(page).to_have_url(f"{site}/accounts/login/?next=/chat/")
+def test_a_visitor_signs_up_and_gets_a_streamed_answer(signup_site: str, page: Page) -> None:
+    page.goto(f"{signup_site}/chat/")
+    expect(page).to_have_url(f"{signup_site}/accounts/login/?next=/chat/")
     page.get_by_role("link", name="Sign up").click()
 
     page.get_by_label("Email address").fill("new.user@example.com")
@@ -74,7 +60,7 @@ def test_a_visitor_signs_up_and_gets_a_streamed_answer(site: str, page: Page) ->
     page.get_by_label("Password confirmation").fill("a-long-pass-phrase")
     page.get_by_role("button", name="Sign up").click()
 
-    expect(page).to_have_url(f"{site}/chat/")
+    expect(page).to_have_url(f"{signup_site}/chat/")
     page.get_by_role("textbox", name="Message").fill(f"Hi! [say:{ANSWER}] [tps:12]")
     page.get_by_role("button", name="Send").click()
 
@@ -86,12 +72,12 @@ def test_a_visitor_signs_up_and_gets_a_streamed_answer(site: str, page: Page) ->
     expect(answer).to_contain_text(ANSWER)
 
 
-def test_a_wrong_password_keeps_the_visitor_out(site: str, page: Page) -> None:
-    page.goto(f"{site}/accounts/login/")
+def test_a_wrong_password_keeps_the_visitor_out(signup_site: str, page: Page) -> None:
+    page.goto(f"{signup_site}/accounts/login/")
     page.get_by_label("Email address").fill("nobody@example.com")
     page.get_by_label("Password").fill("not-the-password")
     page.get_by_role("button", name="Log in").click()
 
     expect(page.get_by_role("alert")).to_be_visible()
-    page.goto(f"{site}/chat/")
-    expect(page).to_have_url(f"{site}/accounts/login/?next=/chat/")
+    page.goto(f"{signup_site}/chat/")
+    expect(page).to_have_url(f"{signup_site}/accounts/login/?next=/chat/")
