@@ -53,7 +53,7 @@
   }
 
   class Chat {
-    constructor(root) {
+    constructor(root, { focus = root.dataset.mode === "page" } = {}) {
       this.root = root;
       this.app = root.dataset.chatApp;
       this.mode = root.dataset.mode;
@@ -74,7 +74,8 @@
       this.updateState();
       this.scrollToBottom();
       this.connect();
-      this.focusComposer();
+      // An embedded chat does not take the focus from its host page until it is used.
+      if (focus) this.focusComposer();
     }
 
     // -- live stream -----------------------------------------------------------------------
@@ -325,7 +326,7 @@
       root.className = this.root.className;
       this.root.replaceWith(root);
       if (window.htmx) window.htmx.process(root);
-      start(root);
+      start(root, { focus: true });
       root.dispatchEvent(
         new CustomEvent(`${this.app}:navigate`, {
           bubbles: true,
@@ -452,9 +453,9 @@
     }
   }
 
-  function start(root) {
+  function start(root, options) {
     if (chats.has(root)) return chats.get(root);
-    const chat = new Chat(root);
+    const chat = new Chat(root, options);
     chats.set(root, chat);
     return chat;
   }

@@ -1,0 +1,96 @@
+"""Screenshots of the chat for the README (desktop, phone, embedded), with the offline demo model.
+
+Opt-in, because it writes files: `SCREENSHOTS_DIR=docs/screenshots .venv/bin/python -m pytest
+tests/browser/test_screenshots.py`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.browser.conftest import USERS, Site, _open
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not os.environ.get("SCREENSHOTS_DIR"), reason="SCREENSHOTS_DIR is not set"),
+]
+
+
+@pytest.fixture
+def demo_site(site: Site) -> Iterator[Site]:
+    """The same project answering with the offline demo model (`AI_CHAT_MODEL=demo:`)."""
+    model = site.env["AI_CHAT_MODEL"]
+    site.stop_server()
+    site.stop_worker()
+    site.env["AI_CHAT_MODEL"] = "demo:"
+    site.start_worker()
+    site.start_server()
+    yield site
+    site.stop_server()
+    site.stop_worker()
+    site.env["AI_CHAT_MODEL"] = model
+    site.start_worker()
+    site.start_server()
+
+
+def _chat(page: Page, text: str, title: str) -> str:
+    page.goto("/chat/")
+    box = page.locator("[data-composer-input]")
+    box.fill(text)
+    box.press("Enter")
+    page.wait_for_url(re.compile(r"/chat/[0-9a-f-]{36}/$"))
+    answer = page.locator("[data-messages] > [data-source=agent] >> nth=-1")
+    expect(answer).to_have_attribute("data-complete", "true", timeout=60_000)
+    page.get_by_role("button", name="Rename conversation").click()
+    dialog = page.get_by_role("dialog", name="Rename conversation")
+    dialog.get_by_label("Title").fill(title)
+    dialog.get_by_role("button", name="Save").click()
+    expect(page.locator("[data-conversation-title]")).to_have_text(title)
+    return page.url
+
+
+def test_screenshots_for_the_readme(
+    browser: Browser, demo_site: Site, sessions: dict[str, Path]
+) -> None:
+    out = Path(os.environ["SCREENSHOTS_DIR"])
+    out.mkdir(parents=True, exist_ok=True)
+    state = sessions[USERS[0]]
+
+    context, page, watch = _open(browser, demo_site, state, viewport={"width": 1280, "height": 800})
+    _chat(page, "Which conversations do I have?", "Planning the spring release")
+    url = _chat(page, "What can this chat do?", "Trying the offline demo")
+    page.goto(url)
+    # The question, the tool badge and the start of the answer.
+    question = page.locator("[data-messages] > [data-source=user] >> nth=-1")
+    question.evaluate("el => el.scrollIntoView({block: 'start'})")
+    page.screenshot(path=out / "desktop.png")
+
+    page.goto("/host/")
+    expect(page.locator("[data-chat-root][data-mode=component]")).to_be_visible()
+    page.screenshot(path=out / "component.png", full_page=True)
+    assert watch.page_errors == []
+    context.close()
+
+    context, page, watch = _open(
+        browser,
+        demo_site,
+        state,
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+    )
+    page.goto(url)
+    page.screenshot(path=out / "mobile.png")
+    page.locator("[data-drawer-open]").click()
+    expect(page.locator("[data-sidebar]")).to_be_visible()
+    page.wait_for_timeout(400)  # the drawer's slide-in transition, for the picture only
+    page.screenshot(path=out / "mobile-drawer.png")
+    assert watch.page_errors == []
+    context.close()
