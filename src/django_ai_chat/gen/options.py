@@ -8,7 +8,6 @@ against the running Django project.
 from __future__ import annotations
 
 import argparse
-import importlib
 import importlib.util
 import keyword
 import re
@@ -18,6 +17,7 @@ from typing import Any
 
 from django_ai_chat import __version__
 from django_ai_chat.gen.errors import GeneratorError
+from django_ai_chat.llm import DEFAULT_MODELS
 
 PROVIDERS: dict[str, tuple[str | None, str]] = {
     # provider: (API key environment variable, django-ai-chat extra)
@@ -27,13 +27,6 @@ PROVIDERS: dict[str, tuple[str | None, str]] = {
     "ollama": (None, "openai"),
 }
 """Every `--provider`, with the environment variable of its key and the package extra it needs."""
-
-_FALLBACK_MODELS = {
-    "openai": "openai:gpt-4o",
-    "anthropic": "anthropic:claude-sonnet-4-5",
-    "gemini": "google:gemini-2.5-pro",
-    "ollama": "ollama:llama3.2",
-}
 
 EXTENSIONS = ("admin",)
 """Every name `--extend` accepts."""
@@ -60,11 +53,7 @@ _ROUTE = re.compile(r"[A-Za-z0-9_.~-]+(?:/[A-Za-z0-9_.~-]+)*")
 
 def default_model(provider: str) -> str:
     """The model string written into the generated `responder.py` for `provider`."""
-    try:
-        models: Any = importlib.import_module("django_ai_chat.llm").DEFAULT_MODELS
-    except (ImportError, AttributeError):
-        models = {}
-    return str(models.get(provider, _FALLBACK_MODELS[provider]))
+    return DEFAULT_MODELS[provider]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
