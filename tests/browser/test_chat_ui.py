@@ -295,6 +295,29 @@ def test_rename_regenerate_and_delete_with_confirmation(alice: tuple[Page, Watch
     assert_clean(watch)
 
 
+def test_the_title_from_the_naming_job_appears_live_in_header_and_sidebar(
+    alice: tuple[Page, Watch],
+) -> None:
+    page, watch = alice
+    conversation = start_conversation(page, "[say:One.]")
+    wait_for_answer(page)
+    title = page.locator("[data-conversation-title]")
+    expect(title).to_have_text("Untitled conversation")
+    send(page, "[say:Two.]")
+    expect(page.locator(AGENT)).to_have_count(2)
+    wait_for_answer(page)
+
+    # The second exchange makes the conversation due for a title (4 messages); the naming job
+    # runs in the worker and the page learns of it over its stream, without a reload.
+    expect(title).not_to_have_text("Untitled conversation", timeout=30_000)
+    named = title.inner_text()
+    assert named.strip()
+    item = page.locator(f"[data-conversation-item='{conversation}']")
+    expect(item).to_have_attribute("data-title", named)
+    assert page.title().startswith(named)
+    assert_clean(watch)
+
+
 # -- authorisation -------------------------------------------------------------------------------
 
 
