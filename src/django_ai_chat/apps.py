@@ -11,6 +11,7 @@ class DjangoAiChatConfig(AppConfig):
     verbose_name = "AI chat"
 
     def ready(self) -> None:
+        """Register the system checks and import every installed app's `ai_tools` module."""
         from django.utils.module_loading import autodiscover_modules
 
         from django_ai_chat import checks  # noqa: F401  (registers the system checks)

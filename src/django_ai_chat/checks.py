@@ -10,7 +10,10 @@ from django.db import connections
 
 @checks.register(checks.Tags.database, checks.Tags.compatibility)
 def check_postgresql(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """Errors unless the default database is PostgreSQL (LISTEN/NOTIFY and procrastinate need it)."""
+    """Error unless the default database is PostgreSQL.
+
+    The job queue and the live streaming rely on LISTEN/NOTIFY.
+    """
     vendor = connections["default"].vendor
     if vendor == "postgresql":
         return []
