@@ -22,7 +22,7 @@ class MessageInline(admin.TabularInline):
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
     list_display = ["__str__", "user", "updated_at"]
-    search_fields = ["title", "user__pk"]
+    search_fields = ["title"]
     list_select_related = ["user"]
     raw_id_fields = ["user"]
     date_hierarchy = "updated_at"

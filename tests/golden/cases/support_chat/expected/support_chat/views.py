@@ -145,8 +145,7 @@ def rename(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
         try:
             actions.rename_conversation(actor, conversation_id, title)
         except ValidationError as error:
-            # The dialog's `required` and `maxlength` already ask for a valid title.
-            return HttpResponse(" ".join(error.messages), status=422)
+            return _trigger(HttpResponse(status=422), {"error": " ".join(error.messages)})
     return _done(request, conversation_id, event={"refresh": {}})
 
 
@@ -199,7 +198,7 @@ async def stream(request: HttpRequest, conversation_id: uuid.UUID | None = None)
     return streaming.event_stream_response(
         streaming.relay(
             cursor=streaming.Cursor.from_request(request),
-            messages_topic=streaming.messages_topic(conversation_id) if conversation_id else None,
+            messages_topic=(streaming.messages_topic(conversation_id) if conversation_id else None),
             load_messages=load_messages,
             load_message=load_message,
             render_message=_arender_message,
@@ -311,3 +310,4 @@ def _uuid_or_none(value: str | None) -> uuid.UUID | None:
         return uuid.UUID(value) if value else None
     except ValueError:
         return None
+
