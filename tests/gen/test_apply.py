@@ -74,15 +74,23 @@ def test_issues_block_every_write(tmp_path: Path) -> None:
     assert not (tmp_path / "chat").exists()
 
 
-def test_a_conflict_is_shown_as_a_diff_and_kept(tmp_path: Path) -> None:
+def test_an_edited_generated_file_is_kept_and_check_stays_in_sync(tmp_path: Path) -> None:
     (tmp_path / "responder.py").write_text("PROMPT = 'mine'\n")
-    project = Project(tmp_path)
-    project.create_file(P("responder.py"), "PROMPT = 'generated'\n")
-    code, output = _apply(project, yes=True)
+
+    def project() -> Project:
+        p = Project(tmp_path)
+        p.create_file(P("responder.py"), "PROMPT = 'generated'\n")
+        return p
+
+    code, output = _apply(project(), yes=True)
     assert code == IN_SYNC
-    assert "--- responder.py (yours)\n+++ responder.py (generated)\n" in output
-    assert "warning: responder.py exists with other content" in output
+    assert "conflict   responder.py" in output
+    assert "responder.py differs from what the generator writes: kept yours" in output
+    assert "(generated)" not in output
     assert (tmp_path / "responder.py").read_text() == "PROMPT = 'mine'\n"
+    assert _apply(project(), check=True)[0] == IN_SYNC
+    code, output = _apply(project(), dry_run=True)
+    assert "--- responder.py (yours)\n+++ responder.py (generated)\n" in output
 
 
 def test_tasks_run_after_the_write_in_the_project(tmp_path: Path) -> None:

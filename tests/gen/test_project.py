@@ -16,9 +16,10 @@ def test_statuses_of_created_files(tmp_path: Path) -> None:
     conflict = project.create_file(P("edited.py"), "x = 1\n")
     assert conflict.status == "conflict"
     assert not conflict.writes
-    assert project.warnings == [
-        "edited.py exists with other content: kept yours; the diff shows what the generator "
-        "would write."
+    assert project.warnings == []
+    assert project.notices == [
+        "edited.py differs from what the generator writes: kept yours "
+        "(`--dry-run` shows the difference)."
     ]
     assert [c.path for c in project.changed] == [P("new.py")]
 

@@ -87,9 +87,9 @@ def apply(
     p = _Printer(out)
     for path, change in sorted(project.files.items()):
         p.line(f"  {change.status:<10} {path}", _COLOURS.get(change.status))
-    shown = [c for c in project.files.values() if c.status in ("update", "conflict")]
+    shown = [c for c in project.files.values() if c.status == "update"]
     if mode.dry_run:
-        shown += [c for c in project.files.values() if c.status == "create"]
+        shown += [c for c in project.files.values() if c.status in ("create", "conflict")]
     for change in sorted(shown, key=lambda c: c.path):
         p.line()
         p.diff(change)

@@ -60,8 +60,9 @@ class Project:
     def create_file(self, path: PurePosixPath, content: str) -> FileChange:
         """Create `path`; an existing file with other content is a `conflict` and is kept as is.
 
-        A generated file edited by its owner is theirs: the run warns and shows the difference
-        instead of overwriting it.
+        Generated files are their owner's to edit (the system prompt in `responder.py`, say), so
+        an edited file is neither overwritten nor a warning: `--check` stays green in the user's
+        CI. A notice names it, and `--dry-run` shows what the generator would write.
         """
         before = self.read(path)
         status: Status
@@ -71,9 +72,9 @@ class Project:
             status = "identical"
         else:
             status = "conflict"
-            self.add_warning(
-                f"{path} exists with other content: kept yours; the diff shows what the "
-                "generator would write."
+            self.add_notice(
+                f"{path} differs from what the generator writes: kept yours "
+                "(`--dry-run` shows the difference)."
             )
         return self._record(FileChange(path, before, content, status))
 
