@@ -368,6 +368,7 @@ class Bench:
             answers, figures = await self.batch(
                 via, n, tokens=a.saturation_tokens, tps=0, ttft=0, stagger=0
             )
+            figures.pop("samples", None)
             entry[via] = figures
             self.raw.setdefault("saturation", {})[via] = [x.to_json() for x in answers]
             self.describe(f"saturation {n} {via}", figures)
@@ -396,7 +397,7 @@ class Bench:
         try:
             for tokens in self.args.write_lengths:
                 n = min(5, len(self.users))
-                before = self._table_stats()
+                before = await self._settled_table_stats()
                 answers, figures = await self.batch(
                     "stack", n, tokens=tokens, tps=self.args.write_tps, ttft=0.1, stagger=0.5
                 )
@@ -582,11 +583,11 @@ class Bench:
 
 
 def _merge(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    samples = [r.pop("samples", {}) for r in rounds]
     if len(rounds) == 1:
         return rounds[0]
-    # Quantiles over all rounds need the samples: recompute from the summed pieces we keep.
     merged = dict(rounds[-1])
-    merged["rounds"] = rounds
+    merged["rounds"] = [{k: v for k, v in r.items() if k != "breakdown_ms"} for r in rounds]
     for key in ("answers", "completed", "error_count", "tokens"):
         merged[key] = sum(r[key] for r in rounds)
     for key in (
@@ -597,6 +598,13 @@ def _merge(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "bytes_ratio",
     ):
         merged[key] = _worst(r[key] for r in rounds)
+    # Quantiles over every answer of every round, from the samples.
+    for key, name in (
+        ("first_token_overhead_ms", "first"),
+        ("per_delta_ms", "per_delta"),
+        ("bytes_ratio", "bytes_ratio"),
+    ):
+        merged[key] = stats.summary([v for s in samples for v in s.get(name, [])])
     merged["cpu_s"] = {k: sum(r["cpu_s"][k] for r in rounds) for k in rounds[0]["cpu_s"]}
     merged["other_cores_busy"] = (
         merged["cpu_s"]["other"] / merged["cpu_s"]["wall"] if merged["cpu_s"]["wall"] else None

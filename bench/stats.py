@@ -71,6 +71,7 @@ def level_figures(
     bytes_ratio = [a.wire_bytes / a.final_html_bytes for a in done if a.final_html_bytes]
     decoded_ratio = [a.sse_bytes / a.final_html_bytes for a in done if a.final_html_bytes]
     return {
+        "samples": {"first": first, "per_delta": per_delta, "bytes_ratio": bytes_ratio},
         "answers": len(answers),
         "completed": len(done),
         "errors": errors[:10],
