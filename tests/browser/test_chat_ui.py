@@ -16,6 +16,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import Site, Watch, dedent
+from tests.e2e.newproject import manage
 
 pytestmark = pytest.mark.browser
 
@@ -315,6 +316,49 @@ def test_the_title_from_the_naming_job_appears_live_in_header_and_sidebar(
     item = page.locator(f"[data-conversation-item='{conversation}']")
     expect(item).to_have_attribute("data-title", named)
     assert page.title().startswith(named)
+    assert_clean(watch)
+
+
+def test_long_conversations_open_on_their_latest_messages_and_load_earlier_ones(
+    alice: tuple[Page, Watch], site: Site
+) -> None:
+    page, watch = alice
+    code = dedent(
+        """
+        from accounts.models import User
+        from chat.models import Conversation, Message
+        alice = User.objects.get(email="alice@example.com")
+        conversation = Conversation.objects.create(user=alice, title="A long history")
+        question = None
+        for i in range(60):
+            if i % 2 == 0:
+                question = Message.objects.create(
+                    conversation=conversation, text=f"Message number {i}", source="user"
+                )
+            else:
+                Message.objects.create(
+                    conversation=conversation, text=f"Message number {i}", source="agent",
+                    response_to=question,
+                )
+        print(conversation.pk)
+        """
+    )
+    made = manage(site.project, "shell", "-c", code, env=site.env, timeout=60)
+    assert made.returncode == 0, made.stderr
+    conversation = made.stdout.strip().splitlines()[-1]
+
+    page.goto(f"/chat/{conversation}/")
+    shown = page.locator("[data-messages] > [data-message]")
+    expect(shown).to_have_count(50)
+    expect(shown.first).to_have_text("Message number 10")
+    expect(shown.last).to_contain_text("Message number 59")
+
+    page.get_by_role("button", name="Load earlier messages").click()
+    expect(shown).to_have_count(60)
+    expect(shown.first).to_have_text("Message number 0")
+    texts = [text.strip() for text in shown.locator("[data-body]").all_inner_texts()]
+    assert texts == [f"Message number {i}" for i in range(60)]
+    expect(page.get_by_role("button", name="Load earlier messages")).to_have_count(0)
     assert_clean(watch)
 
 

@@ -27,8 +27,8 @@ from .models import Conversation, Message
 
 _UID = re.compile(r"chat-[0-9a-f]{8}")
 
-HISTORY_LIMIT = 200
-"""Messages shown when a conversation opens (the most recent ones)."""
+HISTORY_LIMIT = 50
+"""Messages shown when a conversation opens (the most recent ones), and per "Load earlier"."""
 
 STREAM_COALESCE = 0.1
 """Seconds the stream may hold a piece of an answer to send it with the next ones, in one event.
@@ -50,13 +50,14 @@ def chat_context(
     conversation = _conversation_or_404(actor, conversation_id) if conversation_id else None
     messages: list[Message] = []
     if conversation is not None:
-        messages = actions.message_history(actor, conversation.id, limit=HISTORY_LIMIT)[::-1]
+        messages = actions.message_history(actor, conversation.id, limit=HISTORY_LIMIT + 1)
     return {
         "uid": _uid(),
         "conversation": conversation,
         "active_id": conversation.id if conversation else None,
         "conversations": _conversations(actor),
-        "messages": messages,
+        "messages": messages[:HISTORY_LIMIT][::-1],
+        "has_earlier": len(messages) > HISTORY_LIMIT,
         "embedded": embedded,
         "hide_sidebar": hide_sidebar,
         "page_url": _page_url(),
@@ -97,6 +98,26 @@ def conversations(request: HttpRequest) -> HttpResponse:
         "page_url": _page_url(),
     }
     return render(request, "chat/_conversations.html", context)
+
+
+@login_required
+@require_GET
+def history(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
+    """Older messages (`?before=<oldest id shown>`), for the "Load earlier messages" button."""
+    actor = _actor(request)
+    conversation = _conversation_or_404(actor, conversation_id)
+    try:
+        older = actions.message_history(
+            actor, conversation_id, before=request.GET.get("before"), limit=HISTORY_LIMIT + 1
+        )
+    except ObjectDoesNotExist as error:
+        raise Http404("No such message.") from error
+    context = {
+        "conversation": conversation,
+        "messages": older[:HISTORY_LIMIT][::-1],
+        "has_earlier": len(older) > HISTORY_LIMIT,
+    }
+    return render(request, "chat/_history.html", context)
 
 
 @login_required
@@ -145,7 +166,8 @@ def rename(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
         try:
             actions.rename_conversation(actor, conversation_id, title)
         except ValidationError as error:
-            return _trigger(HttpResponse(status=422), {"error": " ".join(error.messages)})
+            # The dialog's `required` and `maxlength` already ask for a valid title.
+            return HttpResponse(" ".join(error.messages), status=422)
     return _done(request, conversation_id, event={"refresh": {}})
 
 
@@ -198,7 +220,7 @@ async def stream(request: HttpRequest, conversation_id: uuid.UUID | None = None)
     return streaming.event_stream_response(
         streaming.relay(
             cursor=streaming.Cursor.from_request(request),
-            messages_topic=(streaming.messages_topic(conversation_id) if conversation_id else None),
+            messages_topic=streaming.messages_topic(conversation_id) if conversation_id else None,
             load_messages=load_messages,
             load_message=load_message,
             render_message=_arender_message,
@@ -310,4 +332,3 @@ def _uuid_or_none(value: str | None) -> uuid.UUID | None:
         return uuid.UUID(value) if value else None
     except ValueError:
         return None
-

@@ -20,6 +20,7 @@ urlpatterns = [
     path("send/", views.send, name="send_new"),
     path("<uuid:conversation_id>/send/", views.send, name="send"),
     path("<uuid:conversation_id>/stream/", views.stream, name="stream"),
+    path("<uuid:conversation_id>/history/", views.history, name="history"),
     path("<uuid:conversation_id>/stop/", views.stop, name="stop"),
     path("<uuid:conversation_id>/rename/", views.rename, name="rename"),
     path("<uuid:conversation_id>/delete/", views.delete, name="delete"),
