@@ -85,6 +85,17 @@ def test_without_ui_there_is_no_asgi_setup(root: Path) -> None:
     assert "'django_ai_chat',\n    'chat',\n]" in settings
 
 
+def test_without_ui_only_the_backend_is_written(root: Path) -> None:
+    written = {
+        p
+        for p, c in gen_chat(Project(root), options(), target(root)).files.items()
+        if c.writes and p.parts[0] == "chat"
+    }
+    assert {P("chat/models.py"), P("chat/actions.py"), P("chat/jobs.py")} <= written
+    assert not [p for p in written if p.parts[1] in ("static", "templates", "templatetags")]
+    assert P("chat/views.py") not in written and P("chat/urls.py") not in written
+
+
 def test_rerun_after_writing_changes_nothing(root: Path) -> None:
     opts = options("--live", "--live-component", "--provider=gemini")
     apply(gen_chat(Project(root), opts, target(root)), Mode(yes=True), out=_Null())

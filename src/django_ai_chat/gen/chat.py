@@ -32,6 +32,10 @@ def gen_chat(project: Project, opts: ChatOptions, target: Target) -> Project:
         project.add_issue(f"{str(app)!r} exists and is not a directory: choose another --domain.")
         return project
     rendered = render_tree(context)
+    if not opts.ui:
+        # Static assets are copied verbatim, so no template can switch them off: without a UI
+        # they would be dead weight in the user's app.
+        rendered = {p: c for p, c in rendered.items() if p.parts[0] != "static"}
     for path, content in rendered.items():
         project.create_file(app / path, content)
     installed = _installed_apps(project, opts, target)
