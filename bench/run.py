@@ -587,7 +587,14 @@ def _merge(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     if len(rounds) == 1:
         return rounds[0]
     merged = dict(rounds[-1])
-    merged["rounds"] = [{k: v for k, v in r.items() if k != "breakdown_ms"} for r in rounds]
+    merged["rounds"] = [
+        {
+            "first_token_p50_ms": r["first_token_overhead_ms"]["p50"],
+            "per_delta_p99_ms": r["per_delta_ms"]["p99"],
+            "other_cores_busy": r.get("other_cores_busy"),
+        }
+        for r in rounds
+    ]
     for key in ("answers", "completed", "error_count", "tokens"):
         merged[key] = sum(r[key] for r in rounds)
     for key in (
