@@ -64,13 +64,14 @@ class Command(BaseCommand):
         if "django.contrib.staticfiles" in settings.INSTALLED_APPS:
             # Like runserver: a development server serves static files itself.
             application = ASGIStaticFilesHandler(application)  # type: ignore[arg-type]
-        if not options["no_worker"]:
-            application = with_worker(application, queues=_parse_queues(options["queue"]))
-        self.stdout.write(
-            f"Serving on http://{host}:{port}/ "
-            f"({'web and job worker' if not options['no_worker'] else 'web only'}); "
-            "quit with CONTROL-C."
-        )
+        queues = _parse_queues(options["queue"])
+        if options["no_worker"]:
+            role = "web only"
+        else:
+            application = with_worker(application, queues=queues)
+            jobs = ", ".join(f"{q} ({n} at once)" for q, n in queues.items()) or "every queue"
+            role = f"web and job worker: {jobs}"
+        self.stdout.write(f"Serving on http://{host}:{port}/ ({role}); quit with CONTROL-C.")
         config = uvicorn.Config(
             application,
             host=host.strip("[]"),
