@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -145,6 +146,12 @@ class Project:
             return False
         jobs.write_text(text.replace(old, new, 1))
         return True
+
+    def install_experiments(self) -> None:
+        """Make `bench/experiments.py` load in every process of the project (see its docstring)."""
+        shutil.copy(Path(__file__).with_name("experiments.py"), self.dir / "bench_experiments.py")
+        models = self.dir / self.app / "models.py"
+        models.write_text(models.read_text() + "\n\nimport bench_experiments  # noqa: E402, F401\n")
 
     def set_constant(self, module: str, name: str, value: str) -> bool:
         """Set a module-level constant of the generated app (e.g. views.STREAM_COALESCE)."""

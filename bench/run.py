@@ -129,6 +129,8 @@ class Bench:
             )
         if "job-context" in self.args.patch:
             self.results["patched_job_context"] = self.project.patch_job_context()
+        if self.args.patch & {"relay-leading", "source-batch"}:
+            self.project.install_experiments()
         self.results["generated_constants"] = self.project.constants()
         self.project.manage("migrate", "--noinput")
         log(f"seeding {self.args.users} users")
@@ -160,6 +162,7 @@ class Bench:
             "AI_CHAT_OPENAI_BASE_URL": self.provider_base,
             "OPENAI_API_KEY": "sk-bench",
         }
+        env["BENCH_EXPERIMENTS"] = ",".join(sorted(self.args.patch))
         if "db-pool" in self.args.patch:
             env["BENCH_DB_POOL"] = str(self.args.worker_concurrency + 20)
         web_port = procs.free_port()
@@ -680,7 +683,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--patch",
         default="",
-        help="comma list of experiments on the generated app: job-context, db-pool",
+        help="comma list of experiments: job-context, db-pool, relay-leading, source-batch",
     )
     p.add_argument("--profile", action="store_true", help="py-spy web and worker at the top level")
     p.add_argument("--profile-first-token", action="store_true", help="py-spy short answers")
