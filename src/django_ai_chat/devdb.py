@@ -36,8 +36,11 @@ class ThrowawayPostgres:
         """Stop the server and delete its files. Safe to call twice."""
         if not self.data_dir.exists():
             return
-        _run([self._bin_dir / "pg_ctl", "-D", self.data_dir, "-m", "immediate", "stop"],
-             user=self._user, check=False)
+        _run(
+            [self._bin_dir / "pg_ctl", "-D", self.data_dir, "-m", "immediate", "stop"],
+            user=self._user,
+            check=False,
+        )
         shutil.rmtree(self.data_dir.parent, ignore_errors=True)
 
     def __enter__(self) -> ThrowawayPostgres:
@@ -84,15 +87,41 @@ def start(database: str = "app", *, max_connections: int = 300) -> ThrowawayPost
     data_dir = base / "data"
     if user:
         shutil.chown(base, user=user)
-    _run([bin_dir / "initdb", "-D", data_dir, "-U", "postgres", "--auth=trust",
-          "--encoding=UTF8", "--no-sync"], user=user)
+    _run(
+        [
+            bin_dir / "initdb",
+            "-D",
+            data_dir,
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--no-sync",
+        ],
+        user=user,
+    )
     port = _free_port()
-    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 " \
-              f"-c max_connections={max_connections} {_DURABILITY_OFF}"
-    _run([bin_dir / "pg_ctl", "-D", data_dir, "-o", options, "-l", base / "server.log",
-          "-w", "start"], user=user)
-    cluster = ThrowawayPostgres(f"postgresql://postgres@127.0.0.1:{port}/{database}",
-                                data_dir, bin_dir, user)
+    options = (
+        f"-p {port} -k {base} -c listen_addresses=127.0.0.1 "
+        f"-c max_connections={max_connections} {_DURABILITY_OFF}"
+    )
+    _run(
+        [
+            bin_dir / "pg_ctl",
+            "-D",
+            data_dir,
+            "-o",
+            options,
+            "-l",
+            base / "server.log",
+            "-w",
+            "start",
+        ],
+        user=user,
+    )
+    cluster = ThrowawayPostgres(
+        f"postgresql://postgres@127.0.0.1:{port}/{database}", data_dir, bin_dir, user
+    )
     try:
         _create_database(f"postgresql://postgres@127.0.0.1:{port}/postgres", database)
     except BaseException:
@@ -117,7 +146,8 @@ def _free_port() -> int:
 
 
 def _run(args: list[Any], *, user: str | None, check: bool = True) -> None:
-    result = subprocess.run([str(a) for a in args], user=user, capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run(
+        [str(a) for a in args], user=user, capture_output=True, text=True, check=False
+    )
     if check and result.returncode != 0:
         raise RuntimeError(f"{Path(str(args[0])).name} failed: {result.stderr.strip()}")
