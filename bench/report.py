@@ -202,7 +202,10 @@ def render(r: dict[str, Any]) -> str:
             f"{_f(h['open_bytes'], 0)} bytes; HTTP {h['status']}). Paging back 50 at a time "
             f"through `actions.message_history(before=…)`: p50 "
             f"{_f(h['page_back_action_ms']['p50'], 2)} ms, max "
-            f"{_f(h['page_back_action_ms']['max'], 2)} ms per page.",
+            f"{_f(h['page_back_action_ms']['max'], 2)} ms per page; through the view "
+            f"(`history/?before=`, {_f(h.get('page_back_view_ms', {}).get('n'))} pages): p50 "
+            f"{_f(h.get('page_back_view_ms', {}).get('p50'))} ms, max "
+            f"{_f(h.get('page_back_view_ms', {}).get('max'))} ms per request.",
         ]
     g = r.get("generator")
     if g:

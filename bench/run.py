@@ -31,6 +31,7 @@ import httpx
 import psycopg
 
 from bench import procs, stats
+from bench.clients import _MESSAGE_ID as MESSAGE_ID
 from bench.clients import Answer, Gate, User, ask_direct, new_tag, prompt
 from bench.procs import Processes
 from bench.project import Project
@@ -470,6 +471,7 @@ class Bench:
         opens = [await user.get(f"/{self.route}/{cid}/") for _ in range(6)]
         status = {s for _, s, _ in opens}
         paging = self.project.seed("page", self.project.app, user.username, cid, "20", "50")
+        view_pages = await self._page_back_view(user, cid)
         self.results["history"] = {
             "messages": self.args.history,
             "open_ms": stats.summary([ms for ms, _, _ in opens[1:]]),
@@ -477,10 +479,26 @@ class Bench:
             "open_bytes": opens[-1][2],
             "status": sorted(status),
             "page_back_action_ms": stats.summary(paging["page_ms"][1:]),
-            "page_back_view": None,
+            "page_back_view_ms": stats.summary(view_pages),
         }
         log(f"  history: {self.results['history']}")
         self.save()
+
+    async def _page_back_view(self, user: User, cid: str, pages: int = 20) -> list[float]:
+        """ "Load earlier messages": GET <route>/<cid>/history/?before=<oldest shown>, in turn."""
+        page = await user.client.get(f"/{self.route}/{cid}/")
+        ids = MESSAGE_ID.findall(page.text)
+        times: list[float] = []
+        while ids and len(times) < pages:
+            start = time.perf_counter()
+            response = await user.client.get(
+                f"/{self.route}/{cid}/history/", params={"before": min(ids)}
+            )
+            if response.status_code != 200:
+                break
+            times.append((time.perf_counter() - start) * 1000)
+            ids = MESSAGE_ID.findall(response.text)
+        return times
 
     def pubsub(self) -> None:
         """`bench/pubsub_bench.py` on this cluster (its own database), output kept verbatim."""
