@@ -504,6 +504,26 @@ def test_a_hostile_answer_executes_nothing(alice: tuple[Page, Watch]) -> None:
     assert watch.page_errors == []
 
 
+def test_a_streaming_answer_loads_no_image_the_model_names(alice: tuple[Page, Watch]) -> None:
+    # A prompt-injected model can put data in an image URL: an image that loads by itself
+    # leaks it (the final server-rendered HTML shows images as links; so must the stream).
+    page, watch = alice
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    start_conversation(
+        page,
+        '[tps:20][say:Leak <img src="/leak-img?secret=1"> '
+        '<picture><source srcset="/leak-srcset?secret=2"><img alt=p></picture> '
+        '<table background="/leak-bg?secret=3"><tr><td>t</td></tr></table> '
+        '<video poster="/leak-poster?secret=4"></video> the end]',
+    )
+    page.evaluate(WATCH_ANSWER, {})
+    answer = wait_for_answer(page)
+    expect(answer).to_contain_text("the end")
+    assert [url for url in requested if "/leak-" in url] == []
+    assert_clean(watch)
+
+
 # -- cost ----------------------------------------------------------------------------------------
 
 

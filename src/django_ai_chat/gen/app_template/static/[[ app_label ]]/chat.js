@@ -20,11 +20,20 @@
 
   const STICK_PX = 64;
   const MAX_RETRY_MS = 10000;
+  // Nothing the model writes may load by itself: an image URL can carry data out of the page
+  // (prompt injection). As on the server, raw HTML shows as text and images become links;
+  // DOMPurify also drops every element and attribute that fetches a URL, should one slip by.
   const SANITIZE = {
     USE_PROFILES: { html: true },
-    FORBID_TAGS: ["style", "form", "input", "button", "textarea", "select", "iframe"],
-    FORBID_ATTR: ["style"],
+    FORBID_TAGS: [
+      "style", "form", "input", "button", "textarea", "select", "iframe",
+      "img", "picture", "source", "video", "audio", "track", "object", "embed", "link",
+    ],
+    FORBID_ATTR: ["style", "src", "srcset", "background", "poster", "action", "formaction"],
   };
+  const escapeHTML = (text) =>
+    String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  let markdown = null;
   const chats = new WeakMap();
 
   const codePoints = (text) => Array.from(text).length;
@@ -42,8 +51,19 @@
 
   function renderMarkdown(raw) {
     if (!window.marked || !window.DOMPurify) return null;
-    const html = window.marked.parse(raw, { gfm: true, async: false });
-    return window.DOMPurify.sanitize(html, SANITIZE);
+    if (markdown === null) {
+      markdown = new window.marked.Marked({
+        gfm: true,
+        async: false,
+        renderer: {
+          html: ({ text }) => escapeHTML(text),
+          image: ({ href, text }) =>
+            `<a href="${escapeHTML(href)}" target="_blank" rel="noopener noreferrer nofollow">` +
+            `${escapeHTML(text || href)}</a>`,
+        },
+      });
+    }
+    return window.DOMPurify.sanitize(markdown.parse(raw), SANITIZE);
   }
 
   function parseHTML(html) {
