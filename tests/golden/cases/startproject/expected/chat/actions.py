@@ -26,7 +26,7 @@ from .models import TITLE_MAX_LENGTH, Conversation, Message
 
 def create_conversation(actor: Any, *, title: str | None = None) -> Conversation:
     """Start a conversation for the actor; a given title is kept (the naming job skips it)."""
-    title = (title or "").strip()[:TITLE_MAX_LENGTH]
+    title = (title or "").replace("\x00", "").strip()[:TITLE_MAX_LENGTH]
     with transaction.atomic():
         if not _signed_in(actor):
             raise Conversation.DoesNotExist("Only a signed-in user can start a conversation.")
@@ -114,11 +114,13 @@ def rename_conversation(actor: Any, conversation_id: Any, title: str) -> Convers
     """Give the conversation a title of the actor's choosing; the naming job leaves it alone.
 
     Raises:
-        ValidationError: The title is blank or too long.
+        ValidationError: The title is blank, too long or holds a NUL character.
     """
     title = (title or "").strip()
     if not title:
         raise ValidationError("Title cannot be empty.", code="blank")
+    if "\x00" in title:
+        raise ValidationError("Title cannot contain NUL characters.", code="null_characters")
     if len(title) > TITLE_MAX_LENGTH:
         raise ValidationError(
             f"Title is too long ({len(title)} characters; the limit is {TITLE_MAX_LENGTH}).",
@@ -205,6 +207,9 @@ def _uuid(value: Any, model: type[Conversation] | type[Message]) -> uuid.UUID:
 def _validate_text(text: Any) -> None:
     if not isinstance(text, str) or not text.strip():
         raise ValidationError("Message cannot be empty", code="blank")
+    if "\x00" in text:
+        # PostgreSQL cannot store it; a person never types it, a script might.
+        raise ValidationError("Message cannot contain NUL characters.", code="null_characters")
     limit = ai_chat_settings.MAX_MESSAGE_LENGTH
     if len(text) > limit:
         raise ValidationError(

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import unicodedata
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -201,10 +202,11 @@ async def _stream_answer(
                         if after_tool and writer.text and not writer.text.endswith("\n"):
                             await writer.append("\n\n")  # keep the rounds' texts apart
                         after_tool = False
-                        await writer.append(event.text)
+                        await writer.append(_storable(event.text))
                     elif isinstance(event, ToolCallEvent):
+                        arguments = _storable(event.arguments)
                         tool_calls.append(
-                            {"id": event.call_id, "name": event.name, "arguments": event.arguments}
+                            {"id": event.call_id, "name": event.name, "arguments": arguments}
                         )
                         await writer.save(tool_calls=tool_calls)
                     elif isinstance(event, ToolResultEvent):
@@ -213,7 +215,7 @@ async def _stream_answer(
                             {
                                 "tool_call_id": event.call_id,
                                 "name": event.name,
-                                "content": event.content,
+                                "content": _storable(event.content),
                                 "is_error": event.is_error,
                             }
                         )
@@ -269,7 +271,25 @@ async def _needs_title(conversation: Conversation) -> bool:
     return await Conversation.objects.needing_title().filter(pk=conversation.pk).aexists()
 
 
+def _storable(value: Any) -> Any:
+    # PostgreSQL stores no NUL character in text or JSON; a model (or a tool) may still emit one.
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable(item) for item in value]
+    return value
+
+
 def _clean_title(text: str) -> str:
+    # Control characters become spaces; invisible formatting ones (bidi overrides, zero-width
+    # spaces) go: a title is shown in the sidebar and the tab, and must read as it looks.
+    text = "".join(
+        " " if unicodedata.category(c) == "Cc" else c
+        for c in text
+        if unicodedata.category(c) != "Cf"
+    )
     title = " ".join(text.split()).strip("\"'`*#. ")
     title = re.sub(r"^(title|name)\s*:\s*", "", title, flags=re.IGNORECASE).strip("\"'. ")
     if len(title) > TITLE_MAX_LENGTH:

@@ -59,6 +59,19 @@ class RespondTests(TestCase):
         self.assertTrue(answer.complete)
         self.assertEqual((answer.error, answer.stopped), ("", False))
 
+    def test_characters_the_database_cannot_store_do_not_break_the_answer(self) -> None:
+        # PostgreSQL refuses NUL in text and JSON: it is stored as U+FFFD, the answer completes.
+        turns = (
+            ["Hello\x00", " world", ToolCall("chat_message_history", {"conversation_id": "\x00"})],
+            ["Done."],
+        )
+        with scripted(*turns):
+            answer = self.ask("Hi")
+        self.assertTrue(answer.complete)
+        self.assertEqual(answer.error, "")
+        self.assertEqual(answer.text, "Hello\ufffd world\n\nDone.")
+        self.assertEqual(answer.tool_calls[0]["arguments"], {"conversation_id": "\ufffd"})
+
     def test_records_tool_calls_and_results(self) -> None:
         turns = (
             ["Let me look.", ToolCall("chat_list_conversations", {"limit": 5})],
@@ -152,6 +165,12 @@ class NameConversationTests(TestCase):
         self.conversation.refresh_from_db()
         self.assertEqual(self.conversation.title, "Paris Trip in May")
         self.assertFalse(self.conversation.needs_title)
+
+    def test_control_characters_from_the_model_are_left_out_of_the_title(self) -> None:
+        with scripted(["Paris\x00 Trip\u202e in\u200b May"]):
+            async_to_sync(responder.name_conversation)(str(self.conversation.pk))
+        self.conversation.refresh_from_db()
+        self.assertEqual(self.conversation.title, "Paris Trip in May")
 
     def test_a_failing_model_falls_back_to_the_first_words_once(self) -> None:
         with scripted([RuntimeError("provider down")]), self.assertLogs(level="ERROR"):

@@ -52,6 +52,12 @@ class CreateMessageTests(TestCase):
             actions.create_message(self.actor, text="x" * 11)
         self.assertFalse(Message.objects.exists())
 
+    def test_rejects_text_the_database_cannot_store(self) -> None:
+        # PostgreSQL text holds no NUL character: a clear error, not a server error.
+        with self.assertRaisesMessage(ValidationError, "NUL"):
+            actions.create_message(self.actor, text="Hello\x00there")
+        self.assertFalse(Message.objects.exists())
+
 
 class HistoryTests(TestCase):
     def setUp(self) -> None:
@@ -93,6 +99,8 @@ class HistoryTests(TestCase):
         self.assertFalse(renamed.needs_title)
         with self.assertRaises(ValidationError):
             actions.rename_conversation(self.actor, self.conversation.pk, " ")
+        with self.assertRaisesMessage(ValidationError, "NUL"):
+            actions.rename_conversation(self.actor, self.conversation.pk, "Pla\x00ns")
 
     def test_stop_before_the_job_ran_answers_with_an_empty_stopped_message(self) -> None:
         self.assertTrue(actions.stop_response(self.actor, self.conversation.pk))
