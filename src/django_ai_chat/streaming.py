@@ -458,6 +458,8 @@ class _Relay:
         # A live delta held back to merge with the ones right behind it: (id, offset, text).
         self.held: tuple[str, int, str] | None = None
         self.held_since = 0.0
+        # When the last live delta of each streaming message went out (loop time).
+        self.last_sent: dict[str, float] = {}
 
     def cursor(self) -> str:
         partial = self.latest_partial if self.latest_partial in self.sent else None
@@ -532,6 +534,7 @@ class _Relay:
             return []
         if row.complete:
             self.sent.pop(message_id, None)
+            self.last_sent.pop(message_id, None)
             self.complete.add(message_id)
         else:
             self.sent[message_id] = len(row.text)
@@ -616,7 +619,12 @@ class _Relay:
         return [*chunks, *self._hold(message_id, have, text)]
 
     def _hold(self, message_id: str, offset: int, text: str) -> list[str]:
-        """Hold a live delta up to `coalesce` seconds, merged with the ones following it."""
+        """Send a live delta at once, or hold it when one went out less than `coalesce` ago.
+
+        Leading edge: the first delta of an answer, and any delta after a pause of `coalesce`,
+        goes out immediately (no added latency); only the deltas of a burst wait, merged into
+        one event due `coalesce` after the previous one sent.
+        """
         if self.coalesce <= 0:
             return [self._delta(message_id, offset, text)]
         held = self.held
@@ -624,8 +632,13 @@ class _Relay:
             self.held = (message_id, held[1], held[2] + text)
             return []
         chunks = self.flush()
+        now = asyncio.get_running_loop().time()
+        last = self.last_sent.get(message_id)
+        if last is None or now - last >= self.coalesce:
+            self.last_sent[message_id] = now
+            return [*chunks, self._delta(message_id, offset, text)]
         self.held = (message_id, offset, text)
-        self.held_since = asyncio.get_running_loop().time()
+        self.held_since = last
         return chunks
 
     def flush(self) -> list[str]:
@@ -634,6 +647,7 @@ class _Relay:
             return []
         message_id, offset, text = self.held
         self.held = None
+        self.last_sent[message_id] = asyncio.get_running_loop().time()
         return [self._delta(message_id, offset, text)]
 
     def flush_due(self) -> float | None:
@@ -704,9 +718,12 @@ async def relay(
         keepalive: Seconds of silence before a keep-alive comment.
         sync_timeout: Seconds to wait for the worker to flush on (re)connect.
         coalesce: Seconds a live delta may wait to be merged with the deltas right behind it
-            into one event (`0`: one event per delta). Models stream a few characters per
-            token, so per-token events cost several times the text in SSE framing; 0.1-0.3 s
-            keeps the cost linear and small and the text still visibly flowing.
+            into one event (`0`: one event per delta). Leading edge: a delta goes out at once
+            unless another one of the same message went out less than `coalesce` ago, so the
+            first token and isolated ones are never delayed; only bursts are merged. Models
+            stream a few characters per token, so per-token events cost several times the text
+            in SSE framing (gzip, see `event_stream_response`, takes most of it away); a few
+            tens of milliseconds bound the events per message at high token rates.
 
     Yields:
         SSE-formatted strings, each one complete event or comment.

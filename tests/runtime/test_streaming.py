@@ -529,6 +529,45 @@ async def test_relay_trims_overlaps_and_repairs_gaps(rows: Rows) -> None:
     await stream.aclose()  # type: ignore[attr-defined]
 
 
+async def test_relay_sends_the_first_delta_at_once_and_merges_the_burst_behind_it(
+    rows: Rows,
+) -> None:
+    """Leading-edge coalescing: no wait for the first delta; the ones right behind it are merged."""
+    answer_id = await rows.create(text="")
+    mid = str(answer_id)
+    browser = Browser()
+    cursor = browser.load_page(await rows.load_messages(None))
+    # A window far longer than the test: anything held can only come out through a flush.
+    stream = rows.relay(cursor, sync_timeout=0.05, coalesce=600)
+
+    async def next_event() -> Event:
+        async with asyncio.timeout(WAIT):
+            while True:
+                event = parse(await anext(stream))
+                if event is not None:
+                    browser.apply(event)
+                    return event
+
+    assert await anext(stream) == "retry: 1000\n\n"
+    pending = asyncio.create_task(next_event())
+    await asyncio.sleep(0.1)  # the relay's catch-up (its sync goes unanswered) is under way
+    await pubsub.apublish(rows.topic, {"type": "delta", "id": mid, "offset": 0, "text": "Hel"})
+    first = await pending  # not held for the 600 s window
+    assert json.loads(first.data) == {"id": mid, "offset": 0, "text": "Hel"}
+
+    pending = asyncio.create_task(next_event())
+    await pubsub.apublish(rows.topic, {"type": "delta", "id": mid, "offset": 3, "text": "lo, "})
+    await pubsub.apublish(rows.topic, {"type": "delta", "id": mid, "offset": 7, "text": "world"})
+    await rows.write(answer_id, "Hello, world", {"complete": True})
+    await pubsub.apublish(rows.topic, {"type": "message", "id": mid})
+    merged = await pending  # the burst, as one event, before the message that follows it
+    assert json.loads(merged.data) == {"id": mid, "offset": 3, "text": "lo, world"}
+    final = await next_event()
+    assert final.event == "message"
+    assert browser.texts[mid] == "Hello, world"
+    await stream.aclose()  # type: ignore[attr-defined]
+
+
 async def test_relay_sends_conversation_events_and_keepalives(rows: Rows) -> None:
     topic = streaming.conversations_topic(None)
     assert topic == "chat:conversations:all"
