@@ -265,6 +265,23 @@ def test_composer_keeps_the_text_with_an_inline_error_and_shift_enter_adds_a_lin
     assert_clean(watch)
 
 
+def test_a_message_too_big_for_the_server_keeps_the_text_with_a_clear_error(
+    alice: tuple[Page, Watch],
+) -> None:
+    # Past Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB) the view never runs: the server answers
+    # 400 and htmx swaps nothing, so the page alone can say what happened.
+    page, _ = alice
+    page.goto("/chat/")
+    huge = "x" * 3_000_000
+    box = page.locator("[data-composer-input]")
+    box.fill(huge)
+    box.press("Enter")
+    expect(page.locator("[data-composer-error]")).to_contain_text("too large")
+    expect(box).to_have_attribute("aria-invalid", "true")
+    assert box.input_value() == huge
+    assert page.url.endswith("/chat/")
+
+
 def test_rename_regenerate_and_delete_with_confirmation(alice: tuple[Page, Watch]) -> None:
     page, watch = alice
     conversation = start_conversation(page, "[say:First answer.]")

@@ -384,6 +384,13 @@
         if (event.target.matches("[data-drawer-toggle]")) this.drawerChanged(event.target);
       });
       root.addEventListener("htmx:afterSwap", (event) => this.afterSwap(event.target));
+      // On a refused or failed send htmx swaps nothing: the text stays, and this says why.
+      const sendFailed = (event) => {
+        const form = event.detail?.elt;
+        if (form?.matches?.("[data-composer]")) this.composerError(form, event.detail.xhr?.status);
+      };
+      root.addEventListener("htmx:responseError", sendFailed);
+      root.addEventListener("htmx:sendError", sendFailed);
       root.addEventListener(`${this.app}:refresh`, () => this.refreshSidebar());
       root.addEventListener(`${this.app}:deleted`, (event) => {
         if (event.detail?.conversationId === this.conversationId) this.navigate(null);
@@ -463,6 +470,32 @@
         return;
       }
       this.focusComposer();
+    }
+
+    composerError(form, status) {
+      const input = form.querySelector("[data-composer-input]");
+      if (!input) return;
+      let error = form.querySelector("[data-composer-error]");
+      if (!error) {
+        error = document.createElement("p");
+        error.id = `${input.id}-error`;
+        error.className = "text-sm text-error";
+        error.setAttribute("role", "alert");
+        error.dataset.composerError = "";
+        input.after(error);
+        const described = `${input.getAttribute("aria-describedby") || ""} ${error.id}`;
+        input.setAttribute("aria-describedby", described.trim());
+      }
+      // Django refuses a request body over DATA_UPLOAD_MAX_MEMORY_SIZE with a 400, before the view.
+      if (status === 400 || status === 413) {
+        error.textContent = "This message is too large to send.";
+      } else {
+        const why = status ? `error ${status}` : "no connection";
+        error.textContent = `The message could not be sent (${why}). Please try again.`;
+      }
+      input.classList.add("textarea-error");
+      input.setAttribute("aria-invalid", "true");
+      input.focus({ preventScroll: true });
     }
 
     focusComposer() {
