@@ -43,3 +43,19 @@ class Note(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class Reminder(models.Model):
+    """A reminder on a note: a writable foreign key to a row-scoped model."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reminders"
+    )
+    note = models.ForeignKey(Note, on_delete=models.CASCADE, related_name="reminders")
+    text = models.CharField(max_length=120)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.text

@@ -43,7 +43,8 @@ class ModelTools(Generic[M]):
     admin — for read and get; `add`, `change`, `delete` for create, update, destroy), and every
     query starts from `queryset(actor)`, the row scope, so a tool never sees or touches a row the
     actor cannot. Creates and updates are validated with `full_clean()` and must leave the row
-    inside the scope, otherwise nothing is saved.
+    inside the scope, otherwise nothing is saved; a foreign key they set must name a row the
+    actor can see when the related model's queryset has `for_actor(actor)`.
 
     Example:
         ```python
@@ -291,7 +292,10 @@ class ModelTools(Generic[M]):
     def _save(self, instance: M, actor: Any, values: dict[str, Any], verb: str) -> dict[str, Any]:
         for name, value in values.items():
             field = self.writable[name]
-            setattr(instance, field.attname, None if value is None else to_python(field, value))
+            python = None if value is None else to_python(field, value)
+            if python is not None and isinstance(field, models.ForeignKey):
+                self._check_visible_target(field, python, raw=value, actor=actor)
+            setattr(instance, field.attname, python)
         try:
             instance.full_clean()
         except ValidationError as error:
@@ -308,6 +312,23 @@ class ModelTools(Generic[M]):
                 "visible to the user. Nothing was saved."
             )
         return self.to_json(saved)
+
+    def _check_visible_target(
+        self, field: models.ForeignKey[Any, Any], value: Any, *, raw: Any, actor: Any
+    ) -> None:
+        # A foreign key may only name a row the actor can see, when the related model says which
+        # (its queryset's `for_actor`): otherwise the model could attach rows to another user's
+        # and, from the validation message, learn which ids exist.
+        related: type[models.Model] = field.related_model
+        for_actor = getattr(related._default_manager.all(), "for_actor", None)
+        if not callable(for_actor):
+            return
+        if not for_actor(actor).filter(**{field.target_field.attname: value}).exists():
+            raise ToolError(
+                f"Invalid value {raw!r} for {field.name!r}: no {related._meta.verbose_name} "
+                f"with {field.target_field.name}={raw!r} (it does not exist or is not visible "
+                "to the user)."
+            )
 
 
 class ModelTool(Tool):

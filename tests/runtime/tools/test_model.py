@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth.models import AnonymousUser, User
 
 from django_ai_chat.tools import ModelTools, ToolError, registry
-from tests.testapp.models import Note
+from tests.testapp.models import Note, Reminder
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -396,3 +396,27 @@ async def test_permissions_can_be_left_to_the_row_scope(
     assert await open_notes.read().acall({}, AnonymousUser()) == []
     with pytest.raises(ToolError, match=re.escape("Only signed-in users can create a note.")):
         await open_notes.create().acall({"title": "anon"}, AnonymousUser())
+
+
+async def test_a_foreign_key_cannot_name_a_row_the_actor_cannot_see(
+    alice: User, notes: dict[str, Note]
+) -> None:
+    # Note's queryset has for_actor(): a reminder may only point at one of the actor's notes,
+    # and the answer for another user's note is the one for a note that does not exist.
+    reminders = ModelTools(
+        Reminder, fields=["note", "text"], owner="owner", check_permissions=False
+    )
+    create, update = reminders.create(), reminders.update()
+    secret = notes["Bob's secret"].pk
+    with pytest.raises(ToolError, match="not visible to the user") as foreign:
+        await create.acall({"note": secret, "text": "peek"}, alice)
+    with pytest.raises(ToolError) as missing:
+        await create.acall({"note": 999_999, "text": "peek"}, alice)
+    assert str(missing.value) == str(foreign.value).replace(str(secret), "999999")
+    assert await Reminder.objects.acount() == 0
+
+    mine = await create.acall({"note": notes["Books"].pk, "text": "read one"}, alice)
+    with pytest.raises(ToolError, match="not visible to the user"):
+        await update.acall({"id": mine["id"], "note": secret}, alice)
+    saved = await Reminder.objects.aget(pk=mine["id"])
+    assert saved.note_id == notes["Books"].pk
