@@ -2,7 +2,10 @@
 
 Used by the test suite, the demo and the benchmarks when `DATABASE_URL` is unset: `initdb` into a
 temporary directory, `pg_ctl start` on a free loopback port, and remove everything on `stop()`.
-Durability is switched off (`fsync=off`): the data is thrown away anyway.
+Durability is switched off (`fsync=off`): the data is thrown away anyway. A small reaper process
+watches the process that started the cluster and removes the cluster if that process dies
+without calling `stop()` (killed test run, Ctrl-C in the wrong place), so no server outlives its
+owner.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,7 +132,37 @@ def start(database: str = "app", *, max_connections: int = 300) -> ThrowawayPost
     except BaseException:
         cluster.stop()
         raise
+    _start_reaper(cluster)
     return cluster
+
+
+def _start_reaper(cluster: ThrowawayPostgres) -> None:
+    args = [str(os.getpid()), str(cluster.data_dir), str(cluster._bin_dir), cluster._user or ""]
+    subprocess.Popen(
+        [sys.executable, "-m", "django_ai_chat.devdb", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # Ctrl-C to the owner's process group must not reach it
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    # A zombie still answers kill(0): it is dead for our purpose.
+    return not (stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z")
+
+
+def _reap(owner: int, cluster: ThrowawayPostgres) -> None:
+    while _alive(owner) and cluster.data_dir.exists():
+        time.sleep(0.5)
+    cluster.stop()
 
 
 def _create_database(admin_url: str, database: str) -> None:
@@ -151,3 +186,8 @@ def _run(args: list[Any], *, user: str | None, check: bool = True) -> None:
     )
     if check and result.returncode != 0:
         raise RuntimeError(f"{Path(str(args[0])).name} failed: {result.stderr.strip()}")
+
+
+if __name__ == "__main__":
+    _pid, _data_dir, _bin, _user_name = sys.argv[1:5]
+    _reap(int(_pid), ThrowawayPostgres("", Path(_data_dir), Path(_bin), _user_name or None))
