@@ -22,13 +22,11 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import jinja2
-
 from django_ai_chat import __version__
 from django_ai_chat.gen.options import PROVIDERS, default_model
+from django_ai_chat.gen.render import render_tree
 
 PROJECT_TEMPLATE = Path(__file__).resolve().parent.parent / "gen" / "project_template"
-_SUFFIX = "-tpl"
 _ROUTE = re.compile(r"[A-Za-z0-9_.~-]+(?:/[A-Za-z0-9_.~-]+)*")
 _RESERVED = {"accounts", "django", "django_ai_chat", "test", "tests", "manage"}
 
@@ -158,33 +156,7 @@ def render_project(context: Mapping[str, Any]) -> dict[PurePosixPath, str]:
     Django template syntax passes through; other files are copied; path parts may hold
     `[[ project_name ]]`.
     """
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(PROJECT_TEMPLATE),
-        block_start_string="[%",
-        block_end_string="%]",
-        variable_start_string="[[",
-        variable_end_string="]]",
-        comment_start_string="[#",
-        comment_end_string="#]",
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,
-    )
-    out: dict[PurePosixPath, str] = {}
-    for path in sorted(p for p in PROJECT_TEMPLATE.rglob("*") if p.is_file()):
-        rel = PurePosixPath(path.relative_to(PROJECT_TEMPLATE).as_posix())
-        if "__pycache__" in rel.parts or rel.suffix == ".pyc":
-            continue
-        target = PurePosixPath(env.from_string(str(rel)).render(context))
-        if rel.name.endswith(_SUFFIX):
-            content = env.get_template(str(rel)).render(context)
-            target = target.with_name(target.name.removesuffix(_SUFFIX))
-        else:
-            content = path.read_text()
-        out[target] = content
-    return out
+    return render_tree(context, root=PROJECT_TEMPLATE)
 
 
 def write_tree(files: Mapping[PurePosixPath, str], root: Path) -> None:
