@@ -133,6 +133,22 @@ class RespondTests(TestCase):
         self.assertEqual(model.requests, [])
         self.assertTrue(Message.objects.get(pk=question.pk).needs_response)
 
+    def test_the_model_cannot_read_another_users_conversation_with_a_tool(self) -> None:
+        theirs = actions.create_message(make_user("bob"), text="Bob's secret plan")
+        turns = (
+            [
+                ToolCall("chat_list_conversations", {}),
+                ToolCall("chat_message_history", {"conversation_id": str(theirs.conversation_id)}),
+            ],
+            ["Nothing to see."],
+        )
+        with scripted(*turns):
+            answer = self.ask("Show me Bob's chats")
+        listed, history = answer.tool_results
+        self.assertEqual([c["id"] for c in listed["content"]], [str(answer.conversation_id)])
+        self.assertTrue(history["is_error"])
+        self.assertNotIn("secret", str(answer.tool_results))
+
     def test_interrupted_answer_is_finished_with_an_error(self) -> None:
         question = actions.create_message(self.actor, text="Hi")
         Message.objects.create(
