@@ -7,11 +7,13 @@ according to directives in them (`[tokens:N]` N filler tokens, `[say:TEXT]` exac
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -610,3 +612,39 @@ def test_sse_bytes_for_a_long_answer_stay_within_3x_the_rendered_message(
     assert deltas > 10  # it did stream, in many pieces
     assert wire <= 3 * rendered
     assert_clean(watch)
+
+
+def _client_connections(database_url: str) -> int:
+    # Connections that serve requests and jobs: the pub/sub listeners are one per process.
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND backend_type = 'client backend' AND pid <> pg_backend_pid() "
+            "AND application_name <> 'django_ai_chat.pubsub'"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_open_streams_hold_no_database_connection(alice: tuple[Page, Watch], site: Site) -> None:
+    page, _ = alice
+    conversation = start_conversation(page, "[say:Keep me open.]")
+    wait_for_answer(page)
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+    before = _client_connections(site.env["DATABASE_URL"])
+    streams = 30
+    with (
+        httpx.Client(cookies=cookies, timeout=60) as client,
+        contextlib.ExitStack() as open_streams,
+    ):
+        for _ in range(streams):
+            response = open_streams.enter_context(
+                client.stream("GET", f"{site.base_url}/chat/{conversation}/stream/")
+            )
+            assert response.status_code == 200
+            lines = response.iter_lines()
+            # The catch-up has read the rows once the first message arrives.
+            assert any(line == "event: message" for line in lines)
+        during = _client_connections(site.env["DATABASE_URL"])
+    # One connection per open tab would exhaust Postgres (100 by default) at 100 tabs.
+    assert during - before < streams // 3, (before, during)

@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from django.db import connections
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -25,6 +27,7 @@ from django_ai_chat import streaming
 from . import actions, responder
 from .models import Conversation, Message
 
+_T = TypeVar("_T")
 _UID = re.compile(r"support_chat-[0-9a-f]{8}")
 
 HISTORY_LIMIT = 50
@@ -126,12 +129,13 @@ def history(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
 def send(request: HttpRequest, conversation_id: uuid.UUID | None = None) -> HttpResponse:
     """Post a user message; blank or too long text comes back with an inline error, text kept."""
     actor = _actor(request)
-    if conversation_id is not None:
-        _conversation_or_404(actor, conversation_id)
     text = request.POST.get("text", "")
     try:
+        # Looks the conversation up (actor-scoped) itself: no second query here.
         message = actions.create_message(actor, text=text, conversation_id=conversation_id)
     except ValidationError as error:
+        if conversation_id is not None:
+            _conversation_or_404(actor, conversation_id)
         return _composer(request, conversation_id, text=text, error=" ".join(error.messages))
     except ObjectDoesNotExist as error:
         raise Http404("No such conversation.") from error
@@ -207,16 +211,21 @@ async def stream(request: HttpRequest, conversation_id: uuid.UUID | None = None)
         return HttpResponse(status=405, headers={"Allow": "GET"})
     actor = await request.auser()
     user_id = actor.pk
-    if conversation_id is not None:
-        await sync_to_async(_conversation_or_404)(actor, conversation_id)
+
+    def check() -> None:
+        if conversation_id is not None:
+            _conversation_or_404(actor, conversation_id)
+
+    # Also hands back the connection the session and user lookups opened.
+    await _released(check)
     messages = Message.objects.filter(conversation_id=conversation_id)
 
     async def load_messages(after: str | None) -> list[Message]:
         rows = messages.filter(Q(id__gt=after) | Q(complete=False)) if after else messages
-        return [row async for row in rows.order_by("id")]
+        return await _released(lambda: list(rows.order_by("id")))
 
     async def load_message(message_id: str) -> Message | None:
-        return await messages.filter(id=message_id).afirst()
+        return await _released(messages.filter(id=message_id).first)
 
     return streaming.event_stream_response(
         streaming.relay(
@@ -235,7 +244,25 @@ async def stream(request: HttpRequest, conversation_id: uuid.UUID | None = None)
 
 async def _arender_message(message: Any) -> str:
     # In a thread: an edited template may well touch the database.
-    return await sync_to_async(render_to_string)("support_chat/_message.html", {"message": message})
+    return await _released(
+        lambda: render_to_string("support_chat/_message.html", {"message": message})
+    )
+
+
+async def _released(read: Callable[..., _T]) -> _T:
+    """`read()` in the request's thread, then close that thread's database connections.
+
+    A stream stays open for as long as its tab; Django closes a request's connection only when
+    the response ends, so without this every open tab would hold a Postgres connection.
+    """
+
+    def run() -> _T:
+        try:
+            return read()
+        finally:
+            connections.close_all()
+
+    return await sync_to_async(run)()
 
 
 async def _arender_conversation(payload: dict[str, Any]) -> str:
