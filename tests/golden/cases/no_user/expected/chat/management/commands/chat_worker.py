@@ -15,9 +15,11 @@ import signal
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
+from django_ai_chat.exceptions import ConfigurationError
+from django_ai_chat.llm import resolve_model
 from procrastinate.contrib.django import app
 
-from ... import jobs
+from ... import jobs, responder
 
 
 class Command(BaseCommand):
@@ -35,6 +37,11 @@ class Command(BaseCommand):
         asyncio.run(self._run(options["shutdown_timeout"]))
 
     async def _run(self, shutdown_timeout: float) -> None:
+        # The model's SDK import and client take 1-2 s of CPU: paid now, not by the first person.
+        try:
+            resolve_model(responder.model())
+        except ConfigurationError as error:
+            self.stderr.write(f"Model {responder.model()!r} is not usable yet: {error}")
         # The Django connector cannot LISTEN for new jobs; the worker connector can.
         worker_app = app.with_connector(app.connector.get_worker_connector())
         async with worker_app.open_async():
