@@ -25,8 +25,18 @@ class Settings:
     OLLAMA_BASE_URL: str = "http://localhost:11434/v1"
     """Where `ollama:` model strings are served."""
 
-    FLUSH_INTERVAL: float = 5.0
-    """Seconds between safety flushes of a streaming answer to the database."""
+    FLUSH_INTERVAL: float | None = None
+    """Seconds between safety flushes of a streaming answer to the database; `None`: none.
+
+    By default an answer's row is written when it starts, when a browser catches up (`sync`,
+    on every SSE (re)connect), on tool calls and results, on stop and at the end: the same
+    number of writes for 20 tokens or 4,000, whatever the duration. Live text reaches browsers
+    through pub/sub, not the row. The trade-off: when a worker process dies mid-answer (killed,
+    machine lost) the text streamed since the last of those writes is lost with it; the rescue
+    job still retries the answer (which starts over) or, after the last attempt, completes it
+    with an error, so nothing stays "Responding…". Set a number of seconds (e.g. `5.0`) to
+    bound that loss, at the cost of one more write per interval of streaming.
+    """
 
     MAX_MESSAGE_LENGTH: int = 20_000
     """Longest user message accepted, in characters."""

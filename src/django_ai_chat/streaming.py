@@ -108,7 +108,7 @@ class AnswerWriter:
 
     Use as an async context manager: on entry it subscribes to the conversation topic and
     answers `sync` requests (flush now, reply `flushed`) and `stop` requests for its message id,
-    and flushes every `flush_interval` seconds while the text grows. Rows are written only
+    and, given a `flush_interval`, flushes that often while the text grows. Rows are written only
     through `flush` (text so far), `save` (text + fields, e.g. tool calls), and `finish`
     (the final state), never once per token; `writes` counts them.
 
@@ -120,7 +120,8 @@ class AnswerWriter:
         topic: The conversation's messages topic (`messages_topic(conversation_id)`).
         flush: Writes `(text, fields)` to the row; see `FlushCallback`.
         text: Text the row already holds (when resuming an answer).
-        flush_interval: Seconds between safety flushes; default `AI_CHAT_FLUSH_INTERVAL`.
+        flush_interval: Seconds between safety flushes (`0`: none); default
+            `AI_CHAT_FLUSH_INTERVAL` (`None`, the default: none, see its docstring).
     """
 
     def __init__(
@@ -139,9 +140,8 @@ class AnswerWriter:
         self._flush = flush
         self._text = text
         self._flushed = len(text)
-        self._interval = (
-            float(ai_chat_settings.FLUSH_INTERVAL) if flush_interval is None else flush_interval
-        )
+        interval = ai_chat_settings.FLUSH_INTERVAL if flush_interval is None else flush_interval
+        self._interval = float(interval) if interval else 0.0
         self._lock = asyncio.Lock()
         self._finished = False
         self._stop_requested = False

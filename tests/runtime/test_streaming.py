@@ -350,6 +350,22 @@ async def test_writes_are_coalesced_and_never_go_backwards(rows: Rows) -> None:
     assert (row.text, row.complete) == ("x" * 200, True)
 
 
+async def test_by_default_writes_do_not_grow_with_the_answer(rows: Rows) -> None:
+    """No safety interval by default: a short and a long answer are written the same times."""
+    writes = []
+    for deltas in (20, 400):
+        answer_id = await rows.create()
+        async with rows.writer(answer_id) as writer:
+            for _ in range(deltas):
+                await writer.append("x")
+                await asyncio.sleep(0.014)  # the long one streams past the old 5 s interval
+            assert (await rows.get(answer_id)).text == ""  # live text went out through pub/sub
+            await writer.finish(complete=True)
+        assert (await rows.get(answer_id)).text == "x" * deltas
+        writes.append(writer.writes)
+    assert writes == [1, 1]
+
+
 async def test_the_safety_interval_flushes_without_any_request(rows: Rows) -> None:
     answer_id = await rows.create()
     async with rows.writer(answer_id, flush_interval=0.02) as writer:
