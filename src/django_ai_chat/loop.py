@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 from asgiref.sync import sync_to_async
 from django.db import connections
@@ -213,21 +213,33 @@ async def _produce(run_spec: _Run, emit: Callable[[Event], Awaitable[None]]) -> 
     await emit(DoneEvent(text="".join(text), usage=_usage(run_usage), rounds=rounds))
 
 
-async def _next_event(queue: asyncio.Queue[Event], producer: asyncio.Task[None]) -> Event | None:
-    """The next queued event; `None` once the producer has ended and nothing is left."""
-    if not queue.empty():
-        return queue.get_nowait()
-    getter = asyncio.ensure_future(queue.get())
-    try:
-        await asyncio.wait({getter, producer}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        getter.cancel()
-    if getter.done() and not getter.cancelled():
-        return getter.result()
-    if not queue.empty():
-        return queue.get_nowait()
-    producer.result()  # re-raises whatever killed the producer
-    return None
+_END: Final = object()
+"""Queued after the producer's last event when the consumer would otherwise wait forever."""
+
+
+async def _next_event(queue: asyncio.Queue[object], producer: asyncio.Task[None]) -> Event | None:
+    """The next queued event; `None` once the producer has ended and nothing is left.
+
+    A plain `queue.get()`: the producer's done-callback (`_end_queue`) queues `_END` when it
+    ends with nothing queued, so no task and no `asyncio.wait` is needed per event (one per
+    streamed token).
+    """
+    if queue.empty() and producer.done():
+        producer.result()  # re-raises whatever killed the producer
+        return None
+    item = await queue.get()
+    if item is _END:
+        producer.result()
+        return None
+    return cast(Event, item)
+
+
+def _end_queue(queue: asyncio.Queue[object]) -> Callable[[asyncio.Task[None]], None]:
+    def end(_producer: asyncio.Task[None]) -> None:
+        if queue.empty():
+            queue.put_nowait(_END)
+
+    return end
 
 
 async def astream(
@@ -275,8 +287,9 @@ async def astream(
         actor=actor,
         max_rounds=ai_chat_settings.MAX_ROUNDS if max_rounds is None else max_rounds,
     )
-    queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=1)
+    queue: asyncio.Queue[object] = asyncio.Queue(maxsize=1)
     producer = asyncio.create_task(_produce(run_spec, queue.put), name="django_ai_chat.loop")
+    producer.add_done_callback(_end_queue(queue))
     try:
         while (event := await _next_event(queue, producer)) is not None:
             yield event
