@@ -72,6 +72,15 @@ class RespondTests(TestCase):
         self.assertEqual(answer.text, "Hello\ufffd world\n\nDone.")
         self.assertEqual(answer.tool_calls[0]["arguments"], {"conversation_id": "\ufffd"})
 
+    def test_a_big_piece_of_text_from_the_provider_streams_whole(self) -> None:
+        # Live deltas travel by pub/sub, whose messages are capped (Postgres NOTIFY); a provider
+        # may still send a long answer in one piece.
+        big = "word " * 2_000 + "\N{SLIGHTLY SMILING FACE}" * 2_000
+        with scripted([big, "end"]):
+            answer = self.ask("Hi")
+        self.assertEqual(answer.error, "")
+        self.assertEqual(answer.text, big + "end")
+
     def test_records_tool_calls_and_results(self) -> None:
         turns = (
             ["Let me look.", ToolCall("chat_list_conversations", {"limit": 5})],
