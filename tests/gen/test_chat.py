@@ -189,6 +189,15 @@ def test_notices_for_database_and_login(root: Path) -> None:
     assert "sqlite" not in no_user
 
 
+def test_no_user_mode_warns_that_every_visitor_has_every_conversation(root: Path) -> None:
+    no_user = replace(options("--live"), user_model=None)
+    notices = "\n".join(gen_chat(Project(root), no_user, target(root)).notices)
+    assert "everyone who can reach /chat/ reads, continues and deletes every" in notices
+    assert "tools run without permission checks" in notices
+    with_users = "\n".join(gen_chat(Project(root), options("--live"), target(root)).notices)
+    assert "No user model" not in with_users
+
+
 class _Null:
     def write(self, text: str) -> int:
         return len(text)

@@ -183,6 +183,8 @@ def _notices(project: Project, opts: ChatOptions, target: Target, context: dict[
     if opts.user_model and opts.ui and not target.login_url_resolves:
         notice = {"login_url": target.login_url, **context}
         project.add_notice(render_snippet("notices/login.txt-tpl", notice))
+    if opts.user_model is None:
+        project.add_notice(render_snippet("notices/no_user.txt-tpl", context))
     if opts.live_component:
         project.add_notice(render_snippet("notices/component.txt-tpl", context))
     project.add_notice(render_snippet("notices/tools.txt-tpl", context))
