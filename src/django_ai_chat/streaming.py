@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from django.http import HttpRequest, StreamingHttpResponse
 
 __all__ = [
+    "DELTA_SLICE_CHARS",
     "KEEPALIVE_SECONDS",
     "SYNC_TIMEOUT_SECONDS",
     "AnswerWriter",
@@ -70,6 +71,10 @@ KEEPALIVE_SECONDS: Final = 15.0
 
 SYNC_TIMEOUT_SECONDS: Final = 1.0
 """How long `relay` waits for the worker's `flushed` reply before reading the rows anyway."""
+
+DELTA_SLICE_CHARS: Final = 1_000
+"""Most characters in one published `delta`: at most 6 bytes each as JSON, 1,000 always fit
+`pubsub.MAX_PAYLOAD_BYTES` with the payload's other fields, whatever a provider sends at once."""
 
 _RETRY_MS: Final = 1000
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -184,6 +189,9 @@ class AnswerWriter:
     async def append(self, delta: str) -> None:
         """Add `delta` to the text and publish it at its offset (no database write).
 
+        A delta of any length is fine: it goes out in slices of at most `DELTA_SLICE_CHARS`
+        characters at consecutive offsets, each one pub/sub message under the payload cap.
+
         Raises:
             RuntimeError: `finish` was already called.
         """
@@ -195,9 +203,15 @@ class AnswerWriter:
             return
         offset = len(self._text)
         self._text += delta
-        await self._publish(
-            {"type": "delta", "id": self.message_id, "offset": offset, "text": delta}
-        )
+        for start in range(0, len(delta), DELTA_SLICE_CHARS):
+            await self._publish(
+                {
+                    "type": "delta",
+                    "id": self.message_id,
+                    "offset": offset + start,
+                    "text": delta[start : start + DELTA_SLICE_CHARS],
+                }
+            )
 
     async def flush(self) -> int:
         """Write the text to the row if it grew since the last write; returns the flushed end."""

@@ -403,6 +403,26 @@ async def test_save_and_finish_announce_the_new_state(rows: Rows) -> None:
     assert (row.text, row.complete) == ("abc!", True)
 
 
+async def test_a_big_delta_is_published_in_slices_that_fit_a_notify(rows: Rows) -> None:
+    """A provider may send any size of piece; each live delta must stay under the payload cap."""
+    answer_id = await rows.create()
+    big = "é" * 3_500 + "🙂" * 10  # 7,040 bytes: over the cap as one delta
+    async with pubsub.subscribe(rows.topic) as spy:
+        async with rows.writer(answer_id, flush_interval=0) as writer:
+            await writer.append("Hi ")
+            await writer.append(big)
+            assert writer.text == "Hi " + big
+        deltas: list[dict[str, Any]] = []
+        async with asyncio.timeout(WAIT):
+            while sum(len(d["text"]) for d in deltas) < len("Hi " + big):
+                _topic, payload = await anext(spy)
+                if payload["type"] == "delta":
+                    deltas.append(payload)
+    assert all(len(d["text"]) <= 1_000 for d in deltas)
+    assert [d["offset"] for d in deltas] == [0, 3, 1_003, 2_003, 3_003]
+    assert "".join(d["text"] for d in deltas) == "Hi " + big
+
+
 async def test_relay_rereads_everything_after_a_resync(rows: Rows) -> None:
     """Lost pub/sub messages (listener reconnect, slow consumer) end in a re-read, not a gap."""
     answer_id = await rows.create(text="Hi")

@@ -199,8 +199,7 @@ async def _stream_answer(
                         if after_tool and writer.text and not writer.text.endswith("\n"):
                             await writer.append("\n\n")  # keep the rounds' texts apart
                         after_tool = False
-                        for piece in _pieces(_storable(event.text)):
-                            await writer.append(piece)
+                        await writer.append(_storable(event.text))
                     elif isinstance(event, ToolCallEvent):
                         arguments = _storable(event.arguments)
                         tool_calls.append(
@@ -267,12 +266,6 @@ def _chat_message(message: Message) -> ChatMessage:
 
 async def _needs_title(conversation: Conversation) -> bool:
     return await Conversation.objects.needing_title().filter(pk=conversation.pk).aexists()
-
-
-def _pieces(text: str, size: int = 1_000) -> list[str]:
-    # A live delta is one pub/sub message, capped at 7,000 bytes: 1,000 characters always fit
-    # (at most 6 bytes each, as JSON), however big a piece the provider sends.
-    return [text[start : start + size] for start in range(0, len(text), size)]
 
 
 def _storable(value: Any) -> Any:
