@@ -221,7 +221,12 @@ async def stream(request: HttpRequest, conversation_id: uuid.UUID | None = None)
     messages = Message.objects.filter(conversation_id=conversation_id)
 
     async def load_messages(after: str | None) -> list[Message]:
-        rows = messages.filter(Q(id__gt=after) | Q(complete=False)) if after else messages
+        # Never more than a page's worth, however long the conversation or old the cursor: a
+        # (re)connect must not re-render it all. Rows newer than a cursor inside the window are
+        # all in it; the browser's "earlier messages" link reaches the rest.
+        recent = messages.order_by("-id").values("id")[:HISTORY_LIMIT]
+        shown = Q(id__in=recent, id__gt=after) if after else Q(id__in=recent)
+        rows = messages.filter(shown | Q(complete=False))
         return await _released(lambda: list(rows.order_by("id")))
 
     async def load_message(message_id: str) -> Message | None:
