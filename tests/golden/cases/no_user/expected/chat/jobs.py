@@ -82,7 +82,16 @@ async def respond(context: JobContext, message_id: str, actor_id: Any = None) ->
 
     async with _own_db_thread():
         try:
-            await responder.respond(message_id, actor=await _load_actor(actor_id))
+            actor = await _load_actor(actor_id)
+            if actor is None and actor_id is not None:
+                # Deleted or deactivated since asking: nobody to act for, but the question must
+                # not show "Responding…" forever.
+                logger.warning(
+                    "Not answering %s: user %r is gone or inactive.", message_id, actor_id
+                )
+                await responder.finish_interrupted(message_id, error=responder.ERROR_TEXT)
+                return
+            await responder.respond(message_id, actor=actor)
         except Exception:
             if context.job.attempts + 1 >= RESPOND_ATTEMPTS:
                 # No retry left: the person gets an error instead of an endless "Responding…".

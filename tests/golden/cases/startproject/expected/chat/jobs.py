@@ -82,7 +82,16 @@ async def respond(context: JobContext, message_id: str, actor_id: Any = None) ->
 
     async with _own_db_thread():
         try:
-            await responder.respond(message_id, actor=await _load_actor(actor_id))
+            actor = await _load_actor(actor_id)
+            if actor is None and actor_id is not None:
+                # Deleted or deactivated since asking: nobody to act for, but the question must
+                # not show "Responding…" forever.
+                logger.warning(
+                    "Not answering %s: user %r is gone or inactive.", message_id, actor_id
+                )
+                await responder.finish_interrupted(message_id, error=responder.ERROR_TEXT)
+                return
+            await responder.respond(message_id, actor=actor)
         except Exception:
             if context.job.attempts + 1 >= RESPOND_ATTEMPTS:
                 # No retry left: the person gets an error instead of an endless "Responding…".
@@ -165,6 +174,8 @@ async def _load_actor(actor_id: Any) -> Any:
         return None
     user_model = apps.get_model("auth.User")
     user = await user_model._default_manager.filter(pk=actor_id).afirst()
+    if user is not None and not getattr(user, "is_active", True):
+        return None  # a deactivated account: its agent must not act either
     if user is not None:
         # Lets your permission checks and tools tell the agent acting for the user apart.
         user.chat_agent = True

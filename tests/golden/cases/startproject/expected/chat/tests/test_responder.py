@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from django.test import TestCase, override_settings
+from django.test import TestCase, TransactionTestCase, override_settings
 from django_ai_chat.testing import (
     ScriptedLLM,
     ToolCall,
@@ -19,7 +19,7 @@ from django_ai_chat.testing import (
     unregister_model,
 )
 
-from chat import actions, responder
+from chat import actions, jobs, responder
 from chat.models import Message
 
 
@@ -211,3 +211,38 @@ class NameConversationTests(TestCase):
         self.assertEqual(model.requests, [])
         self.conversation.refresh_from_db()
         self.assertEqual(self.conversation.title, "Mine")
+
+
+class RespondJobTests(TransactionTestCase):
+    # The job runs its queries in a thread (a connection) of its own: rows must be committed.
+
+    def run_respond_job(self) -> None:
+        """Run the queued `respond` job's function as a worker would, on its first attempt."""
+        from procrastinate import JobContext
+        from procrastinate.contrib.django.models import ProcrastinateJob
+        from procrastinate.jobs import Job
+
+        row = ProcrastinateJob.objects.get(task_name=jobs.respond.name)
+        job = Job(
+            id=row.id,
+            queue=row.queue_name,
+            lock=row.lock,
+            queueing_lock=row.queueing_lock,
+            task_name=row.task_name,
+            task_kwargs=row.args,
+        )
+        context = JobContext(app=jobs.app, job=job, start_timestamp=0, abort_reason=lambda: None)
+        async_to_sync(jobs.respond.func)(context, **row.args)
+
+    def test_a_deactivated_user_gets_no_answer_and_no_endless_spinner(self) -> None:
+        actor = make_user("alice")
+        if not hasattr(actor, "is_active"):
+            self.skipTest("The user model has no is_active field.")
+        question = actions.create_message(actor, text="Hi")
+        type(actor)._default_manager.filter(pk=actor.pk).update(is_active=False)
+        with scripted(["Answered for a deactivated user"]) as model:
+            self.run_respond_job()
+        self.assertEqual(model.requests, [])
+        answer = Message.objects.get(response_to=question)
+        self.assertEqual((answer.text, answer.complete), ("", True))
+        self.assertEqual(answer.error, responder.ERROR_TEXT)
