@@ -9,6 +9,7 @@ from typing import Any
 
 from django import template
 from django.conf import settings
+from django.http import Http404
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString
 
@@ -38,7 +39,12 @@ def support_chat_component(
         return render_to_string(
             "support_chat/_signin.html", {"login_url": settings.LOGIN_URL}, request=request
         )
-    chat = chat_context(request, conversation_id, embedded=True, hide_sidebar=hide_sidebar)
+    try:
+        chat = chat_context(request, conversation_id, embedded=True, hide_sidebar=hide_sidebar)
+    except Http404:
+        # Not theirs, deleted or malformed (often straight from the host page's URL): a 404
+        # would take the whole host page down, so the component opens a new chat instead.
+        chat = chat_context(request, None, embedded=True, hide_sidebar=hide_sidebar)
     # Assets go out once per page, however many components it holds.
     first = not getattr(request, "_support_chat_assets", False)
     request._support_chat_assets = True  # type: ignore[attr-defined]

@@ -11,7 +11,8 @@ import uuid
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.test import TransactionTestCase
+from django.template import Context, Template
+from django.test import RequestFactory, TestCase, TransactionTestCase
 from django.urls import reverse
 from django_ai_chat import pubsub, streaming
 
@@ -74,3 +75,30 @@ class StreamTests(TransactionTestCase):
         finally:
             await chunks.aclose()  # type: ignore[attr-defined]
         self.assertEqual(sent, history[-HISTORY_LIMIT:])
+
+
+class ComponentTests(TestCase):
+    """`{% support_chat_component %}` never breaks the host page it is embedded in."""
+
+    def render_component(self, conversation_id: object) -> str:
+        request = RequestFactory().get("/any-host-page/")
+        request.user = self.actor
+        page = Template(
+            "{% load support_chat_tags %}{% support_chat_component conversation_id=cid %}"
+        )
+        return page.render(Context({"request": request, "cid": conversation_id}))
+
+    def setUp(self) -> None:
+        self.actor = make_user("alice")
+
+    def test_an_id_that_is_not_the_users_opens_a_new_chat(self) -> None:
+        mine = actions.create_message(self.actor, text="My own question")
+        self.assertIn("My own question", self.render_component(mine.conversation_id))
+        theirs = actions.create_message(make_user("bob"), text="Bob's secret plan")
+        unknown = [theirs.conversation_id, uuid.uuid4(), "not-a-uuid"]
+        for conversation_id in unknown:
+            with self.subTest(conversation_id=conversation_id):
+                html = self.render_component(conversation_id)
+                self.assertIn('data-conversation-id=""', html)
+                self.assertNotIn("secret plan", html)
+                self.assertNotIn("My own question", html)
