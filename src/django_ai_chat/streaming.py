@@ -721,8 +721,10 @@ async def relay(
         messages_topic: `messages_topic(conversation_id)`, or `None` on a page without a
             conversation (then only conversation events are relayed).
         load_messages: `await load_messages(after)` → the conversation's rows with an id greater
-            than `after` (all when `None`) plus every incomplete row, oldest first. Must check
-            the actor: this is the authorisation point.
+            than `after` (all when `None`) plus every incomplete row, oldest first. It may bound
+            them to the newest N (the generated view does, to a page's worth), as long as every
+            row newer than `after` within those N is returned. Must check the actor: this is
+            the authorisation point.
         load_message: `await load_message(id)` → that row of this conversation, or `None`.
         render_message: `await render_message(row)` → the message's HTML (its element carries
             `id="message-<uuid>"`, `data-end` and `data-complete`).
