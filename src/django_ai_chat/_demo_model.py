@@ -109,9 +109,9 @@ class DemoModel(FunctionModel):
         """Seconds between streamed words."""
         if self._delay is not None:
             return self._delay
-        from django.conf import settings
+        from django_ai_chat.conf import ai_chat_settings
 
-        return float(getattr(settings, "AI_CHAT_DEMO_DELAY", 0.03))
+        return float(ai_chat_settings.DEMO_DELAY)
 
     def _answer(self, messages: list[ModelMessage]) -> str:
         prompt = " ".join(_last_user_text(messages).split())

@@ -44,6 +44,9 @@ class Settings:
     TOOLS_EXTRACTOR: str | None = None
     """Dotted path of a callable replacing `django_ai_chat.ui.extract_tools` in the UI."""
 
+    DEMO_DELAY: float = 0.03
+    """Seconds between the words the offline demo model (`demo:`) streams."""
+
     def __getattribute__(self, name: str) -> Any:
         if name.isupper():
             return getattr(django_settings, f"AI_CHAT_{name}", object.__getattribute__(self, name))
