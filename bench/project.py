@@ -27,10 +27,10 @@ ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 DEBUG = False
 # Sign-in is set-up, not measured: PBKDF2 for hundreds of users would dominate the run.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-if os.environ.get("BENCH_DB_POOL"):  # experiment: psycopg's pool instead of one connect a request
-    DATABASES["default"]["OPTIONS"] = {
-        "pool": {"min_size": 2, "max_size": int(os.environ["BENCH_DB_POOL"]), "timeout": 30}
-    }
+# Production settings as the README's "Deployment" section recommends: psycopg's pool, so that
+# requests, streams and jobs do not each open a PostgreSQL connection (`--patch no-db-pool`: off).
+if not os.environ.get("BENCH_NO_DB_POOL"):
+    DATABASES["default"]["OPTIONS"] = {"pool": {"min_size": 2, "max_size": 20, "timeout": 10}}
 AI_CHAT_MODEL = os.environ.get("AI_CHAT_MODEL") or None
 AI_CHAT_OPENAI_BASE_URL = os.environ.get("AI_CHAT_OPENAI_BASE_URL") or None
 LOGGING = {

@@ -164,8 +164,8 @@ class Bench:
             "OPENAI_API_KEY": "sk-bench",
         }
         env["BENCH_EXPERIMENTS"] = ",".join(sorted(self.args.patch))
-        if "db-pool" in self.args.patch:
-            env["BENCH_DB_POOL"] = str(self.args.worker_concurrency + 20)
+        if "no-db-pool" in self.args.patch:
+            env["BENCH_NO_DB_POOL"] = "1"
         web_port = procs.free_port()
         self.web_base = f"http://127.0.0.1:{web_port}"
         web_args = [
@@ -701,7 +701,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--patch",
         default="",
-        help="comma list of experiments: job-context, db-pool, relay-leading, source-batch",
+        help="comma list of experiments: job-context, no-db-pool, relay-leading, source-batch",
     )
     p.add_argument("--profile", action="store_true", help="py-spy web and worker at the top level")
     p.add_argument("--profile-first-token", action="store_true", help="py-spy short answers")

@@ -16,7 +16,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import IntegrityError
+from django.db import IntegrityError, connections
 from django.db.models import Q
 from django.db.models.functions import Length
 from django.utils import timezone
@@ -111,6 +111,9 @@ async def respond(message_id: str, *, actor: Any) -> None:
         except IntegrityError:
             return  # stopped, or answered by a duplicate job, just now
         await pubsub.apublish(topic, {"type": "message", "id": str(answer_id)})
+        # An answer streams for seconds to minutes without touching the database: give the
+        # connection back meanwhile, so running answers do not each hold one.
+        await sync_to_async(_release_connections)()
         try:
             result = await _stream_answer(writer, history, actor)
         except asyncio.CancelledError:
@@ -257,6 +260,14 @@ async def _history(question: Message) -> list[ChatMessage]:
     while messages and messages[0].source == Message.Source.AGENT:
         messages.pop(0)  # cut off from its question by the limit; models expect a user first
     return [_chat_message(m) for m in messages]
+
+
+def _release_connections() -> None:
+    # To the pool with `OPTIONS["pool"]` (closed otherwise); the next query takes one again.
+    # Not inside a transaction (a test's, say): closing would end it.
+    for connection in connections.all(initialized_only=True):
+        if not connection.in_atomic_block:
+            connection.close()
 
 
 def _chat_message(message: Message) -> ChatMessage:
