@@ -755,7 +755,11 @@ def main(argv: list[str] | None = None) -> int:
     def _deadline(*_: object) -> None:
         raise TimeoutError(f"bench deadline of {args.deadline:.0f} s reached")
 
+    def _terminated(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")  # unwinds through `finally`: cleans up
+
     signal.signal(signal.SIGALRM, _deadline)
+    signal.signal(signal.SIGTERM, _terminated)
     signal.alarm(int(args.deadline))
     started = time.monotonic()
     try:

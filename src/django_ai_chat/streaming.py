@@ -9,8 +9,10 @@ de-duplicated by offset. A reload, a dropped connection or a restarted web serve
 ends with exactly the model's text: no gap, no duplicate. See `docs/architecture.md`.
 
 Payloads on `chat:messages:<conversation_id>` (`messages_topic`): `message` (a row changed:
-re-read it), `delta`, `sync` (relay → worker: flush now), `flushed` (worker → relay: the row
-holds `end` characters), `stop` (stop action → worker).
+re-read it), `delta`, `flushed` (worker → relay: the row holds `end` characters). Requests to
+the worker travel on the topic's control topic (`<topic>:control`), so that a worker does not
+receive, let alone decode, the stream of deltas it publishes itself: `sync` (relay → worker:
+flush now) and `stop` (`request_stop`, from the stop action).
 
 Example (worker):
     ```python
@@ -58,10 +60,12 @@ __all__ = [
     "Cursor",
     "FlushCallback",
     "StreamedMessage",
+    "control_topic",
     "conversations_topic",
     "event_stream_response",
     "messages_topic",
     "relay",
+    "request_stop",
 ]
 
 logger = logging.getLogger(__name__)
@@ -90,6 +94,19 @@ def conversations_topic(user_id: object | None) -> str:
     return f"chat:conversations:{'all' if user_id is None else user_id}"
 
 
+def request_stop(topic: str, message_id: object) -> None:
+    """Ask the worker streaming message `message_id` on `topic` to stop; the text so far stays.
+
+    Sync; inside `transaction.atomic()` the request goes out at commit (see `pubsub.publish`).
+    """
+    pubsub.publish(control_topic(topic), {"type": "stop", "id": str(message_id)})
+
+
+def control_topic(topic: str) -> str:
+    """The topic of requests to the worker answering on `topic` (`sync`, `stop`)."""
+    return f"{topic}:control"
+
+
 # ---------------------------------------------------------------------------------------------
 # Worker side
 
@@ -111,7 +128,7 @@ class FlushCallback(Protocol):
 class AnswerWriter:
     """Streams one agent message: publishes deltas at once, writes the row only when needed.
 
-    Use as an async context manager: on entry it subscribes to the conversation topic and
+    Use as an async context manager: on entry it subscribes to the topic's control topic and
     answers `sync` requests (flush now, reply `flushed`) and `stop` requests for its message id,
     and, given a `flush_interval`, flushes that often while the text grows. Rows are written only
     through `flush` (text so far), `save` (text + fields, e.g. tool calls), and `finish`
@@ -152,6 +169,10 @@ class AnswerWriter:
         self._stop_requested = False
         self._scope: _StopScope | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        # Appended text not yet published, from offset `_unsent_at`; `_sender` publishes it.
+        self._unsent = ""
+        self._unsent_at = 0
+        self._sender: asyncio.Task[None] | None = None
         self._exit_stack = contextlib.AsyncExitStack()
 
     @property
@@ -170,7 +191,9 @@ class AnswerWriter:
         return self._stop_requested
 
     async def __aenter__(self) -> Self:
-        events = await self._exit_stack.enter_async_context(pubsub.subscribe(self.topic))
+        events = await self._exit_stack.enter_async_context(
+            pubsub.subscribe(control_topic(self.topic))
+        )
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._listen(events))]
         if self._interval > 0:
@@ -184,34 +207,41 @@ class AnswerWriter:
         tb: TracebackType | None,
     ) -> None:
         await self._stop_tasks()
+        if exc_type is None:
+            await self._drain()
+        elif self._sender is not None and not self._sender.done():
+            # Left by an error: the row, not the deltas in flight, is what counts now.
+            self._sender.cancel()
+            await asyncio.wait({self._sender})
         await self._exit_stack.aclose()
 
     async def append(self, delta: str) -> None:
         """Add `delta` to the text and publish it at its offset (no database write).
 
-        A delta of any length is fine: it goes out in slices of at most `DELTA_SLICE_CHARS`
-        characters at consecutive offsets, each one pub/sub message under the payload cap.
+        Returns without waiting for pub/sub: the delta goes out at once when nothing is being
+        published for this message, else together with every delta appended meanwhile, in one
+        message, when the publish in flight completes. So the model's stream is never held up
+        by pub/sub round trips, and under load fewer, bigger deltas travel; at low load each
+        delta still goes out on its own, at once. A delta of any length is fine: text goes out
+        in slices of at most `DELTA_SLICE_CHARS` characters at consecutive offsets.
 
         Raises:
             RuntimeError: `finish` was already called.
+            Exception: Publishing an earlier delta failed (e.g. the database is unreachable).
         """
         if self._finished:
             raise RuntimeError(
                 f"AnswerWriter for message {self.message_id!r} is finished; create a new one."
             )
+        self._raise_send_error()
         if not delta:
             return
-        offset = len(self._text)
+        if not self._unsent:
+            self._unsent_at = len(self._text)
         self._text += delta
-        for start in range(0, len(delta), DELTA_SLICE_CHARS):
-            await self._publish(
-                {
-                    "type": "delta",
-                    "id": self.message_id,
-                    "offset": offset + start,
-                    "text": delta[start : start + DELTA_SLICE_CHARS],
-                }
-            )
+        self._unsent += delta
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.get_running_loop().create_task(self._send_deltas())
 
     async def flush(self) -> int:
         """Write the text to the row if it grew since the last write; returns the flushed end."""
@@ -265,7 +295,35 @@ class AnswerWriter:
         await self._publish({"type": "flushed", "id": self.message_id, "end": self._flushed})
 
     async def _publish(self, payload: dict[str, Any]) -> None:
+        # Deltas appended before this message go out before it.
+        await self._drain()
         await pubsub.apublish(self.topic, payload)
+
+    async def _send_deltas(self) -> None:
+        while self._unsent:
+            text, offset = self._unsent, self._unsent_at
+            self._unsent = ""
+            for start in range(0, len(text), DELTA_SLICE_CHARS):
+                payload = {
+                    "type": "delta",
+                    "id": self.message_id,
+                    "offset": offset + start,
+                    "text": text[start : start + DELTA_SLICE_CHARS],
+                }
+                await pubsub.apublish(self.topic, payload)
+
+    async def _drain(self) -> None:
+        if self._sender is not None:
+            await asyncio.wait({self._sender})
+        self._raise_send_error()
+
+    def _raise_send_error(self) -> None:
+        sender = self._sender
+        if sender is None or not sender.done() or sender.cancelled():
+            return
+        if (error := sender.exception()) is not None:
+            self._sender = None  # raised once
+            raise error
 
     async def _listen(self, events: AsyncIterator[tuple[str, dict[str, Any]]]) -> None:
         async for _topic, payload in events:
@@ -502,7 +560,7 @@ class _Relay:
         if incomplete:
             pending = set(incomplete)
             for message_id in incomplete:
-                await pubsub.apublish(self.topic, {"type": "sync", "id": message_id})
+                await pubsub.apublish(control_topic(self.topic), {"type": "sync", "id": message_id})
             loop = asyncio.get_running_loop()
             deadline = loop.time() + timeout
             while pending and (remaining := deadline - loop.time()) > 0:
@@ -559,7 +617,7 @@ class _Relay:
     async def handle(self, payload: dict[str, Any]) -> list[str]:
         """Turn one pub/sub payload into SSE chunks."""
         kind = payload.get("type")
-        if kind not in ("delta", "sync", "flushed", "stop"):
+        if kind not in ("delta", "flushed"):
             # Whatever else goes out must not overtake a held delta.
             held = self.flush()
             if held:
@@ -623,7 +681,9 @@ class _Relay:
                 # Deltas were missed and the row lacks them too: ask for a flush, hold deltas.
                 self.waiting[message_id] = [payload]
                 if self.topic is not None:
-                    await pubsub.apublish(self.topic, {"type": "sync", "id": message_id})
+                    await pubsub.apublish(
+                        control_topic(self.topic), {"type": "sync", "id": message_id}
+                    )
                 return chunks
             if end <= have:
                 return chunks

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import re
 import uuid
@@ -12,11 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.db import connection
 from django.test import RequestFactory
 
 from django_ai_chat import pubsub, streaming
-from django_ai_chat.streaming import AnswerWriter, Cursor, relay
+from django_ai_chat.streaming import AnswerWriter, Cursor, control_topic, relay, request_stop
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -114,6 +116,17 @@ async def render(row: Any) -> str:
         f'<div id="message-{row.id}" data-end="{len(row.text)}" '
         f'data-complete="{str(row.complete).lower()}">\n{json.dumps(row.text)}\n</div>'
     )
+
+
+async def _request_stop(topic: str, message_id: object) -> None:
+    # As the stop view does it (sync), in a thread whose connection is closed afterwards.
+    def stop() -> None:
+        try:
+            request_stop(topic, message_id)
+        finally:
+            connection.close()
+
+    await sync_to_async(stop)()
 
 
 @pytest.fixture
@@ -338,7 +351,9 @@ async def test_writes_are_coalesced_and_never_go_backwards(rows: Rows) -> None:
         for i in range(200):
             await writer.append("x")
             if i % 25 == 0:
-                await pubsub.apublish(rows.topic, {"type": "sync", "id": str(answer_id)})
+                await pubsub.apublish(
+                    control_topic(rows.topic), {"type": "sync", "id": str(answer_id)}
+                )
             if i == 100:
                 await writer.save(tool_calls=[])
             await asyncio.sleep(0.001)
@@ -419,8 +434,58 @@ async def test_a_big_delta_is_published_in_slices_that_fit_a_notify(rows: Rows) 
                 if payload["type"] == "delta":
                     deltas.append(payload)
     assert all(len(d["text"]) <= 1_000 for d in deltas)
-    assert [d["offset"] for d in deltas] == [0, 3, 1_003, 2_003, 3_003]
+    assert len(deltas) >= 4
+    ends = list(itertools.accumulate(len(d["text"]) for d in deltas))
+    assert [d["offset"] for d in deltas] == [0, *ends[:-1]]
     assert "".join(d["text"] for d in deltas) == "Hi " + big
+
+
+async def test_deltas_wait_for_no_publish_and_merge_behind_one_in_flight(rows: Rows) -> None:
+    """The model's stream never waits for pub/sub; what piles up meanwhile goes out as one."""
+    answer_id = await rows.create()
+    tokens = [f"t{i} " for i in range(200)]
+    async with pubsub.subscribe(rows.topic) as spy:
+        async with rows.writer(answer_id, flush_interval=0) as writer:
+            # The first delta goes out on its own, as soon as the loop is free.
+            await writer.append(tokens[0])
+            _topic, first = await asyncio.wait_for(anext(spy), WAIT)
+            assert (first["type"], first["offset"], first["text"]) == ("delta", 0, tokens[0])
+            for token in tokens[1:]:
+                await writer.append(token)  # returns without a pub/sub round trip
+            await writer.finish(complete=True)
+        deltas: list[dict[str, Any]] = []
+        async with asyncio.timeout(WAIT):
+            while True:
+                _topic, payload = await anext(spy)
+                if payload["type"] != "delta":
+                    break  # `flushed` and `message` come after every delta
+                deltas.append(payload)
+    assert len(deltas) < len(tokens) - 1
+    ends = list(itertools.accumulate(len(d["text"]) for d in deltas))
+    assert [d["offset"] for d in deltas] == [len(tokens[0]) + e for e in [0, *ends[:-1]]]
+    assert tokens[0] + "".join(d["text"] for d in deltas) == "".join(tokens)
+    assert (await rows.get(answer_id)).text == "".join(tokens)
+
+
+async def test_a_failed_delta_publish_surfaces_at_the_next_append(
+    rows: Rows, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pub/sub down mid-answer: the answer loop learns it (and ends the answer), not a log."""
+    answer_id = await rows.create()
+
+    async def unreachable(topic: str, payload: dict[str, Any], **kwargs: Any) -> None:
+        raise ConnectionError("pub/sub is down")
+
+    async with rows.writer(answer_id, flush_interval=0) as writer:
+        monkeypatch.setattr(pubsub, "apublish", unreachable)
+        await writer.append("Hello")
+        await asyncio.sleep(0)  # the publish runs, and fails, in the background
+        with pytest.raises(ConnectionError, match="down"):
+            await writer.append(" world")
+        monkeypatch.undo()
+        await writer.finish(complete=True, error="failed")
+    row = await rows.get(answer_id)
+    assert (row.text, row.complete) == ("Hello", True)
 
 
 async def test_relay_rereads_everything_after_a_resync(rows: Rows) -> None:
@@ -469,9 +534,9 @@ async def test_stop_cancels_the_answer_and_keeps_the_partial_text(rows: Rows) ->
 
     async def stop_when_started() -> None:
         await started.wait()
-        await pubsub.apublish(rows.topic, {"type": "stop", "id": str(other_id)})
+        await _request_stop(rows.topic, other_id)
         await asyncio.sleep(0.05)
-        await pubsub.apublish(rows.topic, {"type": "stop", "id": str(answer_id)})
+        await _request_stop(rows.topic, answer_id)
 
     stopper = asyncio.create_task(stop_when_started())
     async with rows.writer(answer_id, flush_interval=0) as writer:
@@ -491,7 +556,7 @@ async def test_stop_cancels_the_answer_and_keeps_the_partial_text(rows: Rows) ->
 async def test_stop_before_the_scope_cancels_at_once(rows: Rows) -> None:
     answer_id = await rows.create()
     async with rows.writer(answer_id, flush_interval=0) as writer:
-        await pubsub.apublish(rows.topic, {"type": "stop", "id": str(answer_id)})
+        await _request_stop(rows.topic, answer_id)
         async with asyncio.timeout(WAIT):
             while not writer.stopped:
                 await asyncio.sleep(0.01)
@@ -510,7 +575,7 @@ async def test_relay_trims_overlaps_and_repairs_gaps(rows: Rows) -> None:
     cursor = browser.load_page(await rows.load_messages(None))
     stream = rows.relay(cursor, sync_timeout=0.05)
 
-    async with pubsub.subscribe(rows.topic) as spy:
+    async with pubsub.subscribe(rows.topic, control_topic(rows.topic)) as spy:
 
         async def next_event() -> Event:
             async with asyncio.timeout(WAIT):

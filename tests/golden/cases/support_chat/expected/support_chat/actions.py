@@ -18,7 +18,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django_ai_chat import pubsub
 from django_ai_chat.conf import ai_chat_settings
-from django_ai_chat.streaming import conversations_topic, messages_topic
+from django_ai_chat.streaming import conversations_topic, messages_topic, request_stop
 
 from . import jobs
 from .models import TITLE_MAX_LENGTH, Conversation, Message
@@ -105,7 +105,7 @@ def stop_response(actor: Any, conversation_id: Any) -> bool:
         _message_event(answer)
         stopped = True
     for answer_id in _running_answers(conversation):
-        pubsub.publish(messages_topic(conversation.pk), {"type": "stop", "id": str(answer_id)})
+        request_stop(messages_topic(conversation.pk), answer_id)
         stopped = True
     return stopped
 
@@ -140,7 +140,7 @@ def delete_conversation(actor: Any, conversation_id: Any) -> None:
     with transaction.atomic():
         conversation = get_conversation(actor, conversation_id)
         for answer_id in _running_answers(conversation):
-            pubsub.publish(messages_topic(conversation.pk), {"type": "stop", "id": str(answer_id)})
+            request_stop(messages_topic(conversation.pk), answer_id)
         _conversation_event(conversation, "deleted")
         conversation.delete()
 
@@ -233,7 +233,7 @@ def _answer_again(message: Message, actor: Any) -> None:
     )
     removed_ids = list(removed.values_list("id", flat=True))
     for answer_id in _running_answers(conversation):
-        pubsub.publish(messages_topic(conversation.pk), {"type": "stop", "id": str(answer_id)})
+        request_stop(messages_topic(conversation.pk), answer_id)
     Message.objects.filter(id__in=removed_ids).delete()
     for removed_id in removed_ids:
         pubsub.publish(messages_topic(conversation.pk), {"type": "message", "id": str(removed_id)})
