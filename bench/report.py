@@ -230,6 +230,13 @@ def render(r: dict[str, Any]) -> str:
         out += ["", "### Pub/sub alone (`bench/pubsub_bench.py`)", "", "```"]
         out += r["pubsub"]
         out += ["```"]
+    if r.get("sdk_floor"):
+        out += [
+            "",
+            "### Reading the provider's stream alone (`bench/sdk_floor.py`, no Django)",
+            "",
+            *r["sdk_floor"],
+        ]
     if r.get("failure") or r.get("died"):
         out += ["", f"Run problems: {r.get('failure') or ''} died: {r.get('died') or []}"]
     return "\n".join(out)

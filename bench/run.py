@@ -524,6 +524,25 @@ class Bench:
             log(f"  pubsub: {line}")
         self.save()
 
+    def sdk_floor(self) -> None:
+        """`bench/sdk_floor.py`: CPU per token of reading a stream through the LLM libraries."""
+        try:
+            out = subprocess.run(
+                [sys.executable, "-m", "bench.sdk_floor"],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=180,
+                check=False,
+            )
+            lines = (out.stdout + out.stderr[-2000:]).strip().splitlines()
+        except subprocess.TimeoutExpired:
+            lines = ["timed out after 180 s"]
+        self.results["sdk_floor"] = lines
+        for line in lines:
+            log(f"  floor: {line}")
+        self.save()
+
     async def profile(self, seconds: int = 20, *, first_token: bool = False) -> None:
         """py-spy the web and worker processes while the top ladder level runs again.
 
@@ -690,7 +709,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--write-tps", type=float, default=40)
     p.add_argument("--history", type=int, default=10_000)
-    p.add_argument("--skip", default="", help="comma list: ladder,saturation,writes,history,pubsub")
+    p.add_argument(
+        "--skip", default="", help="comma list: ladder,saturation,writes,history,pubsub,floor"
+    )
     p.add_argument("--no-gzip", action="store_true", help="clients send Accept-Encoding: identity")
     p.add_argument(
         "--coalesce",
@@ -767,6 +788,8 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(measure(bench))
         if "pubsub" not in args.skip:
             bench.pubsub()
+        if "floor" not in args.skip:
+            bench.sdk_floor()
         bench.finish_process_figures()
     except BaseException as error:
         bench.results["failure"] = repr(error)
