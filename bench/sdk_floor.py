@@ -3,16 +3,18 @@
     .venv/bin/python -m bench.sdk_floor [--answers 50] [--tokens 200]
 
 The fake OpenAI server runs in its own process (`bench/fake_provider.py`, unthrottled); this
-process reads `--answers` simultaneous streamed completions of `--tokens` tokens four ways and
+process reads `--answers` simultaneous streamed completions of `--tokens` tokens five ways and
 reports its own CPU time per token (`time.process_time`, so the provider's CPU is not counted):
 
 1. raw: httpx, split `data:` lines, `json.loads` each chunk (what the bench's "limit" client does);
 2. openai: the openai SDK's `chat.completions.create(stream=True)` (SSE decoder, chunk models);
-3. pydantic-ai: `Agent.iter()` streamed node by node over pydantic-ai's `OpenAIChatModel`, as
+3. pydantic-ai direct: `pydantic_ai.direct.model_request_stream`, the model's stream without
+   the agent graph (no tool loop);
+4. pydantic-ai: `Agent.iter()` streamed node by node over pydantic-ai's `OpenAIChatModel`, as
    `django_ai_chat.loop` uses it;
-4. loop: `django_ai_chat.loop.astream` itself (pydantic-ai + our event queue), no tools.
+5. loop: `django_ai_chat.loop.astream` itself (pydantic-ai + our event queue), no tools.
 
-Everything our worker adds (persisting, publishing, the job) comes on top of line 4; the web
+Everything our worker adds (persisting, publishing, the job) comes on top of line 5; the web
 process and PostgreSQL come on top of that. Two cores' worth of line 4 is therefore a ceiling on
 the tokens/s a two-core machine can deliver through any stack built on these libraries.
 """
@@ -103,6 +105,26 @@ def _pydantic_ai_reader(base: str) -> Callable[[int], Awaitable[int]]:
     return read
 
 
+def _direct_reader(base: str) -> Callable[[int], Awaitable[int]]:
+    from pydantic_ai.direct import model_request_stream
+    from pydantic_ai.messages import ModelRequest, PartDeltaEvent, PartStartEvent
+    from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    model = OpenAIChatModel("fake", provider=OpenAIProvider(base_url=base, api_key="sk-floor"))
+
+    async def read(tokens: int) -> int:
+        seen = 0
+        request = [ModelRequest.user_text_prompt(PROMPT.format(tokens=tokens))]
+        async with model_request_stream(model, request) as events:
+            async for event in events:
+                if isinstance(event, PartStartEvent | PartDeltaEvent):
+                    seen += 1
+        return seen
+
+    return read
+
+
 def _loop_reader(base: str) -> Callable[[int], Awaitable[int]]:
     import django
     from django.conf import settings
@@ -166,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         readers: dict[str, Callable[[int], Awaitable[int]]] = {
             "raw (httpx + json)": lambda n: _raw(base, n),
             "openai SDK": _openai_reader(base),
+            "pydantic-ai direct.model_request_stream (no agent graph)": _direct_reader(base),
             "pydantic-ai Agent.iter": _pydantic_ai_reader(base),
             "django_ai_chat.loop.astream": _loop_reader(base),
         }
