@@ -235,7 +235,9 @@ def render(r: dict[str, Any]) -> str:
             "",
             "### Reading the provider's stream alone (`bench/sdk_floor.py`, no Django)",
             "",
-            *r["sdk_floor"],
+            r["sdk_floor"][0],
+            "",
+            *r["sdk_floor"][1:],
         ]
     if r.get("failure") or r.get("died"):
         out += ["", f"Run problems: {r.get('failure') or ''} died: {r.get('died') or []}"]
