@@ -1,26 +1,39 @@
-"""System checks: the database must carry the queue and the pub/sub, and pool in production."""
+"""System checks: the database must carry the queue and the pub/sub, and pool in production.
+
+Both read settings only (no query), so they carry no `database` tag: Django 6 skips checks
+with that tag unless `check --database` is given.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
 from django.core import checks
-from django.db import connections
 
 
-@checks.register(checks.Tags.database, checks.Tags.compatibility)
+def _default_database() -> Mapping[str, Any]:
+    return settings.DATABASES.get("default", {})
+
+
+def _is_postgresql(database: Mapping[str, Any]) -> bool:
+    engine = str(database.get("ENGINE", ""))
+    return "postgresql" in engine or "postgis" in engine
+
+
+@checks.register(checks.Tags.compatibility)
 def check_postgresql(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Error unless the default database is PostgreSQL.
 
     The job queue and the live streaming rely on LISTEN/NOTIFY.
     """
-    vendor = connections["default"].vendor
-    if vendor == "postgresql":
+    database = _default_database()
+    if _is_postgresql(database):
         return []
     return [
         checks.Error(
-            f"django-ai-chat needs PostgreSQL; the default database is {vendor!r}.",
+            f"django-ai-chat needs PostgreSQL; the default database is {database.get('ENGINE')!r}.",
             hint="Set DATABASES['default'] to PostgreSQL (psycopg 3), e.g. through DATABASE_URL. "
             "The job queue and the live streaming use LISTEN/NOTIFY, which SQLite lacks.",
             id="django_ai_chat.E001",
@@ -28,7 +41,7 @@ def check_postgresql(app_configs: Any = None, **kwargs: Any) -> list[checks.Chec
     ]
 
 
-@checks.register(checks.Tags.database, deploy=True)
+@checks.register(deploy=True)
 def check_connection_pool(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Warn (`check --deploy`) when PostgreSQL connections are not pooled.
 
@@ -36,17 +49,16 @@ def check_connection_pool(app_configs: Any = None, **kwargs: Any) -> list[checks
     read of an event stream and every answer job opens a new connection: a PostgreSQL server
     process each, which the benchmark measured as most of the database's CPU.
     """
-    database = settings.DATABASES.get("default", {})
-    if "postgresql" not in str(database.get("ENGINE", "")):
-        return []
-    if database.get("OPTIONS", {}).get("pool"):
+    database = _default_database()
+    if not _is_postgresql(database) or database.get("OPTIONS", {}).get("pool"):
         return []
     return [
         checks.Warning(
             "PostgreSQL connections are not pooled: chat requests, event streams and answer "
             "jobs each open a new connection.",
             hint="Set DATABASES['default']['OPTIONS']['pool'] = {'min_size': 2, 'max_size': 20} "
-            "(psycopg's pool, Django 5.1+) and keep CONN_MAX_AGE = 0.",
+            "(psycopg's pool, Django 5.1+) and keep CONN_MAX_AGE = 0. Pooling elsewhere "
+            "(PgBouncer)? Add django_ai_chat.W001 to SILENCED_SYSTEM_CHECKS.",
             id="django_ai_chat.W001",
         )
     ]

@@ -172,7 +172,11 @@ class AnswerWriter:
         # Appended text not yet published, from offset `_unsent_at`; `_sender` publishes it.
         self._unsent = ""
         self._unsent_at = 0
+        self._sent_end = len(text)
         self._sender: asyncio.Task[None] | None = None
+        self._send_error: Exception | None = None
+        # `_drain` calls waiting for the text up to an offset to be published.
+        self._drains: list[tuple[int, asyncio.Future[None]]] = []
         self._exit_stack = contextlib.AsyncExitStack()
 
     @property
@@ -206,14 +210,16 @@ class AnswerWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._stop_tasks()
-        if exc_type is None:
-            await self._drain()
-        elif self._sender is not None and not self._sender.done():
-            # Left by an error: the row, not the deltas in flight, is what counts now.
-            self._sender.cancel()
-            await asyncio.wait({self._sender})
-        await self._exit_stack.aclose()
+        try:
+            await self._stop_tasks()
+            if exc_type is None:
+                await self._drain()
+            elif self._sender is not None and not self._sender.done():
+                # Left by an error: the row, not the deltas in flight, is what counts now.
+                self._sender.cancel()
+                await asyncio.wait({self._sender})
+        finally:
+            await self._exit_stack.aclose()
 
     async def append(self, delta: str) -> None:
         """Add `delta` to the text and publish it at its offset (no database write).
@@ -227,13 +233,16 @@ class AnswerWriter:
 
         Raises:
             RuntimeError: `finish` was already called.
-            Exception: Publishing an earlier delta failed (e.g. the database is unreachable).
+            Exception: Publishing an earlier delta failed (e.g. the database is unreachable);
+                raised once, by the next `append`.
         """
         if self._finished:
             raise RuntimeError(
                 f"AnswerWriter for message {self.message_id!r} is finished; create a new one."
             )
-        self._raise_send_error()
+        if self._send_error is not None:
+            error, self._send_error = self._send_error, None
+            raise error
         if not delta:
             return
         if not self._unsent:
@@ -300,30 +309,50 @@ class AnswerWriter:
         await pubsub.apublish(self.topic, payload)
 
     async def _send_deltas(self) -> None:
-        while self._unsent:
-            text, offset = self._unsent, self._unsent_at
+        try:
+            while self._unsent:
+                text, offset = self._unsent, self._unsent_at
+                self._unsent = ""
+                for start in range(0, len(text), DELTA_SLICE_CHARS):
+                    payload = {
+                        "type": "delta",
+                        "id": self.message_id,
+                        "offset": offset + start,
+                        "text": text[start : start + DELTA_SLICE_CHARS],
+                    }
+                    await pubsub.apublish(self.topic, payload)
+                self._sent_end = offset + len(text)
+                self._wake_drains()
+        except Exception as error:
+            # The relays repair the gap from the row (`sync`); the answer loop hears of it at
+            # its next `append`, and `flushed`/`message` still go out after the final write.
+            logger.warning("Publishing deltas of message %r failed: %r", self.message_id, error)
             self._unsent = ""
-            for start in range(0, len(text), DELTA_SLICE_CHARS):
-                payload = {
-                    "type": "delta",
-                    "id": self.message_id,
-                    "offset": offset + start,
-                    "text": text[start : start + DELTA_SLICE_CHARS],
-                }
-                await pubsub.apublish(self.topic, payload)
+            self._send_error = self._send_error or error
+        finally:
+            self._wake_drains(everyone=True)
 
     async def _drain(self) -> None:
-        if self._sender is not None:
-            await asyncio.wait({self._sender})
-        self._raise_send_error()
+        """Wait until the text appended so far is published (or its publish failed).
 
-    def _raise_send_error(self) -> None:
-        sender = self._sender
-        if sender is None or not sender.done() or sender.cancelled():
+        Only that text: deltas appended meanwhile do not hold up a `flushed` reply.
+        """
+        target = len(self._text)
+        if self._sender is None or self._sender.done() or self._sent_end >= target:
             return
-        if (error := sender.exception()) is not None:
-            self._sender = None  # raised once
-            raise error
+        waiter = asyncio.get_running_loop().create_future()
+        self._drains.append((target, waiter))
+        await waiter
+
+    def _wake_drains(self, *, everyone: bool = False) -> None:
+        waiting = []
+        for target, waiter in self._drains:
+            if everyone or self._sent_end >= target:
+                if not waiter.done():
+                    waiter.set_result(None)
+            else:
+                waiting.append((target, waiter))
+        self._drains = waiting
 
     async def _listen(self, events: AsyncIterator[tuple[str, dict[str, Any]]]) -> None:
         async for _topic, payload in events:

@@ -26,6 +26,13 @@ def test_deploy_check_asks_for_a_connection_pool(
     assert "django_ai_chat.W001" not in _ids(deploy=False)
 
 
+def test_postgis_is_postgresql_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(settings.DATABASES["default"], "OPTIONS", {})
+    engine = "django.contrib.gis.db.backends.postgis"
+    monkeypatch.setitem(settings.DATABASES["default"], "ENGINE", engine)
+    assert "django_ai_chat.W001" in _ids(deploy=True)
+
+
 def test_no_pool_warning_for_other_databases(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(settings.DATABASES["default"], "OPTIONS", {})
     monkeypatch.setitem(settings.DATABASES["default"], "ENGINE", "django.db.backends.sqlite3")
@@ -34,3 +41,9 @@ def test_no_pool_warning_for_other_databases(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_postgresql_passes_the_database_check() -> None:
     assert "django_ai_chat.E001" not in _ids(deploy=False)
+
+
+def test_any_other_database_is_refused_by_plain_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `manage.py check` and runserver run it: no `--database`, no `--deploy` needed.
+    monkeypatch.setitem(settings.DATABASES["default"], "ENGINE", "django.db.backends.sqlite3")
+    assert "django_ai_chat.E001" in _ids(deploy=False)

@@ -488,6 +488,102 @@ async def test_a_failed_delta_publish_surfaces_at_the_next_append(
     assert (row.text, row.complete) == ("Hello", True)
 
 
+async def test_a_failed_delta_publish_does_not_stop_the_final_message(
+    rows: Rows, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A NOTIFY that fails after the last append: the row completes and browsers hear of it."""
+    answer_id = await rows.create()
+    real_apublish = pubsub.apublish
+    failed = False
+
+    async def flaky(topic: str, payload: dict[str, Any], **kwargs: Any) -> None:
+        nonlocal failed
+        if payload["type"] == "delta" and not failed:
+            failed = True
+            raise ConnectionError("transient")
+        await real_apublish(topic, payload, **kwargs)
+
+    seen: list[str] = []
+    async with pubsub.subscribe(rows.topic) as spy:
+        async with rows.writer(answer_id, flush_interval=0) as writer:
+            monkeypatch.setattr(pubsub, "apublish", flaky)
+            await writer.append("Hello")
+            await asyncio.sleep(0.01)  # the delta's publish fails in the background
+            await writer.finish(complete=True)
+        async with asyncio.timeout(WAIT):
+            while "message" not in seen:
+                _topic, payload = await anext(spy)
+                seen.append(payload["type"])
+    assert seen == ["flushed", "message"]
+    row = await rows.get(answer_id)
+    assert (row.text, row.complete) == ("Hello", True)
+
+
+async def test_a_sync_is_answered_while_the_model_keeps_streaming(
+    rows: Rows, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`flushed` waits for the deltas before the `sync`, not for the stream to pause."""
+    answer_id = await rows.create()
+    real_apublish = pubsub.apublish
+    loop = asyncio.get_running_loop()
+
+    async def slow(topic: str, payload: dict[str, Any], **kwargs: Any) -> None:
+        await asyncio.sleep(0.02)  # a busy database: publishing is slower than the tokens
+        await real_apublish(topic, payload, **kwargs)
+
+    flushed_at: float | None = None
+    async with pubsub.subscribe(rows.topic) as spy:
+
+        async def watch() -> None:
+            nonlocal flushed_at
+            async for _topic, payload in spy:
+                if payload["type"] == "flushed":
+                    flushed_at = loop.time()
+                    return
+
+        watcher = asyncio.create_task(watch())
+        async with rows.writer(answer_id, flush_interval=0) as writer:
+            monkeypatch.setattr(pubsub, "apublish", slow)
+            await writer.append("a")
+            await real_apublish(control_topic(rows.topic), {"type": "sync", "id": str(answer_id)})
+            for _ in range(200):  # a second of tokens, one every 5 ms
+                await writer.append("x")
+                await asyncio.sleep(0.005)
+            streamed_until = loop.time()
+            await writer.finish(complete=True)
+        await asyncio.wait_for(watcher, WAIT)
+    assert flushed_at is not None
+    assert flushed_at < streamed_until
+
+
+async def test_leaving_the_writer_unsubscribes_whatever_happened_to_the_deltas(
+    rows: Rows, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answer_id = await rows.create()
+
+    async def down(topic: str, payload: dict[str, Any], **kwargs: Any) -> None:
+        raise ConnectionError("down")
+
+    subscribed: list[tuple[str, ...]] = []
+    real_subscribe = pubsub.subscribe
+
+    @contextlib.asynccontextmanager
+    async def tracking_subscribe(*topics: str, **kwargs: Any) -> AsyncIterator[Any]:
+        async with real_subscribe(*topics, **kwargs) as subscription:
+            subscribed.append(topics)
+            try:
+                yield subscription
+            finally:
+                subscribed.remove(topics)
+
+    monkeypatch.setattr(pubsub, "subscribe", tracking_subscribe)
+    async with rows.writer(answer_id, flush_interval=0) as writer:
+        assert subscribed == [(control_topic(rows.topic),)]
+        monkeypatch.setattr(pubsub, "apublish", down)
+        await writer.append("Hello")  # its publish fails in the background
+    assert subscribed == []
+
+
 async def test_relay_rereads_everything_after_a_resync(rows: Rows) -> None:
     """Lost pub/sub messages (listener reconnect, slow consumer) end in a re-read, not a gap."""
     answer_id = await rows.create(text="Hi")

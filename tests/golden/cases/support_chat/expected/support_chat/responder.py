@@ -100,6 +100,7 @@ async def respond(message_id: str, *, actor: Any) -> None:
             .filter(length__lte=len(text))
             .aupdate(text=text, updated_at=timezone.now(), **fields)
         )
+        await sync_to_async(_release_connections)()
 
     async with AnswerWriter(answer_id, topic=topic, flush=write) as writer:
         try:
@@ -114,8 +115,8 @@ async def respond(message_id: str, *, actor: Any) -> None:
         except IntegrityError:
             return  # stopped, or answered by a duplicate job, just now
         await pubsub.apublish(topic, {"type": "message", "id": str(answer_id)})
-        # An answer streams for seconds to minutes without touching the database: give the
-        # connection back meanwhile, so running answers do not each hold one.
+        # An answer streams for seconds to minutes and touches the database only now and then
+        # (writes, tools): between those it holds no pooled connection.
         await sync_to_async(_release_connections)()
         try:
             result = await _stream_answer(writer, history, actor)
@@ -162,6 +163,7 @@ async def name_conversation(conversation_id: str) -> None:
         return
     messages = [m async for m in conversation.messages.filter(complete=True).order_by("id")[:10]]
     history = [_chat_message(m) for m in messages if m.text.strip()]
+    await sync_to_async(_release_connections)()  # not while the model thinks
     try:
         title = _clean_title(
             await agenerate_text(
@@ -266,10 +268,11 @@ async def _history(question: Message) -> list[ChatMessage]:
 
 
 def _release_connections() -> None:
-    # To the pool with `OPTIONS["pool"]` (closed otherwise); the next query takes one again.
-    # Not inside a transaction (a test's, say): closing would end it.
+    # Back to the pool (`OPTIONS["pool"]`) until the next query takes one again. Without a pool
+    # the connection stays: opening another for the next write would cost more than keeping it.
+    # Never inside a transaction (a test's, say): closing would end it.
     for connection in connections.all(initialized_only=True):
-        if not connection.in_atomic_block:
+        if connection.settings_dict["OPTIONS"].get("pool") and not connection.in_atomic_block:
             connection.close()
 
 
