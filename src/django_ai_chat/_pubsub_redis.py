@@ -20,7 +20,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
         'pip install "django-ai-chat[redis]"'
     ) from exc
 
-from django_ai_chat.pubsub import _BatchingPublisher
+from django_ai_chat.pubsub import _BatchingPublisher, _Outgoing
 
 _clients: dict[str, redis.Redis] = {}
 _clients_lock = threading.Lock()
@@ -45,18 +45,17 @@ def publish(url: str, channel: str, data: str) -> None:
 class AsyncPublisher(_BatchingPublisher):
     """A pooled asyncio client for one event loop; a batch is one pipeline."""
 
-    def __init__(self, url: str, channel: str) -> None:
+    def __init__(self, url: str) -> None:
         super().__init__()
         self._client = aredis.Redis.from_url(url)
-        self._channel = channel
 
-    async def _send(self, messages: list[str]) -> None:
+    async def _send(self, messages: list[_Outgoing]) -> None:
         if len(messages) == 1:
-            await self._client.publish(self._channel, messages[0])
+            await self._client.publish(*messages[0])
             return
         async with self._client.pipeline(transaction=False) as pipe:
-            for message in messages:
-                pipe.publish(self._channel, message)
+            for channel, message in messages:
+                pipe.publish(channel, message)
             await pipe.execute()
 
     async def close(self) -> None:

@@ -1,9 +1,12 @@
 """Publish/subscribe by topic across processes: Postgres LISTEN/NOTIFY, or Redis.
 
 One listening connection per process (per event loop) carries every topic on one channel; the
-topic travels in the message and is fanned out in-process to the subscribers of that topic. A
-message is `(topic, payload)` where the payload is a small JSON object (ids and text deltas, never
-HTML): encoded, it must stay under `MAX_PAYLOAD_BYTES`.
+topic travels in the message and is fanned out in-process to the subscribers of that topic.
+Control topics (ending in `CONTROL_SUFFIX`, `":control"`) travel on a second channel of their
+own, so that a process following only those (an answer worker waiting for `stop`) does not
+receive the stream of everything else; it then has one listening connection on that channel
+instead. A message is `(topic, payload)` where the payload is a small JSON object (ids and text
+deltas, never HTML): encoded, it must stay under `MAX_PAYLOAD_BYTES`.
 
 Backend: Postgres on the `default` database unless `AI_CHAT_PUBSUB_URL` starts with `redis://`
 (or `rediss://`, `unix://`), then Redis pub/sub (`pip install "django-ai-chat[redis]"`).
@@ -36,7 +39,7 @@ import json
 import logging
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from django.db import connections, transaction
@@ -48,6 +51,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHANNEL",
+    "CONTROL_CHANNEL",
+    "CONTROL_SUFFIX",
     "MAX_PAYLOAD_BYTES",
     "QUEUE_SIZE",
     "RESYNC_TYPE",
@@ -60,7 +65,13 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 CHANNEL: Final = "django_ai_chat"
-"""The one Postgres NOTIFY channel / Redis channel every topic travels on."""
+"""The Postgres NOTIFY channel / Redis channel every topic but control topics travels on."""
+
+CONTROL_SUFFIX: Final = ":control"
+"""Topics ending in this travel on `CONTROL_CHANNEL`: requests to workers, not data streams."""
+
+CONTROL_CHANNEL: Final = "django_ai_chat_control"
+"""The channel of control topics (`CONTROL_SUFFIX`)."""
 
 MAX_PAYLOAD_BYTES: Final = 7_000
 """Largest encoded message (topic + JSON payload) accepted; Postgres NOTIFY stops at 8,000."""
@@ -91,6 +102,10 @@ def _check_topic(topic: object) -> None:
             f"Invalid pub/sub topic {topic!r}: use a non-empty string without newlines, "
             "e.g. 'chat:messages:<id>'."
         )
+
+
+def _channel(topic: str) -> str:
+    return CONTROL_CHANNEL if topic.endswith(CONTROL_SUFFIX) else CHANNEL
 
 
 def _encode(topic: str, payload: dict[str, Any]) -> str:
@@ -153,8 +168,9 @@ class _Transport(Protocol):
 
 
 class _PgTransport:
-    def __init__(self, using: str) -> None:
+    def __init__(self, using: str, channel: str) -> None:
         self._using = using
+        self._channel = channel
         self._conn: psycopg.AsyncConnection[Any] | None = None
 
     async def connect(self) -> None:
@@ -163,7 +179,7 @@ class _PgTransport:
         params = _pg_params(self._using)
         params["application_name"] = _LISTENER_APP_NAME
         self._conn = await psycopg.AsyncConnection.connect(**params, autocommit=True)
-        await self._conn.execute(f'LISTEN "{CHANNEL}"')
+        await self._conn.execute(f'LISTEN "{self._channel}"')
 
     async def messages(self) -> AsyncIterator[str]:
         assert self._conn is not None
@@ -179,17 +195,21 @@ class _PgTransport:
 
 _NOTIFY_ONE: Final = "SELECT pg_notify(%s, %s)"
 _NOTIFY_MANY: Final = (
-    "SELECT pg_notify(%s, m) FROM unnest(%s::text[]) WITH ORDINALITY AS b(m, i) ORDER BY i"
+    "SELECT pg_notify(c, m) FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS b(c, m, i) "
+    "ORDER BY i"
 )
 
+_Outgoing = tuple[str, str]
+"""A message to send: `(channel, encoded message)`."""
 
-def _without_duplicates(messages: list[str]) -> list[list[str]]:
+
+def _without_duplicates(messages: list[_Outgoing]) -> list[list[_Outgoing]]:
     # NOTIFY delivers identical payloads sent in one transaction only once; a batch is one
     # transaction, so split it where a message repeats to keep one publish = one delivery.
     if len(set(messages)) == len(messages):
         return [messages]
-    chunks: list[list[str]] = [[]]
-    seen: set[str] = set()
+    chunks: list[list[_Outgoing]] = [[]]
+    seen: set[_Outgoing] = set()
     for message in messages:
         if message in seen:
             chunks.append([])
@@ -208,13 +228,13 @@ class _BatchingPublisher:
     """
 
     def __init__(self) -> None:
-        self._pending: list[tuple[str, asyncio.Future[None]]] = []
+        self._pending: list[tuple[_Outgoing, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
-    async def publish(self, data: str) -> None:
+    async def publish(self, channel: str, data: str) -> None:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
-        self._pending.append((data, done))
+        self._pending.append(((channel, data), done))
         if self._flusher is None or self._flusher.done():
             self._flusher = loop.create_task(self._flush())
         await done
@@ -233,7 +253,7 @@ class _BatchingPublisher:
                     if not done.done():
                         done.set_result(None)
 
-    async def _send(self, messages: list[str]) -> None:
+    async def _send(self, messages: list[_Outgoing]) -> None:
         raise NotImplementedError
 
     async def close(self) -> None:
@@ -249,11 +269,11 @@ class _AsyncPgPublisher(_BatchingPublisher):
         self._using = using
         self._conn: psycopg.AsyncConnection[Any] | None = None
 
-    async def _send(self, messages: list[str]) -> None:
+    async def _send(self, messages: list[_Outgoing]) -> None:
         for chunk in _without_duplicates(messages):
             await self._send_chunk(chunk)
 
-    async def _send_chunk(self, messages: list[str]) -> None:
+    async def _send_chunk(self, messages: list[_Outgoing]) -> None:
         import psycopg
 
         for attempt in (1, 2):
@@ -263,9 +283,10 @@ class _AsyncPgPublisher(_BatchingPublisher):
                 )
             try:
                 if len(messages) == 1:
-                    await self._conn.execute(_NOTIFY_ONE, (CHANNEL, messages[0]))
+                    await self._conn.execute(_NOTIFY_ONE, messages[0])
                 else:
-                    await self._conn.execute(_NOTIFY_MANY, (CHANNEL, messages))
+                    channels, bodies = zip(*messages, strict=True)
+                    await self._conn.execute(_NOTIFY_MANY, (list(channels), list(bodies)))
                 return
             except psycopg.OperationalError:
                 # The server closed an idle connection (restart, idle timeout): one fresh try.
@@ -324,8 +345,9 @@ class Subscription:
         self._items.append(message)
         self._wake()
 
-    def _resync(self, reason: str) -> None:
-        self._items.extend((t, {"type": RESYNC_TYPE, "reason": reason}) for t in self.topics)
+    def _resync(self, reason: str, topics: Iterable[str] | None = None) -> None:
+        topics = self.topics if topics is None else topics
+        self._items.extend((t, {"type": RESYNC_TYPE, "reason": reason}) for t in topics)
         self._wake()
 
     def _close(self) -> None:
@@ -339,7 +361,11 @@ class Subscription:
 
 
 class _Hub:
-    """The listener of one event loop and backend, fanning messages out to subscriptions."""
+    """The listener of one event loop, backend and channel, fanning messages out to subscriptions.
+
+    A subscription whose topics travel on both channels is added to both hubs, each with the
+    topics of its channel.
+    """
 
     def __init__(self, transport: _Transport, on_idle: Callable[[], None]) -> None:
         self._transport = transport
@@ -351,11 +377,11 @@ class _Hub:
         self._last_error: BaseException | None = None
         self._linger: asyncio.TimerHandle | None = None
 
-    async def add(self, sub: Subscription) -> None:
+    async def add(self, sub: Subscription, topics: tuple[str, ...]) -> None:
         if self._linger is not None:
             self._linger.cancel()
             self._linger = None
-        for topic in sub.topics:
+        for topic in topics:
             self._by_topic.setdefault(topic, set()).add(sub)
         self._count += 1
         if self._task is None:
@@ -367,23 +393,22 @@ class _Hub:
         try:
             await asyncio.wait_for(self._ready.wait(), _CONNECT_TIMEOUT)
         except TimeoutError:
-            self.remove(sub)
+            self.remove(sub, topics)
             raise ConnectionError(
                 f"Pub/sub listener could not connect within {_CONNECT_TIMEOUT:g} s "
                 f"(last error: {self._last_error!r}). Check the database / AI_CHAT_PUBSUB_URL."
             ) from self._last_error
         except BaseException:
-            self.remove(sub)
+            self.remove(sub, topics)
             raise
 
-    def remove(self, sub: Subscription) -> None:
-        for topic in sub.topics:
+    def remove(self, sub: Subscription, topics: tuple[str, ...]) -> None:
+        for topic in topics:
             subs = self._by_topic.get(topic)
             if subs is not None:
                 subs.discard(sub)
                 if not subs:
                     del self._by_topic[topic]
-        sub._close()
         self._count -= 1
         if self._count == 0 and self._task is not None:
             # Keep the connection a while: SSE clients come and go, reconnecting costs ~5 ms.
@@ -422,8 +447,12 @@ class _Hub:
                     self._ready.set()
                     if connected_before:
                         logger.info("Pub/sub listener reconnected.")
-                        for sub in {s for subs in self._by_topic.values() for s in subs}:
-                            sub._resync("reconnected")
+                        lost: dict[Subscription, list[str]] = {}
+                        for topic, subs in self._by_topic.items():
+                            for sub in subs:
+                                lost.setdefault(sub, []).append(topic)
+                        for sub, topics in lost.items():
+                            sub._resync("reconnected", topics)
                     connected_before = True
                     attempt = 0
                     async for data in self._transport.messages():
@@ -467,7 +496,7 @@ class _LoopState:
 
 
 class _Publisher(Protocol):
-    async def publish(self, data: str) -> None: ...
+    async def publish(self, channel: str, data: str) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -487,27 +516,32 @@ def _state() -> _LoopState:
     return state
 
 
-def _hub_key(using: str) -> tuple[tuple[str, ...], Callable[[], _Transport]]:
+def _backend_key(using: str) -> tuple[str, ...]:
     url = _redis_url()
     if url is not None:
-        from django_ai_chat import _pubsub_redis
-
-        return ("redis", url), lambda: _pubsub_redis.RedisTransport(url, CHANNEL)
+        return ("redis", url)
     settings = connections[using].settings_dict
-    key = ("pg", using, str(settings["NAME"]), str(settings["HOST"]), str(settings["PORT"]))
-    return key, lambda: _PgTransport(using)
+    return ("pg", using, str(settings["NAME"]), str(settings["HOST"]), str(settings["PORT"]))
 
 
-def _hub(using: str) -> _Hub:
+def _hub(using: str, channel: str) -> _Hub:
     hubs = _state().hubs
-    key, make_transport = _hub_key(using)
+    backend = _backend_key(using)
+    key = (*backend, channel)
     hub = hubs.get(key)
     if hub is None:
 
         def forget() -> None:
             hubs.pop(key, None)
 
-        hub = hubs[key] = _Hub(make_transport(), forget)
+        transport: _Transport
+        if backend[0] == "redis":
+            from django_ai_chat import _pubsub_redis
+
+            transport = _pubsub_redis.RedisTransport(backend[1], channel)
+        else:
+            transport = _PgTransport(using, channel)
+        hub = hubs[key] = _Hub(transport, forget)
     return hub
 
 
@@ -532,21 +566,22 @@ def publish(topic: str, payload: dict[str, Any], *, using: str = "default") -> N
         TypeError: The payload is not a JSON-serialisable dict.
     """
     data = _encode(topic, payload)
+    channel = _channel(topic)
     url = _redis_url()
     if url is not None:
         from django_ai_chat import _pubsub_redis
 
         if not connections[using].in_atomic_block:
-            _pubsub_redis.publish(url, CHANNEL, data)
+            _pubsub_redis.publish(url, channel, data)
             return
         # robust: the transaction is already committed when this runs, so a Redis outage is
         # logged rather than turned into an error for work that did succeed.
         transaction.on_commit(
-            lambda: _pubsub_redis.publish(url, CHANNEL, data), using=using, robust=True
+            lambda: _pubsub_redis.publish(url, channel, data), using=using, robust=True
         )
         return
     with connections[using].cursor() as cursor:
-        cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, data])
+        cursor.execute(_NOTIFY_ONE, [channel, data])
 
 
 async def apublish(topic: str, payload: dict[str, Any], *, using: str = "default") -> None:
@@ -566,17 +601,17 @@ async def apublish(topic: str, payload: dict[str, Any], *, using: str = "default
     """
     data = _encode(topic, payload)
     publishers = _state().publishers
-    key, _ = _hub_key(using)
+    key = _backend_key(using)
     publisher = publishers.get(key)
     if publisher is None:
         if key[0] == "redis":
             from django_ai_chat import _pubsub_redis
 
-            publisher = _pubsub_redis.AsyncPublisher(key[1], CHANNEL)
+            publisher = _pubsub_redis.AsyncPublisher(key[1])
         else:
             publisher = _AsyncPgPublisher(using)
         publishers[key] = publisher
-    await publisher.publish(data)
+    await publisher.publish(_channel(topic), data)
 
 
 @contextlib.asynccontextmanager
@@ -604,10 +639,18 @@ async def subscribe(*topics: str, using: str = "default") -> AsyncIterator[Subsc
         raise ValueError("subscribe() needs at least one topic, e.g. 'chat:messages:<id>'.")
     for topic in topics:
         _check_topic(topic)
-    hub = _hub(using)
     sub = Subscription(tuple(dict.fromkeys(topics)))
-    await hub.add(sub)
+    by_channel: dict[str, tuple[str, ...]] = {}
+    for topic in sub.topics:
+        by_channel[_channel(topic)] = (*by_channel.get(_channel(topic), ()), topic)
+    added: list[tuple[_Hub, tuple[str, ...]]] = []
     try:
+        for channel, channel_topics in by_channel.items():
+            hub = _hub(using, channel)
+            await hub.add(sub, channel_topics)  # removes itself again if it fails
+            added.append((hub, channel_topics))
         yield sub
     finally:
-        hub.remove(sub)
+        for hub, channel_topics in added:
+            hub.remove(sub, channel_topics)
+        sub._close()

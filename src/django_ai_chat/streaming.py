@@ -10,9 +10,9 @@ ends with exactly the model's text: no gap, no duplicate. See `docs/architecture
 
 Payloads on `chat:messages:<conversation_id>` (`messages_topic`): `message` (a row changed:
 re-read it), `delta`, `flushed` (worker → relay: the row holds `end` characters). Requests to
-the worker travel on the topic's control topic (`<topic>:control`), so that a worker does not
-receive, let alone decode, the stream of deltas it publishes itself: `sync` (relay → worker:
-flush now) and `stop` (`request_stop`, from the stop action).
+the worker travel on the topic's control topic (`<topic>:control`, on pub/sub's control
+channel), so that a worker does not receive the stream of deltas it and the other workers
+publish: `sync` (relay → worker: flush now) and `stop` (`request_stop`, from the stop action).
 
 Example (worker):
     ```python
@@ -104,7 +104,7 @@ def request_stop(topic: str, message_id: object) -> None:
 
 def control_topic(topic: str) -> str:
     """The topic of requests to the worker answering on `topic` (`sync`, `stop`)."""
-    return f"{topic}:control"
+    return f"{topic}{pubsub.CONTROL_SUFFIX}"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -329,6 +329,59 @@ async def test_concurrent_publishes_arrive_in_order_and_duplicates_are_kept(
     assert received == [(topic, {"type": "message", "id": 1})] * 5 + [(topic, {"type": "end"})]
 
 
+def _listened_channels(backend: str) -> set[str]:
+    if backend == "redis":
+        import redis
+        from django.conf import settings
+
+        client = redis.Redis.from_url(settings.AI_CHAT_PUBSUB_URL, decode_responses=True)
+        try:
+            return set(client.pubsub_channels())
+        finally:
+            client.close()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT query FROM pg_stat_activity "
+            "WHERE application_name = 'django_ai_chat.pubsub' AND datname = current_database()"
+        )
+        return {row[0].removeprefix("LISTEN ").strip('"') for row in cursor.fetchall()}
+
+
+async def test_control_topics_travel_on_a_channel_of_their_own(backend: str, topic: str) -> None:
+    """A process that follows only control topics (a worker) does not listen to the data."""
+    control = topic + pubsub.CONTROL_SUFFIX
+    async with pubsub.subscribe(control) as requests:
+        assert await _in_thread(lambda: _listened_channels(backend)) == {pubsub.CONTROL_CHANNEL}
+        # Published together, so data and control go out in one batch.
+        await asyncio.gather(
+            *(pubsub.apublish(topic, {"n": n}) for n in range(3)),
+            pubsub.apublish(control, {"type": "stop"}),
+        )
+        await _in_thread(lambda: pubsub.publish(control, {"type": "sync"}))
+        assert [await _next(requests) for _ in range(2)] == [
+            (control, {"type": "stop"}),
+            (control, {"type": "sync"}),
+        ]
+
+
+async def test_one_subscription_may_follow_both_channels(backend: str, topic: str) -> None:
+    control = topic + pubsub.CONTROL_SUFFIX
+    async with pubsub.subscribe(topic, control) as messages:
+        await asyncio.gather(pubsub.apublish(topic, {"n": 1}), pubsub.apublish(control, {"n": 2}))
+        assert {_key(await _next(messages)) for _ in range(2)} == {(topic, 1), (control, 2)}
+        # One listener per channel, each reconnects and tells about its own topics.
+        assert await _in_thread(lambda: _kill_listener(backend)) == 2
+        resyncs = {_key(await _next(messages)) for _ in range(2)}
+        assert resyncs == {(topic, "reconnected"), (control, "reconnected")}
+        await pubsub.apublish(control, {"n": 3})
+        assert await _next(messages) == (control, {"n": 3})
+
+
+def _key(message: tuple[str, dict[str, Any]]) -> tuple[str, Any]:
+    topic, payload = message
+    return topic, payload.get("n", payload.get("reason"))
+
+
 async def test_a_failed_publish_reports_its_error_to_the_caller(
     backend: str, topic: str, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
