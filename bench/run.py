@@ -506,30 +506,20 @@ class Bench:
         with psycopg.connect(self.cluster.url, autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {name}")
         url = self.cluster.url.rsplit("/", 1)[0] + f"/{name}"
-        try:
-            out = subprocess.run(
-                [sys.executable, str(ROOT / "bench" / "pubsub_bench.py"), "--streams", "100"],
-                cwd=ROOT,
-                env=dict(os.environ) | {"DATABASE_URL": url},
-                capture_output=True,
-                text=True,
-                timeout=180,
-                check=False,
-            )
-            lines = (out.stdout + out.stderr[-2000:]).strip().splitlines()
-        except subprocess.TimeoutExpired:
-            lines = ["timed out after 180 s"]
-        self.results["pubsub"] = lines
-        for line in lines:
-            log(f"  pubsub: {line}")
-        self.save()
+        script = [str(ROOT / "bench" / "pubsub_bench.py"), "--streams", "100"]
+        self._tool("pubsub", script, {"DATABASE_URL": url})
 
     def sdk_floor(self) -> None:
         """`bench/sdk_floor.py`: CPU per token of reading a stream through the LLM libraries."""
+        self._tool("sdk_floor", ["-m", "bench.sdk_floor"], {})
+
+    def _tool(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        """Run a bench script to its end (3 minutes at most); its output goes in verbatim."""
         try:
             out = subprocess.run(
-                [sys.executable, "-m", "bench.sdk_floor"],
+                [sys.executable, *args],
                 cwd=ROOT,
+                env=dict(os.environ) | env,
                 capture_output=True,
                 text=True,
                 timeout=180,
@@ -538,9 +528,9 @@ class Bench:
             lines = (out.stdout + out.stderr[-2000:]).strip().splitlines()
         except subprocess.TimeoutExpired:
             lines = ["timed out after 180 s"]
-        self.results["sdk_floor"] = lines
+        self.results[name] = lines
         for line in lines:
-            log(f"  floor: {line}")
+            log(f"  {name}: {line}")
         self.save()
 
     async def profile(self, seconds: int = 20, *, first_token: bool = False) -> None:
