@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -122,36 +121,6 @@ class Project:
         new, count = re.subn(r"(RESPONSES_QUEUE:\s*)\d+", rf"\g<1>{concurrency}", text, count=1)
         jobs.write_text(new)
         return count == 1
-
-    def patch_job_context(self) -> bool:
-        """Experiment: run each answer job in its own asgiref thread (and DB connection).
-
-        Without it every ORM call of every concurrent job in a worker process goes through one
-        shared thread and one connection, which procrastinate closes after each job.
-        """
-        jobs = self.dir / self.app / "jobs.py"
-        text = jobs.read_text()
-        old = "        await responder.respond(message_id, actor=await _load_actor(actor_id))\n"
-        new = (
-            "        from asgiref.sync import ThreadSensitiveContext, sync_to_async\n"
-            "        from django.db import close_old_connections\n\n"
-            "        async with ThreadSensitiveContext():\n"
-            "            try:\n"
-            "                actor = await _load_actor(actor_id)\n"
-            "                await responder.respond(message_id, actor=actor)\n"
-            "            finally:\n"
-            "                await sync_to_async(close_old_connections)()\n"
-        )
-        if old not in text:
-            return False
-        jobs.write_text(text.replace(old, new, 1))
-        return True
-
-    def install_experiments(self) -> None:
-        """Make `bench/experiments.py` load in every process of the project (see its docstring)."""
-        shutil.copy(Path(__file__).with_name("experiments.py"), self.dir / "bench_experiments.py")
-        models = self.dir / self.app / "models.py"
-        models.write_text(models.read_text() + "\n\nimport bench_experiments  # noqa: E402, F401\n")
 
     def set_constant(self, module: str, name: str, value: str) -> bool:
         """Set a module-level constant of the generated app (e.g. views.STREAM_COALESCE)."""

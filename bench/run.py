@@ -128,10 +128,6 @@ class Bench:
             self.results["coalesce_patched"] = self.project.set_constant(
                 "views.py", "STREAM_COALESCE", repr(self.args.coalesce)
             )
-        if "job-context" in self.args.patch:
-            self.results["patched_job_context"] = self.project.patch_job_context()
-        if self.args.patch & {"relay-leading", "source-batch"}:
-            self.project.install_experiments()
         self.results["generated_constants"] = self.project.constants()
         self.project.manage("migrate", "--noinput")
         log(f"seeding {self.args.users} users")
@@ -163,7 +159,6 @@ class Bench:
             "AI_CHAT_OPENAI_BASE_URL": self.provider_base,
             "OPENAI_API_KEY": "sk-bench",
         }
-        env["BENCH_EXPERIMENTS"] = ",".join(sorted(self.args.patch))
         if "no-db-pool" in self.args.patch:
             env["BENCH_NO_DB_POOL"] = "1"
         web_port = procs.free_port()
@@ -712,7 +707,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--patch",
         default="",
-        help="comma list of experiments: job-context, no-db-pool, relay-leading, source-batch",
+        help="comma list of experiments: no-db-pool (settings without the connection pool)",
     )
     p.add_argument("--profile", action="store_true", help="py-spy web and worker at the top level")
     p.add_argument("--profile-first-token", action="store_true", help="py-spy short answers")
