@@ -640,17 +640,17 @@ async def subscribe(*topics: str, using: str = "default") -> AsyncIterator[Subsc
     for topic in topics:
         _check_topic(topic)
     sub = Subscription(tuple(dict.fromkeys(topics)))
-    by_channel: dict[str, tuple[str, ...]] = {}
+    by_channel: dict[str, list[str]] = {}
     for topic in sub.topics:
-        by_channel[_channel(topic)] = (*by_channel.get(_channel(topic), ()), topic)
+        by_channel.setdefault(_channel(topic), []).append(topic)
     added: list[tuple[_Hub, tuple[str, ...]]] = []
     try:
         for channel, channel_topics in by_channel.items():
-            hub = _hub(using, channel)
-            await hub.add(sub, channel_topics)  # removes itself again if it fails
-            added.append((hub, channel_topics))
+            hub, hub_topics = _hub(using, channel), tuple(channel_topics)
+            await hub.add(sub, hub_topics)  # removes itself again if it fails
+            added.append((hub, hub_topics))
         yield sub
     finally:
-        for hub, channel_topics in added:
-            hub.remove(sub, channel_topics)
+        for hub, hub_topics in added:
+            hub.remove(sub, hub_topics)
         sub._close()
