@@ -211,3 +211,17 @@ def test_a_file_where_the_app_goes_is_an_issue(root: Path) -> None:
     project = gen_chat(Project(root), options("--live"), target(root))
     assert project.issues == ["'chat' exists and is not a directory: choose another --domain."]
     assert project.changed == []
+
+
+def test_a_block_the_settings_patcher_declines_after_editing_the_file_keeps_its_notice(
+    root: Path,
+) -> None:
+    settings = root / "mysite" / "settings.py"
+    settings.write_text(
+        settings.read_text() + "\ntry:\n    from .local import *\nexcept ImportError:\n    pass\n"
+    )
+    project = gen_chat(Project(root), options("--live"), target(root))
+    assert project.files[P("mysite/settings.py")].status == "update"
+    notices = "\n".join(project.notices)
+    assert 'OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")' in notices
+    assert 'ASGI_APPLICATION = "mysite.asgi.application"' in notices

@@ -34,8 +34,10 @@ def test_updates_accumulate_against_the_disk_content(tmp_path: Path) -> None:
         "A = 1\n",
         "A = 1\nB = 2\nC = 3\n",
     )
-    # A patcher that declines after an update keeps the update.
-    assert project.update_file(P("settings.py"), lambda s: None).status == "update"
+    # A patcher that declines after an update keeps the update, and is told it declined.
+    assert project.update_file(P("settings.py"), lambda s: None).status == "skip"
+    assert project.files[P("settings.py")].status == "update"
+    assert project.files[P("settings.py")].after == "A = 1\nB = 2\nC = 3\n"
 
 
 def test_unrecognised_or_absent_files_are_skipped(tmp_path: Path) -> None:

@@ -96,11 +96,13 @@ class Project:
     def _record(self, change: FileChange) -> FileChange:
         previous = self.files.get(change.path)
         if previous is not None and previous.before != change.before:
+            if change.status == "skip":
+                # The earlier edits stay in the set, but the caller must learn that this patch
+                # did not apply: it owes the user a notice.
+                return change
             # A second update of a file already in the set: keep the original disk content so
             # the status and the diff describe the whole run.
             status: Status = "identical" if previous.before == change.after else "update"
-            if change.status == "skip":
-                status = previous.status
             change = FileChange(change.path, previous.before, change.after, status)
         self.files[change.path] = change
         return change
