@@ -28,6 +28,7 @@ from pydantic_ai.messages import (
     PartStartEvent,
     TextPart,
     TextPartDelta,
+    ToolCallPart,
     UserPromptPart,
 )
 from pydantic_ai.usage import RunUsage, UsageLimits
@@ -153,6 +154,13 @@ def _error_for(error: Exception) -> ErrorEvent:
     return ErrorEvent(reason="provider_error", message=message)
 
 
+def _is_empty(response: ModelResponse) -> bool:
+    return not any(
+        isinstance(part, ToolCallPart) or (isinstance(part, TextPart) and part.content)
+        for part in response.parts
+    )
+
+
 @dataclass(frozen=True)
 class _Run:
     prompt: str
@@ -199,6 +207,11 @@ async def _produce(run_spec: _Run, emit: Callable[[Event], Awaitable[None]]) -> 
                                 text.append(delta)
                                 await emit(TextDeltaEvent(text=delta))
                 elif Agent.is_call_tools_node(node):
+                    if _is_empty(node.model_response):
+                        # pydantic-ai would ask again, and a model that said nothing once says
+                        # nothing again: up to `max_rounds` identical requests. The caller
+                        # sees a run without text (the responder shows its "empty" message).
+                        break
                     async with node.stream(run.ctx) as tools_stream:
                         async for event in tools_stream:
                             if tool_event := _tool_event(event):

@@ -119,6 +119,11 @@ class ScriptedLLM(FunctionModel):
         self, messages: list[ModelMessage], info: AgentInfo
     ) -> AsyncIterator[str | DeltaToolCalls]:
         turn = self._next_turn(messages, info)
+        if not turn:
+            # A provider's empty reply is a stream without content; FunctionModel insists on one
+            # item, and an empty string is what such a stream amounts to.
+            yield ""
+            return
         for index, item in enumerate(turn):
             if isinstance(item, BaseException):
                 raise item

@@ -438,3 +438,27 @@ def test_the_sync_wrapper_runs_registered_model_tools() -> None:
     [result] = [e for e in events if isinstance(e, ToolResultEvent)]
     assert not result.is_error
     assert "Groceries" in str(result.content)
+
+
+@pytest.mark.parametrize("turn", [[], [""], ["  \n"]], ids=["no-parts", "empty", "blank"])
+async def test_an_empty_model_reply_ends_the_run_without_asking_again(turn: list[str]) -> None:
+    # pydantic-ai re-prompts a model that returned no text and no tool call; with our unbounded
+    # retries that meant up to max_rounds identical requests for one empty reply.
+    llm = ScriptedLLM([turn, ["never requested"]])
+
+    events = await collect(astream(HI, system_prompt="", model=llm, tools=[Lookup()]))
+
+    assert len(llm.requests) == 1
+    assert not any(isinstance(e, ErrorEvent) for e in events)
+    done = events[-1]
+    assert isinstance(done, DoneEvent) and done.text.strip() == "" and done.rounds == 1
+
+
+async def test_an_empty_reply_after_a_tool_round_ends_the_run_with_the_text_so_far() -> None:
+    llm = ScriptedLLM([["Looking. ", ToolCall("lookup", {"word": "x"})], [], ["never"]])
+
+    events = await collect(astream(HI, system_prompt="", model=llm, tools=[Lookup()]))
+
+    assert len(llm.requests) == 2
+    done = events[-1]
+    assert isinstance(done, DoneEvent) and done.text == "Looking. " and done.rounds == 2

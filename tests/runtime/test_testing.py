@@ -376,3 +376,13 @@ async def test_the_guard_is_active_in_every_test_and_names_itself_in_the_loop_er
     error = events[0]
     assert isinstance(error, ErrorEvent) and error.reason == "provider_error"
     assert "RealLLMRequestBlocked" in error.message
+
+
+async def test_an_empty_reply_over_http_is_requested_once(server: FakeOpenAIServer) -> None:
+    events = await collect(
+        astream(ask("[tokens:0]"), system_prompt="S", model=openai_model(server), tools=False)
+    )
+
+    assert len(server.requests) == 1
+    assert answer(events) == ""
+    assert not any(isinstance(e, ErrorEvent) for e in events)
