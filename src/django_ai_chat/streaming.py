@@ -44,7 +44,7 @@ import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Protocol, Self
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, Self, TypeAlias
 
 from django_ai_chat import pubsub
 from django_ai_chat.conf import ai_chat_settings
@@ -57,12 +57,17 @@ __all__ = [
     "KEEPALIVE_SECONDS",
     "SYNC_TIMEOUT_SECONDS",
     "AnswerWriter",
+    "ConversationEvent",
     "Cursor",
     "FlushCallback",
     "StreamedMessage",
+    "aconversation_changed",
+    "amessage_changed",
     "control_topic",
+    "conversation_changed",
     "conversations_topic",
     "event_stream_response",
+    "message_changed",
     "messages_topic",
     "relay",
     "request_stop",
@@ -105,6 +110,72 @@ def request_stop(topic: str, message_id: object) -> None:
 def control_topic(topic: str) -> str:
     """The topic of requests to the worker answering on `topic` (`sync`, `stop`)."""
     return f"{topic}{pubsub.CONTROL_SUFFIX}"
+
+
+ConversationEvent: TypeAlias = Literal["created", "updated", "deleted"]
+"""What happened to a conversation, as announced on its owner's conversations topic."""
+
+
+def message_changed(conversation_id: object, message_id: object) -> None:
+    """Announce that message `message_id` was created, changed or deleted: pages re-read it.
+
+    Sync; inside `transaction.atomic()` it goes out at commit, and never for a rolled-back
+    write (see `pubsub.publish`). For a deletion, take the ids before deleting: Django sets a
+    deleted instance's `pk` to `None`.
+
+    Raises:
+        ValueError: An id is `None` (e.g. read from an instance after `delete()`).
+    """
+    pubsub.publish(messages_topic(_id(conversation_id)), _message_payload(message_id))
+
+
+async def amessage_changed(conversation_id: object, message_id: object) -> None:
+    """Async `message_changed`, published at once (on its own connection: no transaction)."""
+    await pubsub.apublish(messages_topic(_id(conversation_id)), _message_payload(message_id))
+
+
+def conversation_changed(
+    owner_id: object | None, conversation_id: object, event: ConversationEvent
+) -> None:
+    """Announce to the owner's conversation lists (`None`: no-user mode) that one changed.
+
+    Sync, transactional like `message_changed`; for `"deleted"`, call it before the delete
+    (or with ids taken before it).
+
+    Raises:
+        ValueError: `conversation_id` is `None`, or `event` is not one of `ConversationEvent`.
+    """
+    pubsub.publish(conversations_topic(owner_id), _conversation_payload(conversation_id, event))
+
+
+async def aconversation_changed(
+    owner_id: object | None, conversation_id: object, event: ConversationEvent
+) -> None:
+    """Async `conversation_changed`, published at once."""
+    payload = _conversation_payload(conversation_id, event)
+    await pubsub.apublish(conversations_topic(owner_id), payload)
+
+
+def _id(value: object) -> str:
+    # A deleted instance's pk is None: announcing "None" would leave a ghost on every page.
+    if value is None:
+        raise ValueError(
+            "Cannot announce a change of id None: take the id before deleting the row "
+            "(Django sets a deleted instance's pk to None)."
+        )
+    return str(value)
+
+
+def _message_payload(message_id: object) -> dict[str, Any]:
+    return {"type": "message", "id": _id(message_id)}
+
+
+def _conversation_payload(conversation_id: object, event: str) -> dict[str, Any]:
+    if event not in ("created", "updated", "deleted"):
+        raise ValueError(
+            f"Unknown conversation event {event!r}: use 'created', 'updated' or 'deleted'."
+        )
+    return {"type": "conversation", "id": _id(conversation_id), "event": event}
 
 
 # ---------------------------------------------------------------------------------------------

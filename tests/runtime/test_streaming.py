@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import connection
+from django.db import connection, transaction
 from django.test import RequestFactory
 
 from django_ai_chat import pubsub, streaming
@@ -848,3 +848,67 @@ def test_event_stream_response_has_sse_headers() -> None:
     assert response["Content-Type"] == "text/event-stream"
     assert response["X-Accel-Buffering"] == "no"
     assert response["Cache-Control"] == "no-cache"
+
+
+# ---------------------------------------------------------------------------------------------
+# Publishers
+
+
+async def _received(topic: str, publish: Any) -> tuple[str, dict[str, Any]]:
+    async with pubsub.subscribe(topic) as subscription:
+        await publish()
+        async with asyncio.timeout(WAIT):
+            return await anext(subscription)
+
+
+def _in_transaction(call: Any) -> Any:
+    """`call` inside a committed transaction on a thread's own connection, as an awaitable."""
+
+    def run() -> None:
+        try:
+            with transaction.atomic():
+                call()
+        finally:
+            connection.close()
+
+    return lambda: asyncio.to_thread(run)
+
+
+async def test_message_changed_names_the_message() -> None:
+    conversation, message = uuid.uuid4(), uuid.uuid4()
+    topic = streaming.messages_topic(conversation)
+    expected = (topic, {"type": "message", "id": str(message)})
+
+    sync = _in_transaction(lambda: streaming.message_changed(conversation, message))
+    assert await _received(topic, sync) == expected
+    assert (
+        await _received(topic, lambda: streaming.amessage_changed(conversation, message))
+        == expected
+    )
+
+
+async def test_conversation_changed_reaches_the_owner_s_list() -> None:
+    conversation = uuid.uuid4()
+    for owner, topic in ((7, "chat:conversations:7"), (None, "chat:conversations:all")):
+        sync = _in_transaction(
+            lambda o=owner: streaming.conversation_changed(o, conversation, "created")
+        )
+        payload = {"type": "conversation", "id": str(conversation), "event": "created"}
+        assert await _received(topic, sync) == (topic, payload)
+        payload["event"] = "deleted"
+        published = await _received(
+            topic, lambda o=owner: streaming.aconversation_changed(o, conversation, "deleted")
+        )
+        assert published == (topic, payload)
+
+
+async def test_an_id_of_none_is_refused_not_announced() -> None:
+    # A deleted instance's pk is None: announcing "None" would leave a ghost on every page.
+    with pytest.raises(ValueError, match="before deleting"):
+        await streaming.amessage_changed(uuid.uuid4(), None)
+    with pytest.raises(ValueError, match="before deleting"):
+        streaming.message_changed(uuid.uuid4(), None)
+    with pytest.raises(ValueError, match="before deleting"):
+        await streaming.aconversation_changed(1, None, "deleted")
+    with pytest.raises(ValueError, match="'renamed'"):
+        streaming.conversation_changed(1, uuid.uuid4(), "renamed")  # type: ignore[arg-type]

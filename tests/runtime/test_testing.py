@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from django.test import override_settings
 from openai import AsyncOpenAI
 from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.openai import OpenAIProvider
@@ -30,6 +31,7 @@ from django_ai_chat.testing import (
     ToolCall,
     Turn,
     block_real_llm_requests,
+    make_user,
 )
 
 
@@ -386,3 +388,37 @@ async def test_an_empty_reply_over_http_is_requested_once(server: FakeOpenAIServ
     assert len(server.requests) == 1
     assert answer(events) == ""
     assert not any(isinstance(e, ErrorEvent) for e in events)
+
+
+@pytest.mark.django_db
+def test_make_user_fills_the_default_user_model() -> None:
+    user = make_user("alice")
+
+    assert (user.username, user.email) == ("alice", "alice@example.com")
+    assert not user.has_usable_password()
+    assert make_user("bob", password="s3cret", first_name="Bob").check_password("s3cret")
+
+
+@pytest.mark.django_db
+@override_settings(AUTH_USER_MODEL="testapp.EmailUser")
+def test_make_user_fills_what_a_custom_user_model_requires() -> None:
+    # USERNAME_FIELD = "email", REQUIRED_FIELDS = ["username"], a manager without create_user.
+    user = make_user("alexandra")
+
+    assert type(user).__name__ == "EmailUser"
+    assert (user.email, user.username) == ("alexandra@example.com", "alexa")  # max_length 5
+    assert not user.has_usable_password()
+    assert make_user("bob", email="robert@example.com").email == "robert@example.com"
+
+
+@pytest.mark.django_db
+@override_settings(AUTH_USER_MODEL="testapp.EmailUser")
+def test_make_user_asks_for_a_required_field_it_cannot_invent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.testapp.models import EmailUser
+
+    monkeypatch.setattr(EmailUser, "REQUIRED_FIELDS", ["username", "birth_year"])
+    with pytest.raises(TypeError, match=r"'birth_year'.*make_user\('alice', birth_year=\.\.\.\)"):
+        make_user("alice")
+    assert make_user("alice", birth_year=1990).birth_year == 1990

@@ -1,4 +1,4 @@
-"""Models the runtime's tests expose as tools."""
+"""Models of the runtime's tests: notes exposed as tools, and a concrete chat."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ import uuid
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.db import models
+
+from django_ai_chat.models import AbstractConversation, AbstractMessage
 
 
 class NoteQuerySet(models.QuerySet["Note"]):
@@ -59,3 +62,40 @@ class Reminder(models.Model):
 
     def __str__(self) -> str:
         return self.text
+
+
+class Conversation(AbstractConversation):
+    """A concrete conversation, as a generated app declares it (the runtime's answering tests)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_conversations"
+    )
+
+    class Meta(AbstractConversation.Meta):
+        indexes = [models.Index(fields=["user", "-updated_at"], name="testapp_conv_recent")]
+
+
+class Message(AbstractMessage):
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+
+    class Meta(AbstractMessage.Meta):
+        indexes = [models.Index(fields=["conversation", "-id"], name="testapp_msg_history")]
+
+
+class EmailUser(AbstractBaseUser):
+    """A user model signing in by email that also requires a username (`make_user`'s tests)."""
+
+    email = models.EmailField(unique=True)
+    username = models.CharField(max_length=5)
+    birth_year = models.PositiveSmallIntegerField(null=True)
+
+    objects = BaseUserManager["EmailUser"]()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = ["username"]
+
+    def __str__(self) -> str:
+        return self.email

@@ -1,0 +1,92 @@
+"""What a person may post: a message's text and a conversation's title, validated once.
+
+The generated actions validate through `clean_message_text` and `clean_title`, and the views
+through `MessageForm` and `RenameForm`, so a script calling an action and a browser posting a form
+get the same errors (same messages, same codes).
+
+Example:
+    ```python
+    form = MessageForm(request.POST)
+    if not form.is_valid():
+        return HttpResponseBadRequest(form.errors["text"][0])
+    actions.create_message(request.user, text=form.cleaned_data["text"])
+    ```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from django_ai_chat.conf import ai_chat_settings
+from django_ai_chat.models import TITLE_MAX_LENGTH
+
+__all__ = ["MessageForm", "RenameForm", "clean_message_text", "clean_title"]
+
+
+def clean_message_text(text: Any) -> str:
+    """`text` as a user message stores it: unchanged (never trimmed), or a `ValidationError`.
+
+    Raises:
+        ValidationError: Blank (`code="blank"`), holds a NUL character (`"null_characters"`:
+            PostgreSQL cannot store it) or is longer than `AI_CHAT_MAX_MESSAGE_LENGTH`
+            (`"max_length"`).
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ValidationError("Message cannot be empty", code="blank")
+    if "\x00" in text:
+        # A person never types it, a script might.
+        raise ValidationError("Message cannot contain NUL characters.", code="null_characters")
+    limit = ai_chat_settings.MAX_MESSAGE_LENGTH
+    if len(text) > limit:
+        raise ValidationError(
+            f"Message is too long ({len(text)} characters; the limit is {limit}).",
+            code="max_length",
+        )
+    return text
+
+
+def clean_title(text: Any) -> str:
+    """A title a person chose, stripped of surrounding whitespace, or a `ValidationError`.
+
+    Raises:
+        ValidationError: Blank (`code="blank"`), holds a NUL character (`"null_characters"`) or
+            is longer than `TITLE_MAX_LENGTH` (`"max_length"`).
+    """
+    title = text.strip() if isinstance(text, str) else ""
+    if not title:
+        raise ValidationError("Title cannot be empty.", code="blank")
+    if "\x00" in title:
+        raise ValidationError("Title cannot contain NUL characters.", code="null_characters")
+    if len(title) > TITLE_MAX_LENGTH:
+        raise ValidationError(
+            f"Title is too long ({len(title)} characters; the limit is {TITLE_MAX_LENGTH}).",
+            code="max_length",
+        )
+    return title
+
+
+class _CleanedField(forms.CharField):
+    """A text field validated by one function only (its messages and codes, nothing added)."""
+
+    def __init__(self, cleaner: Callable[[Any], str], **kwargs: Any) -> None:
+        super().__init__(strip=False, **kwargs)
+        self.cleaner = cleaner
+
+    def clean(self, value: Any) -> str:
+        return self.cleaner(self.to_python(value))
+
+
+class MessageForm(forms.Form):
+    """A user message: `text`, validated by `clean_message_text` (kept exactly as typed)."""
+
+    text = _CleanedField(clean_message_text, widget=forms.Textarea)
+
+
+class RenameForm(forms.Form):
+    """A conversation's new title: `title`, validated by `clean_title` (stripped)."""
+
+    title = _CleanedField(clean_title, max_length=TITLE_MAX_LENGTH)

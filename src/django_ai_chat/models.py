@@ -1,0 +1,249 @@
+"""Abstract chat models and their querysets: the model side of the chat's mechanics.
+
+A generated app's `models.py` subclasses `AbstractConversation` and `AbstractMessage`, adding
+what is its own: the owner foreign key, the message's `conversation` foreign key (with
+`related_name="messages"`) and the indexes. The rules every caller relies on live here once:
+who sees which rows (`for_actor`, also the default scope of `ModelTools`), which conversations
+need a title, which questions need an answer, and the one answer per question
+(`create_answer`: the database refuses a second one).
+
+Example:
+    ```python
+    class Conversation(AbstractConversation):
+        user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+
+
+    class Message(AbstractMessage):
+        conversation = models.ForeignKey(
+            Conversation, on_delete=models.CASCADE, related_name="messages"
+        )
+    ```
+
+The app `django_ai_chat` holds no concrete model and therefore no migration.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Self, TypeVar
+
+from asgiref.sync import sync_to_async
+from django.db import IntegrityError, models, transaction
+from django.utils import timezone
+from uuid_utils.compat import uuid7
+
+if TYPE_CHECKING:
+    from django.db.models.fields.related_descriptors import RelatedManager
+
+__all__ = [
+    "TITLE_MAX_LENGTH",
+    "AbstractConversation",
+    "AbstractMessage",
+    "ConversationQuerySet",
+    "MessageQuerySet",
+    "new_id",
+    "signed_in",
+]
+
+TITLE_MAX_LENGTH: Final = 120
+"""Longest conversation title, in characters."""
+
+_TITLE_AFTER_MESSAGES: Final = 4
+_TITLE_DELAY: Final = timedelta(minutes=10)
+
+_C = TypeVar("_C", bound="AbstractConversation")
+_M = TypeVar("_M", bound="AbstractMessage")
+
+
+def new_id() -> uuid.UUID:
+    """A time-ordered UUID v7: ids sort by creation time, which history pagination relies on."""
+    return uuid7()
+
+
+def signed_in(actor: Any) -> bool:
+    """Whether `actor` is someone rows may belong to (not `None`, not an anonymous user)."""
+    return actor is not None and bool(getattr(actor, "is_authenticated", False))
+
+
+class ConversationQuerySet(models.QuerySet[_C]):
+    """Conversations, scoped with `for_actor`."""
+
+    def for_actor(self, actor: Any) -> Self:
+        """The conversations `actor` may see: those it owns (all of them in no-user mode).
+
+        The owner is the model's `owner_field`; `None` there means no-user mode (everyone shares
+        every conversation). With an owner field, `None` or an anonymous user sees none.
+        """
+        owner_field = self.model.owner_field
+        if owner_field is None:
+            return self.all()
+        if not signed_in(actor):
+            return self.none()
+        return self.filter(**{owner_field: actor})
+
+    def needing_title(self) -> Self:
+        """Untitled conversations with 4+ messages, or 2+ messages and older than 10 minutes."""
+        return (
+            self.filter(title="", title_locked=False)
+            .annotate(message_count=models.Count("messages"))
+            .filter(
+                models.Q(message_count__gte=_TITLE_AFTER_MESSAGES)
+                | models.Q(message_count__gt=1, inserted_at__lt=timezone.now() - _TITLE_DELAY)
+            )
+        )
+
+
+class MessageQuerySet(models.QuerySet[_M]):
+    """Messages, scoped with `for_actor`; `create_answer` makes the one answer to a question."""
+
+    def for_actor(self, actor: Any) -> Self:
+        """The messages of the conversations `actor` may see (see `ConversationQuerySet`)."""
+        owner_field = _conversation_model(self.model).owner_field
+        if owner_field is None:
+            return self.all()
+        if not signed_in(actor):
+            return self.none()
+        return self.filter(**{f"conversation__{owner_field}": actor})
+
+    def in_conversation(self, conversation_id: Any) -> Self:
+        """The messages of one conversation (by id)."""
+        return self.filter(**{"conversation_id": conversation_id})  # declared by subclasses
+
+    def needing_response(self) -> Self:
+        """User messages that no agent message answers yet (not even a stopped or failed one)."""
+        return self.filter(source=AbstractMessage.Source.USER, response__isnull=True)
+
+    def running(self) -> Self:
+        """Agent messages still streaming (`complete=False`)."""
+        return self.filter(source=AbstractMessage.Source.AGENT, complete=False)
+
+    def create_answer(self, question: AbstractMessage, **fields: Any) -> _M | None:
+        """Create the agent message answering `question`, or `None` when it has one already.
+
+        `fields` are set on the new row (`text` defaults to `""`). The database allows one answer
+        per question (`response_to` is one-to-one): a duplicate job, or a stop racing the job,
+        loses here and gets `None`. A savepoint keeps the caller's transaction usable.
+        """
+        try:
+            with transaction.atomic(using=self.db):
+                return self.create(
+                    conversation_id=question.conversation_id,
+                    response_to=question,
+                    source=AbstractMessage.Source.AGENT,
+                    **{"text": "", **fields},
+                )
+        except IntegrityError:
+            return None
+
+    async def acreate_answer(self, question: AbstractMessage, **fields: Any) -> _M | None:
+        """Async `create_answer` (one thread hop: the savepoint cannot span several)."""
+        return await sync_to_async(self.create_answer)(question, **fields)
+
+
+class AbstractConversation(models.Model):
+    """A conversation: its title and when it was last active. Subclass it, adding the owner.
+
+    Attributes:
+        owner_field: Name of the foreign key to the owner (`"user"`), or `None` for no-user mode.
+    """
+
+    owner_field: ClassVar[str | None] = "user"
+
+    id = models.UUIDField(primary_key=True, default=new_id, editable=False)
+    title = models.CharField(max_length=TITLE_MAX_LENGTH, blank=True, default="")
+    title_locked = models.BooleanField(
+        default=False, help_text="Set when a person renamed it: the naming job leaves it alone."
+    )
+    inserted_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    objects = ConversationQuerySet.as_manager()
+
+    if TYPE_CHECKING:
+        messages: RelatedManager[AbstractMessage]
+
+    class Meta:
+        """Subclasses extend it: `class Meta(AbstractConversation.Meta): indexes = [...]`."""
+
+        abstract = True
+        ordering = ["-updated_at"]
+
+    def __str__(self) -> str:
+        return self.title or f"Conversation {self.id}"
+
+    @property
+    def needs_title(self) -> bool:
+        """Whether the naming job should give it a title (same rule as `needing_title`)."""
+        if self.title or self.title_locked:
+            return False
+        count = self.messages.count()
+        old = self.inserted_at < timezone.now() - _TITLE_DELAY
+        return count >= _TITLE_AFTER_MESSAGES or (count > 1 and old)
+
+
+class AbstractMessage(models.Model):
+    """A message: a person's question (`USER`) or the agent's answer (`AGENT`) to one.
+
+    Subclass it, adding `conversation` (a foreign key with `related_name="messages"`).
+    """
+
+    class Source(models.TextChoices):
+        """Who wrote it: the person (`USER`) or the model (`AGENT`)."""
+
+        USER = "user"
+        AGENT = "agent"
+
+    id = models.UUIDField(primary_key=True, default=new_id, editable=False)
+    # Required but may be empty (an answer starts empty); stored exactly as written.
+    text = models.TextField(blank=True)
+    tool_calls = models.JSONField(default=list, blank=True)
+    tool_results = models.JSONField(default=list, blank=True)
+    source = models.CharField(max_length=5, choices=Source.choices, default=Source.USER)
+    complete = models.BooleanField(default=True, help_text="False while an answer streams.")
+    stopped = models.BooleanField(default=False, help_text="The person stopped the answer.")
+    error = models.CharField(max_length=500, blank=True, default="")
+    # One answer per user message: the database refuses a second one (a duplicate job, or a
+    # stop racing the job), which is what keeps answers from being produced twice.
+    response_to = models.OneToOneField(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="response"
+    )
+    inserted_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = MessageQuerySet.as_manager()
+
+    if TYPE_CHECKING:
+        # Declared by the subclass (a foreign key named `conversation`).
+        conversation_id: Any
+        response_to_id: Any
+
+        @property
+        def conversation(self) -> AbstractConversation:
+            """The conversation the message belongs to."""
+
+    class Meta:
+        """Subclasses extend it: `class Meta(AbstractMessage.Meta): indexes = [...]`."""
+
+        abstract = True
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.text[:50]}"
+
+    @property
+    def needs_response(self) -> bool:
+        """A user message without an answer (not even a stopped or failed one)."""
+        if self.source != self.Source.USER:
+            return False
+        return not type(self)._default_manager.filter(response_to_id=self.pk).exists()
+
+
+def _conversation_model(message_model: type[models.Model]) -> type[AbstractConversation]:
+    related = message_model._meta.get_field("conversation").related_model
+    if not (isinstance(related, type) and issubclass(related, AbstractConversation)):
+        raise TypeError(
+            f"{message_model.__name__}.conversation must be a foreign key to a subclass of "
+            f"AbstractConversation, not {related!r}."
+        )
+    return related

@@ -1,0 +1,78 @@
+"""Validation of what a person posts: the same messages and codes for actions and forms."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.test import override_settings
+
+from django_ai_chat.forms import MessageForm, RenameForm, clean_message_text, clean_title
+from django_ai_chat.models import TITLE_MAX_LENGTH
+
+
+def code_of(call: object, value: object) -> tuple[str | None, str]:
+    with pytest.raises(ValidationError) as raised:
+        call(value)  # type: ignore[operator]
+    return raised.value.code, raised.value.messages[0]
+
+
+def test_message_text_is_kept_exactly_as_typed() -> None:
+    assert clean_message_text("  Hello\n") == "  Hello\n"
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t", None, 3])
+def test_blank_message(text: object) -> None:
+    assert code_of(clean_message_text, text) == ("blank", "Message cannot be empty")
+
+
+def test_message_with_nul() -> None:
+    assert code_of(clean_message_text, "a\x00b") == (
+        "null_characters",
+        "Message cannot contain NUL characters.",
+    )
+
+
+@override_settings(AI_CHAT_MAX_MESSAGE_LENGTH=10)
+def test_too_long_message_names_the_limit() -> None:
+    assert clean_message_text("x" * 10) == "x" * 10
+    assert code_of(clean_message_text, "x" * 11) == (
+        "max_length",
+        "Message is too long (11 characters; the limit is 10).",
+    )
+
+
+def test_title_is_stripped() -> None:
+    assert clean_title("  Plans  ") == "Plans"
+
+
+@pytest.mark.parametrize(
+    ("title", "code"),
+    [(" ", "blank"), (None, "blank"), ("Pla\x00ns", "null_characters")],
+)
+def test_invalid_titles(title: object, code: str) -> None:
+    assert code_of(clean_title, title)[0] == code
+
+
+def test_too_long_title() -> None:
+    assert clean_title("x" * TITLE_MAX_LENGTH) == "x" * TITLE_MAX_LENGTH
+    too_long = "x" * (TITLE_MAX_LENGTH + 1)
+    assert code_of(clean_title, too_long) == (
+        "max_length",
+        f"Title is too long ({TITLE_MAX_LENGTH + 1} characters; the limit is {TITLE_MAX_LENGTH}).",
+    )
+
+
+def test_forms_validate_with_the_same_functions() -> None:
+    form = MessageForm({"text": "  Hi  "})
+    assert form.is_valid() and form.cleaned_data["text"] == "  Hi  "
+    form = MessageForm({"text": "Hi\x00"})
+    assert not form.is_valid()
+    assert form.errors.as_data()["text"][0].code == "null_characters"
+    assert not MessageForm({}).is_valid()
+
+    form = RenameForm({"title": " Trip "})
+    assert form.is_valid() and form.cleaned_data["title"] == "Trip"
+    form = RenameForm({"title": ""})
+    assert not form.is_valid()
+    assert form.errors["title"] == ["Title cannot be empty."]
+    assert f'maxlength="{TITLE_MAX_LENGTH}"' in str(form["title"])
