@@ -16,6 +16,18 @@ class Settings:
     MAX_ROUNDS: int = 10
     """Model requests per answer before the loop stops with a `max_rounds` error."""
 
+    FIRST_TOKEN_TIMEOUT: float | None = 90.0
+    """Seconds a model request may take to send its first text or tool call; `None`: no bound.
+
+    Reasoning models think before they speak: raise it for them rather than disable it.
+    """
+
+    IDLE_TIMEOUT: float | None = 60.0
+    """Seconds a streaming reply may go silent between two pieces of text; `None`: no bound."""
+
+    ANSWER_TIMEOUT: float | None = 600.0
+    """Seconds one answer may take in all, tool calls included; `None`: no bound."""
+
     PUBSUB_URL: str | None = None
     """`None`: Postgres LISTEN/NOTIFY on the default database. `redis://…`: Redis pub/sub."""
 

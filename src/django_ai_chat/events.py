@@ -49,7 +49,7 @@ class ToolResultEvent:
     kind: Literal["tool_result"] = "tool_result"
 
 
-ErrorReason = Literal["provider_error", "max_rounds", "cancelled", "configuration"]
+ErrorReason = Literal["provider_error", "max_rounds", "cancelled", "configuration", "timeout"]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ChatMessage",
+    "Timeouts",
     "ToolLike",
     "ToolsArg",
     "agenerate_text",
@@ -79,6 +80,87 @@ class ChatMessage:
     def __post_init__(self) -> None:
         if self.role not in ("user", "assistant"):
             raise ValueError(f"ChatMessage role must be 'user' or 'assistant', not {self.role!r}.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Timeouts:
+    """Bounds, in seconds, on how long one run waits for the provider (`None`: unbounded).
+
+    A provider that hangs would otherwise hold an answer until the HTTP client's own read
+    timeout (ten minutes for the openai SDK). When a bound expires the run ends with
+    `ErrorEvent(reason="timeout")`, keeps the text streamed so far, and closes the provider
+    stream. `Timeouts.from_settings()` reads `AI_CHAT_FIRST_TOKEN_TIMEOUT`,
+    `AI_CHAT_IDLE_TIMEOUT` and `AI_CHAT_ANSWER_TIMEOUT`.
+
+    Attributes:
+        first_token: From the start of a model request (the first, or the next one after tool
+            results) to its first text or tool call.
+        idle: Between two pieces of text of one streamed reply.
+        total: The whole run, tool calls included.
+    """
+
+    first_token: float | None = None
+    idle: float | None = None
+    total: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("first_token", "idle", "total"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"Timeouts.{name} must be a positive number of seconds or None.")
+
+    @classmethod
+    def from_settings(cls) -> Timeouts:
+        """The bounds configured by the `AI_CHAT_*_TIMEOUT` settings."""
+        return cls(
+            first_token=ai_chat_settings.FIRST_TOKEN_TIMEOUT,
+            idle=ai_chat_settings.IDLE_TIMEOUT,
+            total=ai_chat_settings.ANSWER_TIMEOUT,
+        )
+
+
+class _Clock:
+    """Which bound applies to the next wait, from the events seen so far."""
+
+    def __init__(self, bounds: Timeouts, now: float) -> None:
+        self.bounds = bounds
+        self.deadline = None if bounds.total is None else now + bounds.total
+        self.awaiting_reply = True  # a model request started and sent nothing yet
+        self.open_calls = 0  # tools announced and not finished: their time is theirs
+        self.rounds = 1
+        self.text: list[str] = []
+
+    def budget(self, now: float) -> tuple[float | None, str]:
+        """Seconds the next wait may take, and what to say when it takes longer."""
+        budget: float | None = None
+        reason = ""
+        if self.open_calls == 0:
+            if self.awaiting_reply and self.bounds.first_token is not None:
+                budget = self.bounds.first_token
+                reason = f"No first token from the model within {budget:g} s"
+                reason += " (AI_CHAT_FIRST_TOKEN_TIMEOUT)."
+            elif not self.awaiting_reply and self.bounds.idle is not None:
+                budget = self.bounds.idle
+                reason = f"The model sent nothing for {budget:g} s between tokens"
+                reason += " (AI_CHAT_IDLE_TIMEOUT)."
+        if self.deadline is not None and (budget is None or self.deadline - now < budget):
+            budget = max(0.0, self.deadline - now)
+            reason = f"The answer took more than {self.bounds.total:g} s in all"
+            reason += " (AI_CHAT_ANSWER_TIMEOUT)."
+        return budget, reason
+
+    def saw(self, event: Event) -> None:
+        if isinstance(event, TextDeltaEvent):
+            self.awaiting_reply = False
+            self.text.append(event.text)
+        elif isinstance(event, ToolCallEvent):
+            self.awaiting_reply = False
+            self.open_calls += 1
+        elif isinstance(event, ToolResultEvent):
+            self.open_calls = max(0, self.open_calls - 1)
+            if self.open_calls == 0:  # the results go back to the model: a new request
+                self.awaiting_reply = True
+                self.rounds += 1
 
 
 def _to_model_messages(messages: Sequence[ChatMessage]) -> tuple[str, list[ModelMessage]]:
@@ -263,6 +345,7 @@ async def astream(
     tools: ToolsArg = True,
     actor: Any = None,
     max_rounds: int | None = None,
+    timeouts: Timeouts | None = None,
 ) -> AsyncGenerator[Event, None]:
     """Run the tool loop and yield its events as they happen.
 
@@ -280,11 +363,13 @@ async def astream(
             list of tool objects (`name`, `description`, `parameters`, `acall(arguments, actor)`).
         actor: Who the tools run as (a user, or `None` in no-user mode).
         max_rounds: Model requests allowed; defaults to `AI_CHAT_MAX_ROUNDS`.
+        timeouts: Bounds on the waits for the provider; defaults to `Timeouts.from_settings()`.
 
     Yields:
         `TextDeltaEvent` as text streams in; `ToolCallEvent` before a tool runs and
         `ToolResultEvent` after (`is_error=True` for invalid arguments or a raising tool);
-        `ErrorEvent` when the run stops early (`max_rounds`, `provider_error`, `configuration`);
+        `ErrorEvent` when the run stops early (`max_rounds`, `provider_error`, `configuration`,
+        `timeout`);
         finally one `DoneEvent` with all text, summed usage and the number of rounds.
 
     Raises:
@@ -303,8 +388,27 @@ async def astream(
     queue: asyncio.Queue[object] = asyncio.Queue(maxsize=1)
     producer = asyncio.create_task(_produce(run_spec, queue.put), name="django_ai_chat.loop")
     producer.add_done_callback(_end_queue(queue))
+    loop = asyncio.get_running_loop()
+    clock = _Clock(timeouts or Timeouts.from_settings(), loop.time())
     try:
-        while (event := await _next_event(queue, producer)) is not None:
+        while True:
+            budget, reason = clock.budget(loop.time())
+            timeout = asyncio.timeout(budget)
+            try:
+                async with timeout:
+                    event = await _next_event(queue, producer)
+            except TimeoutError:
+                if not timeout.expired():
+                    raise
+                logger.warning("LLM provider timed out: %s", reason)
+                producer.cancel()  # closes the provider stream
+                await asyncio.wait({producer})
+                yield ErrorEvent(reason="timeout", message=reason)
+                yield DoneEvent(text="".join(clock.text), rounds=clock.rounds)
+                break
+            if event is None:
+                break
+            clock.saw(event)
             yield event
             if isinstance(event, DoneEvent):
                 break
@@ -331,6 +435,7 @@ def stream(
     tools: ToolsArg = True,
     actor: Any = None,
     max_rounds: int | None = None,
+    timeouts: Timeouts | None = None,
 ) -> Iterator[Event]:
     """Synchronous `astream`: the same events, on a private event loop in this thread.
 
@@ -344,6 +449,7 @@ def stream(
         tools: `True`, `False`, tool names or tool objects (as for `astream`).
         actor: Who the tools run as.
         max_rounds: Model requests allowed; defaults to `AI_CHAT_MAX_ROUNDS`.
+        timeouts: Bounds on the waits for the provider (as for `astream`).
 
     Yields:
         The events of `astream`, ending with one `DoneEvent`.
@@ -367,6 +473,7 @@ def stream(
         tools=tools,
         actor=actor,
         max_rounds=max_rounds,
+        timeouts=timeouts,
     )
     try:
         while True:
