@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from django_ai_chat.gen.apply import Mode, apply
-from django_ai_chat.gen.chat import gen_chat
+from django_ai_chat.gen.chat import gen_chat, settings_chain
 from django_ai_chat.gen.options import ChatOptions, add_arguments
 from django_ai_chat.gen.project import Project
 from django_ai_chat.gen.render import render_tree
@@ -225,3 +225,84 @@ def test_a_block_the_settings_patcher_declines_after_editing_the_file_keeps_its_
     notices = "\n".join(project.notices)
     assert 'OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")' in notices
     assert 'ASGI_APPLICATION = "mysite.asgi.application"' in notices
+
+
+def _cookiecutter(tmp_path: Path) -> tuple[Path, Target]:
+    shutil.copytree(CASES / "cookiecutter" / "input", tmp_path, dirs_exist_ok=True)
+    facts = target(
+        tmp_path,
+        settings_file=P("config/settings/local.py"),
+        settings_module="config.settings.local",
+        urls_file=P("config/urls.py"),
+        asgi_module=None,
+        wsgi_module="config.wsgi",
+    )
+    return tmp_path, facts
+
+
+def test_split_settings_are_patched_where_installed_apps_is_defined(tmp_path: Path) -> None:
+    root, facts = _cookiecutter(tmp_path)
+    project = gen_chat(Project(root), options("--live"), facts)
+    assert settings_chain(project, facts, "INSTALLED_APPS") == [
+        P("config/settings/local.py"),
+        P("config/settings/base.py"),
+    ]
+    base = project.files[P("config/settings/base.py")].after
+    assert '"django.contrib.sitemaps",\n    "procrastinate.contrib.django",\n' in base
+    assert '    "django_ai_chat",\n]\n\nLOCAL_APPS' in base
+    assert '"myproject.users",\n    "chat",\n' in base
+    assert '"django.middleware.clickjacking.XFrameOptionsMiddleware",\n    "django_htmx.' in base
+    assert 'OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")' in base
+    assert '"daphne",' not in base  # local.py puts its apps first at runtime: daphne goes there
+    local = project.files[P("config/settings/local.py")].after
+    assert 'INSTALLED_APPS = ["daphne", "django.contrib.humanize", *INSTALLED_APPS]' in local
+    assert not [n for n in project.notices if "INSTALLED_APPS" in n or "MIDDLEWARE" in n]
+
+
+def test_a_missing_asgi_py_is_written_beside_wsgi_py(tmp_path: Path) -> None:
+    root, facts = _cookiecutter(tmp_path)
+    project = gen_chat(Project(root), options("--live"), facts)
+    asgi = project.files[P("config/asgi.py")]
+    assert asgi.status == "create"
+    assert 'os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")' in (
+        asgi.after
+    )
+    assert "application = get_asgi_application()" in asgi.after
+    base = project.files[P("config/settings/base.py")].after
+    assert 'ASGI_APPLICATION = "config.asgi.application"' in base
+    no_ui = gen_chat(Project(root), options(), facts)
+    assert P("config/asgi.py") not in no_ui.files
+
+
+def test_without_wsgi_py_asgi_py_goes_in_the_settings_top_package(root: Path) -> None:
+    (root / "mysite" / "asgi.py").unlink()
+    facts = target(root, asgi_module=None, settings_module="mysite.settings")
+    project = gen_chat(Project(root), options("--live"), facts)
+    assert project.files[P("mysite/asgi.py")].status == "create"
+    assert (
+        "'DJANGO_SETTINGS_MODULE', 'mysite.settings'"
+        not in project.files[P("mysite/asgi.py")].after
+    )
+    assert "ASGI_APPLICATION = 'mysite.asgi.application'" in (
+        project.files[P("mysite/settings.py")].after
+    )
+
+
+def test_star_imports_are_followed_from_a_src_directory(tmp_path: Path) -> None:
+    settings_dir = tmp_path / "src" / "config" / "settings"
+    settings_dir.mkdir(parents=True)
+    (settings_dir / "dev.py").write_text("from config.settings.common import *  # noqa\n")
+    (settings_dir / "common.py").write_text("INSTALLED_APPS = ['a']\n")
+    facts = target(
+        tmp_path,
+        settings_file=P("src/config/settings/dev.py"),
+        settings_module="config.settings.dev",
+        source_root=P("src"),
+    )
+    assert settings_chain(Project(tmp_path), facts, "INSTALLED_APPS") == [
+        P("src/config/settings/dev.py"),
+        P("src/config/settings/common.py"),
+    ]
+    assert settings_chain(Project(tmp_path), facts, "MIDDLEWARE") == [
+        P("src/config/settings/dev.py")
+    ]

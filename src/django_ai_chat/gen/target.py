@@ -15,9 +15,11 @@ from typing import Any
 
 from django_ai_chat.gen.errors import GeneratorError
 
-_SETTINGS_DEFAULT = re.compile(
+SETTINGS_DEFAULT = re.compile(
     r"""os\.environ\.setdefault\(\s*['"]DJANGO_SETTINGS_MODULE['"]\s*,\s*['"]([\w.]+)['"]\s*\)"""
 )
+"""`manage.py`'s (or `wsgi.py`'s) default settings module."""
+_HERE = PurePosixPath(".")
 
 
 def find_root(start: Path) -> Path:
@@ -46,7 +48,7 @@ def setup_django(root: Path) -> None:
     """
     module = os.environ.get("DJANGO_SETTINGS_MODULE")
     if not module:
-        match = _SETTINGS_DEFAULT.search((root / "manage.py").read_text())
+        match = SETTINGS_DEFAULT.search((root / "manage.py").read_text())
         if match is None:
             raise GeneratorError(
                 f"Cannot tell the settings module from {str(root / 'manage.py')!r}: "
@@ -84,6 +86,13 @@ class Target:
     included_urlconfs: frozenset[str] = field(default_factory=frozenset)
     login_url: str = "/accounts/login/"
     login_url_resolves: bool = True
+    settings_module: str = ""
+    """Dotted name of the active settings module (`DJANGO_SETTINGS_MODULE`)."""
+    source_root: PurePosixPath = _HERE
+    """The directory (relative to `root`) the settings' top package is imported from: `src`
+    in a src layout."""
+    wsgi_module: str | None = None
+    """Dotted module of `WSGI_APPLICATION` when it is a file of the project."""
 
     @classmethod
     def from_django(cls, root: Path) -> Target:
@@ -95,9 +104,14 @@ class Target:
         urls_module = str(settings.ROOT_URLCONF)
         login_url = str(settings.LOGIN_URL)
         urlconfs, resolves = _urls(login_url)
+        settings_file = _module_file(root, settings_module)
+        wsgi = str(getattr(settings, "WSGI_APPLICATION", None) or "").rpartition(".")[0]
         return cls(
             root=root,
-            settings_file=_module_file(root, settings_module),
+            settings_file=settings_file,
+            settings_module=settings_module,
+            source_root=_source_root(settings_file, settings_module),
+            wsgi_module=wsgi if wsgi and _found_file(root, wsgi) is not None else None,
             urls_file=_module_file(root, urls_module),
             asgi_module=_asgi_module(root, settings_module),
             installed_apps=tuple(settings.INSTALLED_APPS),
@@ -112,6 +126,23 @@ class Target:
     def has_setting(self, name: str) -> bool:
         """Whether the running configuration defines `name` (wherever it is defined)."""
         return name in self.defined_settings
+
+    def module_path(self, dotted: str) -> PurePosixPath:
+        """Where the project module `dotted` lives (or would live), relative to `root`."""
+        return self.source_root.joinpath(*dotted.split(".")).with_suffix(".py")
+
+    def module_files(self, dotted: str) -> tuple[PurePosixPath, PurePosixPath]:
+        """The two files that may hold the project module or package `dotted`."""
+        base = self.source_root.joinpath(*dotted.split("."))
+        return base.with_suffix(".py"), base / "__init__.py"
+
+
+def _source_root(settings_file: PurePosixPath | None, dotted: str) -> PurePosixPath:
+    if settings_file is None:
+        return PurePosixPath(".")
+    depth = len(dotted.split(".")) + (settings_file.name == "__init__.py")
+    parts = settings_file.parts[: max(len(settings_file.parts) - depth, 0)]
+    return PurePosixPath(*parts) if parts else PurePosixPath(".")
 
 
 def _module_file(root: Path, dotted: str) -> PurePosixPath | None:
@@ -130,11 +161,27 @@ def _module_file(root: Path, dotted: str) -> PurePosixPath | None:
         return None
 
 
+def _found_file(root: Path, dotted: str) -> PurePosixPath | None:
+    """The project file of module `dotted`, found without running it (its packages are run)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(dotted)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin:
+        return None
+    try:
+        return PurePosixPath(Path(spec.origin).resolve().relative_to(root.resolve()).as_posix())
+    except ValueError:
+        return None
+
+
 def _asgi_module(root: Path, settings_module: str) -> str | None:
     package = settings_module.rpartition(".")[0]
     while package:
         candidate = f"{package}.asgi"
-        if (root / PurePosixPath(*candidate.split(".")).with_suffix(".py")).is_file():
+        if _found_file(root, candidate) is not None:
             return candidate
         package = package.rpartition(".")[0]
     return None

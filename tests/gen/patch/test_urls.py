@@ -12,9 +12,61 @@ def test_dynamic_urlpatterns_are_left_alone() -> None:
     check_noop(include_chat, "urlpatterns = build_patterns()\n", recognised=False)
 
 
-def test_augmented_urlpatterns_are_left_alone() -> None:
-    source = "urlpatterns = [\n    path('a/', view),\n]\nurlpatterns += static_patterns()\n"
+def test_rebound_urlpatterns_are_left_alone() -> None:
+    source = "urlpatterns = [\n    path('a/', view),\n]\nif X:\n    urlpatterns = other()\n"
     check_noop(include_chat, source, recognised=False)
+
+
+def test_extended_urlpatterns_get_the_include_in_their_literal() -> None:
+    check_transformed(
+        include_chat,
+        """\
+        from django.urls import include, path
+
+        urlpatterns = [
+            path('a/', view),
+        ] + static('/media/')
+        if DEBUG:
+            urlpatterns += static_patterns()
+            urlpatterns = [path('__debug__/', include(toolbar)), *urlpatterns]
+        urlpatterns = urlpatterns + [path('', include(wagtail_urls))]
+        """,
+        """\
+        from django.urls import include, path
+
+        urlpatterns = [
+            path('a/', view),
+            path('chat/', include('chat.urls')),
+        ] + static('/media/')
+        if DEBUG:
+            urlpatterns += static_patterns()
+            urlpatterns = [path('__debug__/', include(toolbar)), *urlpatterns]
+        urlpatterns = urlpatterns + [path('', include(wagtail_urls))]
+        """,
+    )
+
+
+def test_the_include_goes_before_a_catch_all_route() -> None:
+    check_transformed(
+        include_chat,
+        """\
+        from django.urls import include, path
+
+        urlpatterns = [
+            path('admin/', include(wagtailadmin_urls)),
+            path('', include(wagtail_urls)),
+        ]
+        """,
+        """\
+        from django.urls import include, path
+
+        urlpatterns = [
+            path('admin/', include(wagtailadmin_urls)),
+            path('chat/', include('chat.urls')),
+            path('', include(wagtail_urls)),
+        ]
+        """,
+    )
 
 
 def test_missing_urlpatterns_are_left_alone() -> None:
@@ -64,3 +116,54 @@ def test_a_nested_route_and_the_site_root() -> None:
     )
     root = partial(include_new, route="", urlconf="chat.urls")
     assert 'path("", include("chat.urls"))' in (root("urlpatterns = []\n") or "")
+
+
+def test_comments_between_routes_stay_where_they_are() -> None:
+    check_transformed(
+        include_chat,
+        """\
+        from django.urls import include, path
+
+        urlpatterns = [
+            path('a/', view),
+            # User management
+            path('users/', include('users.urls')),
+            # Your stuff: custom urls includes go here
+            *static('/media/'),
+        ]
+        """,
+        """\
+        from django.urls import include, path
+
+        urlpatterns = [
+            path('a/', view),
+            # User management
+            path('users/', include('users.urls')),
+            # Your stuff: custom urls includes go here
+            *static('/media/'),
+            path('chat/', include('chat.urls')),
+        ]
+        """,
+    )
+    check_transformed(
+        include_chat,
+        """\
+        from django.urls import include, path
+
+        urlpatterns = [
+            path('a/', view),
+            # Wagtail's page serving: anything not caught above
+            path('', include(wagtail_urls)),
+        ]
+        """,
+        """\
+        from django.urls import include, path
+
+        urlpatterns = [
+            path('a/', view),
+            path('chat/', include('chat.urls')),
+            # Wagtail's page serving: anything not caught above
+            path('', include(wagtail_urls)),
+        ]
+        """,
+    )

@@ -148,6 +148,21 @@ def extend_sequence(
     return node.with_changes(elements=[*head, *_join(items, between, end)])
 
 
+def insert_sequence(node: _Seq, index: int, value: cst.BaseExpression) -> _Seq:
+    """`node` with `value` inserted before its element `index`, laid out like its neighbours."""
+    old = list(node.elements)
+    if index >= len(old):
+        return extend_sequence(node, [value])
+    if index == 0:
+        return extend_sequence(node, [value], first=True)
+    # The comment lines before element `index` stay with it: they describe it.
+    before = old[index - 1]
+    plain = _between_comma(old[: index + 1]) or _comma_space()
+    comma = before.comma if isinstance(before.comma, cst.Comma) else plain
+    head = [*old[: index - 1], before.with_changes(comma=plain)]
+    return node.with_changes(elements=[*head, cst.Element(value, comma=comma), *old[index:]])
+
+
 def _extend_before_closing(
     node: _Seq,
     old: list[cst.BaseElement],
@@ -158,11 +173,13 @@ def _extend_before_closing(
     # The closing bracket owns the line break (and the comment after the old last element).
     closing = node.rbracket if isinstance(node, cst.List) else node.rpar[0]
     ws = closing.whitespace_before
+    # The old elements keep their commas: those hold the comment lines between them.
+    head = [*old[:-1], old[-1].with_changes(comma=between)]
     if not isinstance(ws, cst.ParenthesizedWhitespace):
         # Hanging style (`'b']`): keep the bracket where it is, no trailing comma.
-        return node.with_changes(elements=_join([*old, *items], between, None))
+        return node.with_changes(elements=[*head, *_join(items, between, None)])
     if ws.first_line.comment is None:
-        return node.with_changes(elements=_join([*old, *items], between, cst.Comma()))
+        return node.with_changes(elements=[*head, *_join(items, between, cst.Comma())])
     last = old[-1].comma
     before = last.whitespace_after if isinstance(last, cst.Comma) else None
     spaces = cst.SimpleWhitespace(
@@ -208,5 +225,6 @@ def _between_comma(elements: Sequence[cst.BaseElement]) -> cst.Comma | None:
     for comma in reversed(commas):
         ws = comma.whitespace_after
         if isinstance(ws, cst.ParenthesizedWhitespace) and ws.first_line.comment is None:
-            return comma
+            # Comment lines before the next element belong to it, not to the layout.
+            return comma.with_changes(whitespace_after=ws.with_changes(empty_lines=[]))
     return None

@@ -11,18 +11,56 @@ from django_ai_chat.gen.patch import _cst
 
 
 def _literal_patterns(module: cst.Module) -> cst.List | None:
-    statements = _cst.assignments(module, "urlpatterns")
-    if len(statements) != 1 or not isinstance(statements[0], cst.Assign):
+    """The literal list `urlpatterns` is defined with, when every other change only extends it."""
+    name = "urlpatterns"
+    definitions = [
+        small
+        for small in _cst.assignments(module, name)
+        if isinstance(small, cst.Assign) and not m.findall(small.value, m.Name(name))
+    ]
+    if len(definitions) != 1:
         return None
-    value = statements[0].value
+    for node in m.findall(
+        module,
+        m.Assign(targets=[m.ZeroOrMore(), m.AssignTarget(target=m.Name(name)), m.ZeroOrMore()])
+        | m.AugAssign(target=m.Name(name))
+        | m.AnnAssign(target=m.Name(name)),
+    ):
+        if node is definitions[0]:
+            continue
+        # `urlpatterns += …`, `urlpatterns = urlpatterns + […]`, `[*urlpatterns, …]` add routes
+        # after (or before) the literal; anything else rebinds it.
+        extends = (
+            isinstance(node, cst.AugAssign) and isinstance(node.operator, cst.AddAssign)
+        ) or (isinstance(node, cst.Assign) and bool(m.findall(node.value, m.Name(name))))
+        if not extends:
+            return None
+    value = definitions[0].value
     # `[...] + static(...)` / `[...] + debug_toolbar_urls()` are common: patch the literal part.
     while isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Add):
         value = value.left
-    if not isinstance(value, cst.List):
-        return None
-    if len(m.findall(module, m.Name("urlpatterns"))) != 1:
-        return None  # urlpatterns is also changed elsewhere (`urlpatterns += ...`, `.append`)
-    return value
+    return value if isinstance(value, cst.List) else None
+
+
+def _catch_all(element: cst.BaseElement) -> bool:
+    """`path("", include(…))` / `re_path(r"^", …)`: routes after it may never be reached."""
+    call = element.value
+    if not isinstance(call, cst.Call) or not call.args:
+        return False
+    func = call.func
+    name = func.value if isinstance(func, cst.Name) else getattr(func, "attr", None)
+    name = name.value if isinstance(name, cst.Name) else name
+    first = call.args[0].value
+    if not isinstance(first, cst.SimpleString):
+        return False
+    route = first.evaluated_value
+    if name == "path":
+        return (
+            route == ""
+            and len(call.args) > 1
+            and m.matches(call.args[1].value, m.Call(func=m.Name("include")))
+        )
+    return name == "re_path" and route in ("", "^")
 
 
 def mentions(source: str, text: str) -> bool:
@@ -46,7 +84,9 @@ def include_new(source: str, route: str, urlconf: str) -> str | None:
 
     Returns:
         The new source (unchanged when `urlconf` is already mentioned), or `None` when
-        `urlpatterns` is not one literal list assigned once at module level.
+        `urlpatterns` is not defined by one literal list at module level that later lines only
+        extend (`+=`, `urlpatterns = urlpatterns + […]`). The include goes before a catch-all
+        route of that list (`path("", include(wagtail_urls))`) so it can be reached.
     """
     if mentions(source, urlconf):
         return source
@@ -66,7 +106,8 @@ def include_new(source: str, route: str, urlconf: str) -> str | None:
             ),
         ],
     )
-    module = module.deep_replace(node, _cst.extend_sequence(node, [call]))  # type: ignore[assignment]
+    index = next((i for i, e in enumerate(node.elements) if _catch_all(e)), len(node.elements))
+    module = module.deep_replace(node, _cst.insert_sequence(node, index, call))  # type: ignore[assignment]
     context = CodemodContext()
     AddImportsVisitor.add_needed_import(context, "django.urls", "include")
     AddImportsVisitor.add_needed_import(context, "django.urls", "path")

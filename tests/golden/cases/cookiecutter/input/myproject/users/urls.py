@@ -1,0 +1,2 @@
+app_name = "users"
+urlpatterns: list[object] = []
