@@ -4,6 +4,7 @@ import io
 from pathlib import Path, PurePosixPath
 
 from django_ai_chat.gen.apply import CHANGES, IN_SYNC, ISSUES, WARNINGS, Mode, apply
+from django_ai_chat.gen.manifest import Entry, digest
 from django_ai_chat.gen.project import Project
 
 P = PurePosixPath
@@ -76,21 +77,59 @@ def test_issues_block_every_write(tmp_path: Path) -> None:
 
 def test_an_edited_generated_file_is_kept_and_check_stays_in_sync(tmp_path: Path) -> None:
     (tmp_path / "responder.py").write_text("PROMPT = 'mine'\n")
+    generated = "PROMPT = 'generated'\n"
 
     def project() -> Project:
         p = Project(tmp_path)
-        p.create_file(P("responder.py"), "PROMPT = 'generated'\n")
+        p.create_file(P("responder.py"), generated, record=Entry(digest(generated), generated))
         return p
 
     code, output = _apply(project(), yes=True)
     assert code == IN_SYNC
-    assert "conflict   responder.py" in output
-    assert "responder.py differs from what the generator writes: kept yours" in output
+    assert "  edited     responder.py\n" in output
     assert "(generated)" not in output
     assert (tmp_path / "responder.py").read_text() == "PROMPT = 'mine'\n"
     assert _apply(project(), check=True)[0] == IN_SYNC
     code, output = _apply(project(), dry_run=True)
     assert "--- responder.py (yours)\n+++ responder.py (generated)\n" in output
+
+
+def test_warnings_give_exit_code_2_in_every_mode(tmp_path: Path) -> None:
+    def project() -> Project:
+        p = Project(tmp_path)
+        p.add_warning("1 generated file(s) ... were kept")
+        return p
+
+    for mode in ({"yes": True}, {"check": True}, {"dry_run": True}):
+        code, output = _apply(project(), **mode)
+        assert code == WARNINGS, mode
+        assert "\nwarning: 1 generated file(s) ... were kept\n" in output
+    assert _apply(project(), yes=True)[1].endswith("Nothing to change: see the warnings above.\n")
+    # Changes and declined writes win over warnings; issues win over everything.
+    changed = _project(tmp_path)
+    changed.add_warning("w")
+    assert _apply(changed, check=True)[0] == CHANGES
+    assert _apply(changed)[0] == CHANGES
+    changed.add_issue("i")
+    assert _apply(changed, check=True)[0] == ISSUES
+
+
+def test_deletes_and_merges_are_diffed_and_written(tmp_path: Path) -> None:
+    (tmp_path / "old.py").write_text("A = 1\n")
+    (tmp_path / "edited.py").write_text("A = 2\n\nB = 1\n")
+    project = Project(tmp_path)
+    project.remove_file(P("old.py"), Entry(digest("A = 1\n"), "A = 1\n"))
+    base = "A = 1\n\nB = 1\n"
+    project.create_file(
+        P("edited.py"), "A = 1\n\nB = 3\n", record=Entry(digest(base), base), upgrade=True
+    )
+    code, output = _apply(project, yes=True)
+    assert code == IN_SYNC
+    assert output.startswith("  merge      edited.py\n  delete     old.py\n")
+    assert "--- a/old.py\n+++ /dev/null\n@@ -1 +0,0 @@\n-A = 1\n" in output
+    assert "--- a/edited.py\n+++ b/edited.py\n" in output
+    assert not (tmp_path / "old.py").exists()
+    assert (tmp_path / "edited.py").read_text() == "A = 2\n\nB = 3\n"
 
 
 def test_tasks_run_after_the_write_in_the_project(tmp_path: Path) -> None:

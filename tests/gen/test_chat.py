@@ -11,6 +11,7 @@ import pytest
 
 from django_ai_chat.gen.apply import Mode, apply
 from django_ai_chat.gen.chat import gen_chat, settings_chain
+from django_ai_chat.gen.manifest import MANIFEST_NAME
 from django_ai_chat.gen.options import ChatOptions, add_arguments
 from django_ai_chat.gen.project import Project
 from django_ai_chat.gen.render import render_tree
@@ -59,7 +60,9 @@ def test_a_stock_project_gets_the_app_settings_and_route(root: Path) -> None:
     opts = options("--live")
     project = gen_chat(Project(root), opts, target(root))
     rendered = render_tree(opts.context())
-    assert {p for p in project.files if p.parts[0] == "chat"} == {P("chat") / p for p in rendered}
+    assert {p for p in project.files if p.parts[0] == "chat"} == {
+        P("chat") / p for p in [*rendered, P(MANIFEST_NAME)]
+    }
     settings = project.files[P("mysite/settings.py")]
     assert settings.status == "update"
     for added in ("'daphne',\n    'django.contrib.admin'", "'django_htmx',", "'chat',\n]"):

@@ -100,3 +100,20 @@ def test_manage_py_gen_chat_is_the_same_engine(project: Path) -> None:
     assert done.stdout.startswith("django-ai-chat gen: app 'chat'")
     assert done.stdout.rstrip().endswith("In sync.")
     assert "--live-component" in run(project, "manage.py", "gen_chat", "--help").stdout
+
+
+def test_upgrade_replays_the_recorded_options(project: Path) -> None:
+    args = ("-m", "django_ai_chat.cli", "gen")
+    generated = run(project, *args, "--live", "--domain", "support", "--route", "/help", "--yes")
+    assert generated.returncode == 0, generated.stdout + generated.stderr
+    # No option given: the app, its route and its UI come from support/.django-ai-chat.json.
+    done = run(project, *args, "--upgrade", "--check")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith(
+        "Options from support/.django-ai-chat.json: "
+        "--domain support --live --route /help --user auth.User\n"
+    )
+    assert "app 'support'" in done.stdout and "UI: page at /help/" in done.stdout
+    assert done.stdout.rstrip().endswith("In sync.")
+    # Without --upgrade nothing is replayed: the default app 'chat' does not exist.
+    assert run(project, *args, "--check").returncode == 1

@@ -3,7 +3,8 @@
 Generates a complete AI chat into an existing Django project: models, actions, jobs, responder,
 tools, views, templates, worker command and tests in a new app, plus the settings, URLconf and
 dependency changes they need. Shows the changes, asks before writing (unless --yes), and is safe
-to re-run: files you have edited are kept and reported as conflicts. Works before
+to re-run: a re-run never changes a generated file; `--upgrade` brings them to this version,
+merging your edits in. Works before
 `django_ai_chat` is in INSTALLED_APPS (afterwards `python manage.py gen_chat` is the same).
 """
 

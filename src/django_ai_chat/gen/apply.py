@@ -1,7 +1,9 @@
 """Apply a `Project`: report, diff, confirm, write, run the queued tasks, print the notices.
 
-Exit codes (Igniter's): 0 done or in sync, 1 would change files (`--check`) or aborted,
-2 warnings (`--check`), 3 issues (nothing written).
+Exit codes, in this order of precedence: 3 issues (nothing written); 1 `--check` found files
+that would change, or the write was declined, or a task failed; 2 done (or in sync, or a dry
+run) with warnings, e.g. generated files left out of date or conflict markers written; 0 done
+or in sync.
 """
 
 from __future__ import annotations
@@ -20,7 +22,17 @@ IN_SYNC, CHANGES, WARNINGS, ISSUES = 0, 1, 2, 3
 _MINIFIED = 1000
 """A new file with a line longer than this is shown by its size only."""
 
-_COLOURS = {"+": "32", "-": "31", "@": "36", "create": "32", "update": "33", "conflict": "31"}
+_COLOURS = {
+    "+": "32",
+    "-": "31",
+    "@": "36",
+    "create": "32",
+    "update": "33",
+    "merge": "33",
+    "outdated": "33",
+    "conflict": "31",
+    "delete": "31",
+}
 
 
 class Output(Protocol):
@@ -51,23 +63,24 @@ class _Printer:
         self.out.write(text + "\n")
 
     def diff(self, change: FileChange) -> None:
-        if change.before is None and any(
-            len(line) > _MINIFIED for line in change.after.splitlines()
+        shown = change.before if change.status == "delete" else change.after
+        if (change.before is None or change.status == "delete") and any(
+            len(line) > _MINIFIED for line in (shown or "").splitlines()
         ):
             # Vendored or compiled assets (one-line CSS/JS) would drown the diff.
-            self.line(
-                f"+++ b/{change.path} ({len(change.after.encode())} bytes, minified: not shown)"
-            )
+            sign, side = ("---", "a") if change.status == "delete" else ("+++", "b")
+            size = len((shown or "").encode())
+            self.line(f"{sign} {side}/{change.path} ({size} bytes, minified: not shown)")
             return
         before = (change.before or "").splitlines(keepends=True)
         after = change.after.splitlines(keepends=True)
-        if change.status == "conflict":
-            # Show what the generator would turn the user's version into.
+        if not change.writes:
+            # A kept file: show what the generator would turn the user's version into.
             names = (f"{change.path} (yours)", f"{change.path} (generated)")
         else:
             names = (
                 f"a/{change.path}" if change.before is not None else "/dev/null",
-                f"b/{change.path}",
+                f"b/{change.path}" if change.status != "delete" else "/dev/null",
             )
         for line in difflib.unified_diff(before, after, *names):
             text = line.rstrip("\n")
@@ -87,9 +100,12 @@ def apply(
     p = _Printer(out)
     for path, change in sorted(project.files.items()):
         p.line(f"  {change.status:<10} {path}", _COLOURS.get(change.status))
-    shown = [c for c in project.files.values() if c.status == "update"]
+    # Every change to an existing file is diffed; a dry run also shows new files and what the
+    # generator would write over kept ones.
+    diffed = {"update", "merge", "conflict", "delete"}
     if mode.dry_run:
-        shown += [c for c in project.files.values() if c.status in ("create", "conflict")]
+        diffed |= {"create", "outdated", "edited"}
+    shown = [c for c in project.files.values() if c.status in diffed]
     for change in sorted(shown, key=lambda c: c.path):
         p.line()
         p.diff(change)
@@ -106,9 +122,10 @@ def apply(
         return _check(project, p)
     if mode.dry_run:
         p.line(f"\nDry run: {len(project.changed)} file(s) would change; nothing written.")
-        return IN_SYNC
+        return WARNINGS if project.warnings else IN_SYNC
     if not project.changed and not project.tasks:
-        p.line("\nNothing to change: the project is in sync.")
+        in_sync = "see the warnings above" if project.warnings else "the project is in sync"
+        p.line(f"\nNothing to change: {in_sync}.")
     else:
         if not mode.yes and not (confirm or _ask)("Write these changes? [Y/n] "):
             p.line("Aborted: nothing written.")
@@ -119,7 +136,7 @@ def apply(
     for notice in project.notices:
         p.line()
         p.line(notice)
-    return IN_SYNC
+    return WARNINGS if project.warnings else IN_SYNC
 
 
 def _check(project: Project, p: _Printer) -> int:
@@ -143,6 +160,9 @@ def _ask(prompt: str) -> bool:
 def _write(project: Project, p: _Printer) -> None:
     for change in project.changed:
         path = project.root / change.path
+        if change.status == "delete":
+            path.unlink(missing_ok=True)
+            continue
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(change.after)
     p.line(f"\nWrote {len(project.changed)} file(s).")

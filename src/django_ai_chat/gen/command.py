@@ -9,6 +9,7 @@ from pathlib import Path
 from django_ai_chat.gen.apply import ISSUES, Mode, Output, apply
 from django_ai_chat.gen.chat import gen_chat
 from django_ai_chat.gen.errors import GeneratorError
+from django_ai_chat.gen.manifest import MANIFEST_NAME, Manifest, replay_arguments
 from django_ai_chat.gen.options import EXAMPLES, ChatOptions, add_arguments
 from django_ai_chat.gen.project import Project
 from django_ai_chat.gen.target import Target
@@ -19,7 +20,9 @@ DESCRIPTION = """\
 Generate a complete AI chat into an existing Django project: models, actions, jobs, responder,
 tools, views, templates, worker command and tests in a new app, plus the settings, URLconf and
 dependency changes it needs. Shows the changes, asks before writing (unless --yes) and is safe
-to re-run: files you edited are kept and reported as conflicts."""
+to re-run: generated files are never changed by a re-run. After upgrading django-ai-chat,
+--upgrade updates the generated files you did not edit and merges the new version into the ones
+you did (conflicts marked inline, as `copier update` does)."""
 EPILOG = EXAMPLES
 
 
@@ -30,6 +33,8 @@ def run(ns: argparse.Namespace, *, root: Path, out: Output = sys.stdout) -> int:
         The exit code (see `django_ai_chat.gen.apply`).
     """
     try:
+        if ns.upgrade:
+            ns = _replayed(ns, root=root, out=out)
         opts = ChatOptions.from_namespace(ns, root=root)
     except GeneratorError as error:
         sys.stderr.write(f"error: {error}\n")
@@ -38,6 +43,44 @@ def run(ns: argparse.Namespace, *, root: Path, out: Output = sys.stdout) -> int:
     out.write(_summary(opts) + "\n\n")
     project = gen_chat(Project(root), opts, target)
     return apply(project, Mode(yes=opts.yes, dry_run=opts.dry_run, check=opts.check), out=out)
+
+
+def _replayed(ns: argparse.Namespace, *, root: Path, out: Output) -> argparse.Namespace:
+    """`ns` with the options recorded in the app's manifest where none was given.
+
+    As `copier update` replays the recorded answers, `gen --upgrade` alone regenerates with the
+    options the app was made with (a missing `--live` would otherwise drop the UI files). The
+    app is `--domain`'s, or the only app in `root` with a manifest.
+
+    Raises:
+        GeneratorError: the manifest cannot be read.
+    """
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    defaults = vars(parser.parse_args([]))
+    domain = str(ns.domain)
+    if domain == defaults["domain"] and not (root / domain / MANIFEST_NAME).is_file():
+        found = sorted(p.parent.name for p in root.glob(f"*/{MANIFEST_NAME}"))
+        domain = found[0] if len(found) == 1 else domain
+    try:
+        manifest = Manifest.read(root / domain)
+    except ValueError as error:
+        raise GeneratorError(f"{domain}/{error}: pass every option by hand.") from None
+    if manifest is None:
+        return ns
+    values = vars(ns).copy()
+    replayed = []
+    for name, value in replay_arguments(manifest.options).items():
+        if values.get(name) == defaults.get(name) and value != defaults.get(name):
+            values[name] = value
+            replayed.append(name)
+    if replayed:
+        flags = [
+            f"--{name.replace('_', '-')}" + ("" if values[name] is True else f" {values[name]}")
+            for name in sorted(replayed)
+        ]
+        out.write(f"Options from {domain}/{MANIFEST_NAME}: {' '.join(flags)}\n")
+    return argparse.Namespace(**values)
 
 
 def _summary(opts: ChatOptions) -> str:

@@ -44,8 +44,13 @@ examples:
         --provider anthropic --extend admin
   in CI: exit non-zero when the project is not in sync:
     %(prog)s --live --check
+  after `pip install -U django-ai-chat`: update the generated app, merging your edits:
+    %(prog)s --upgrade --dry-run
+    %(prog)s --upgrade
 
-exit codes: 0 done (or in sync), 1 would change files / aborted, 2 warnings, 3 issues.
+exit codes: 0 done (or in sync), 1 would change files (--check) / aborted / a task failed,
+2 done (or in sync) with warnings (generated files out of date, conflict markers written),
+3 issues (nothing written).
 """
 
 _ROUTE = re.compile(r"[A-Za-z0-9_.~-]+(?:/[A-Za-z0-9_.~-]+)*")
@@ -85,6 +90,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="generate the embeddable chat component (a template tag)",
     )
+    parser.add_argument(
+        "--upgrade",
+        action="store_true",
+        help="bring the generated app up to this version: files you did not edit are replaced, "
+        "your edits are merged in (conflicts marked inline); options not given are taken from "
+        "the app's .django-ai-chat.json",
+    )
     parser.add_argument("--yes", action="store_true", help="write without asking")
     parser.add_argument(
         "--dry-run", action="store_true", help="print the changes as a diff and write nothing"
@@ -93,7 +105,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--check",
         action="store_true",
         help="write nothing; exit 0 when the project is in sync, else 1 (changes), "
-        "2 (warnings) or 3 (issues)",
+        "2 (warnings: e.g. generated files out of date) or 3 (issues)",
     )
 
 
@@ -112,6 +124,7 @@ class ChatOptions:
     live: bool = False
     live_component: bool = False
     extensions: tuple[str, ...] = ()
+    upgrade: bool = False
     yes: bool = False
     dry_run: bool = False
     check: bool = False
@@ -143,6 +156,7 @@ class ChatOptions:
             live=bool(ns.live),
             live_component=bool(ns.live_component),
             extensions=extensions,
+            upgrade=bool(ns.upgrade),
             yes=bool(ns.yes),
             dry_run=bool(ns.dry_run),
             check=bool(ns.check),

@@ -1,7 +1,10 @@
 """`Project`: everything one generator run wants to do, accumulated in memory before any write.
 
-Files to create or update carry a status word (`create`, `identical`, `update`, `conflict`,
-`skip`). Three feedback channels: *issues* block the write, *warnings* are shown but do not
+Files to create or update carry a status word: `create`, `identical`, `update`, `skip`, and for
+generated files `outdated` (this version generates something else; kept, `--upgrade` changes
+it), `edited` (yours, and this version has nothing new for it), `merge` (your edits merged into
+the new output), `conflict` (merged with conflict markers) and `delete` (no longer generated,
+unedited). Three feedback channels: *issues* block the write, *warnings* are shown but do not
 block, *notices* are the checklist printed at the end. *Tasks* are commands run after the write
 (e.g. `makemigrations`).
 """
@@ -13,12 +16,23 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-Status = Literal["create", "identical", "update", "conflict", "skip"]
+from django_ai_chat.gen.manifest import Entry
+from django_ai_chat.gen.merge import merge
+
+Status = Literal[
+    "create", "identical", "update", "merge", "conflict", "delete", "outdated", "edited", "skip"
+]
+WRITES: frozenset[Status] = frozenset({"create", "update", "merge", "conflict", "delete"})
+"""The statuses whose files applying the change set writes (or deletes)."""
 
 
 @dataclass(frozen=True)
 class FileChange:
-    """One file of the change set: its content on disk (`None`: absent) and the wanted content."""
+    """One file of the change set: its content on disk (`None`: absent) and the wanted content.
+
+    For a kept file (`outdated`, `edited`) `after` is what the generator would write; for
+    `delete` it is `""`.
+    """
 
     path: PurePosixPath
     before: str | None
@@ -28,7 +42,7 @@ class FileChange:
     @property
     def writes(self) -> bool:
         """Whether applying the change set writes this file."""
-        return self.status in ("create", "update")
+        return self.status in WRITES
 
 
 @dataclass(frozen=True)
@@ -53,30 +67,64 @@ class Project:
     def read(self, path: PurePosixPath) -> str | None:
         """The current content of `path`: pending changes first, then the disk (`None`: absent)."""
         if path in self.files:
-            return self.files[path].after
+            change = self.files[path]
+            if change.status == "delete":
+                return None
+            return change.after if change.writes else change.before
         disk = self.root / path
         return disk.read_text() if disk.is_file() else None
 
-    def create_file(self, path: PurePosixPath, content: str) -> FileChange:
-        """Create `path`; an existing file with other content is a `conflict` and is kept as is.
+    def create_file(
+        self,
+        path: PurePosixPath,
+        content: str,
+        *,
+        record: Entry | None = None,
+        upgrade: bool = False,
+        label: str = "generated",
+    ) -> FileChange:
+        """Create the generated file `path`; an existing one is judged against its `record`.
 
         Generated files are their owner's to edit (the system prompt in `responder.py`, say), so
-        an edited file is neither overwritten nor a warning: `--check` stays green in the user's
-        CI. A notice names it, and `--dry-run` shows what the generator would write.
+        an edited file is never overwritten: without `upgrade` it is kept (`edited`, or
+        `outdated` when this version generates something new for it); with `upgrade` the new
+        `content` is merged into it (base: `record.content`) and conflicts are marked inline
+        (conflict markers labelled `label`). A file the user has not edited (its content matches
+        `record`) is `outdated` without `upgrade`, replaced with it. Without a `record` (an app
+        generated before manifests), every differing file counts as edited, with no base.
         """
         before = self.read(path)
         status: Status
+        after = content
         if before is None:
             status = "create"
         elif before == content:
             status = "identical"
+        elif record is not None and record.matches(before):
+            status = "update" if upgrade else "outdated"
+        elif record is not None and record.matches(content):
+            status = "edited"
+        elif not upgrade or (record is not None and record.content is None):
+            # A verbatim copy (a vendored asset) is replaced whole or not at all.
+            status = "outdated"
         else:
-            status = "conflict"
-            self.add_notice(
-                f"{path} differs from what the generator writes: kept yours "
-                "(`--dry-run` shows the difference)."
-            )
-        return self._record(FileChange(path, before, content, status))
+            merged = merge(record.content if record else None, before, content, theirs_label=label)
+            after = merged.text
+            status = "conflict" if merged.conflicts else "merge"
+            if after == before:
+                status = "edited"
+        return self._record(FileChange(path, before, after, status))
+
+    def remove_file(self, path: PurePosixPath, record: Entry) -> FileChange | None:
+        """Delete `path`, no longer generated, unless the user edited it (`edited`, kept).
+
+        Returns `None` when the file is already gone.
+        """
+        before = self.read(path)
+        if before is None:
+            return None
+        status: Status = "delete" if record.matches(before) else "edited"
+        return self._record(FileChange(path, before, "" if status == "delete" else before, status))
 
     def update_file(self, path: PurePosixPath, patch: Callable[[str], str | None]) -> FileChange:
         """Apply `patch` to the current content of an existing `path`.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
 import jinja2
 
@@ -33,6 +33,14 @@ _env = jinja2.Environment(
 )
 
 
+class RenderedFile(NamedTuple):
+    """One output file of `render_files`."""
+
+    content: str
+    templated: bool
+    """Rendered from a `*-tpl` template (code the user owns and edits), not copied verbatim."""
+
+
 def render_tree(context: Mapping[str, Any], root: Path = APP_TEMPLATE) -> dict[PurePosixPath, str]:
     """Render every file under `root`; returns `{relative output path: content}`, sorted.
 
@@ -40,8 +48,15 @@ def render_tree(context: Mapping[str, Any], root: Path = APP_TEMPLATE) -> dict[P
     out, so options can switch whole files off; an empty `__init__.py` is kept exactly when its
     package keeps other files.
     """
+    return {path: file.content for path, file in render_files(context, root).items()}
+
+
+def render_files(
+    context: Mapping[str, Any], root: Path = APP_TEMPLATE
+) -> dict[PurePosixPath, RenderedFile]:
+    """`render_tree`, telling rendered templates from verbatim copies (static assets)."""
     env = _env if root == APP_TEMPLATE else _env.overlay(loader=jinja2.FileSystemLoader(root))
-    out: dict[PurePosixPath, str] = {}
+    out: dict[PurePosixPath, RenderedFile] = {}
     empty_inits: list[PurePosixPath] = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = PurePosixPath(path.relative_to(root).as_posix())
@@ -55,12 +70,12 @@ def render_tree(context: Mapping[str, Any], root: Path = APP_TEMPLATE) -> dict[P
                 if target.name == "__init__.py":
                     empty_inits.append(target)
                 continue
+            out[target] = RenderedFile(content, templated=True)
         else:
-            content = path.read_text()
-        out[target] = content
+            out[target] = RenderedFile(path.read_text(), templated=False)
     for init in empty_inits:
         if any(init.parent in path.parents for path in out):
-            out[init] = ""
+            out[init] = RenderedFile("", templated=True)
     return dict(sorted(out.items()))
 
 
