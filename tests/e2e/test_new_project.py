@@ -75,9 +75,10 @@ def test_options_pass_through_to_the_generator(tmp_path: Path) -> None:
     assert '"support_chat",' in settings
     assert 'LOGIN_REDIRECT_URL = "/support/chat/"' in settings
     assert "ANTHROPIC_API_KEY" in settings
-    assert (project / "support_chat" / "static" / "support_chat" / "chat.css").is_file()
+    # The stylesheet and scripts ship with the runtime, not copied into the app.
+    assert not (project / "support_chat" / "static").exists()
     base = (project / "accounts" / "templates" / "accounts" / "base.html").read_text()
-    assert "support_chat/chat.css" in base
+    assert "{% static 'django_ai_chat/chat.css' %}" in base
     urls = (project / "support_site" / "urls.py").read_text()
     assert 'path("support/chat/", include("support_chat.urls"))' in urls
 

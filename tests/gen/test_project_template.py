@@ -59,7 +59,7 @@ def test_route_and_chat_app_reach_settings_urls_and_pages() -> None:
     assert 'LOGIN_REDIRECT_URL = "/support/chat/"' in files[PurePosixPath("my_app/settings.py")]
     assert 'url="/support/chat/"' in files[PurePosixPath("my_app/urls.py")]
     base = files[PurePosixPath("accounts/templates/accounts/base.html")]
-    assert "{% static 'support_chat/chat.css' %}" in base
+    assert "{% static 'django_ai_chat/chat.css' %}" in base
     tests = files[PurePosixPath("accounts/tests/test_accounts.py")]
     assert 'CHAT_URL = "/support/chat/"' in tests
     assert files[PurePosixPath("requirements.txt")].strip() == "django-ai-chat[anthropic]>=0.1.0"
