@@ -1,0 +1,214 @@
+"""The live stream of a conversation as a view: `ConversationStreamView`, server-sent events.
+
+One GET per open page: the actor check, the catch-up from the database (bounded to the newest
+`history_limit` messages), then live deltas and message changes (`streaming.relay`), plus the
+sidebar's conversation events, gzip-compressed when the browser accepts it. The view holds no
+database connection while it waits: each read runs in the request's thread and closes that
+thread's connections afterwards (an open tab would otherwise keep a Postgres connection).
+
+Example (a generated app's `views.py`):
+    ```python
+    stream = login_required(
+        ConversationStreamView.as_view(
+            message_model=Message, message_template_name="chat/_message.html"
+        )
+    )
+    ```
+
+Subclass it to change a step: `get_conversation` (the authorisation point), `get_messages`,
+`render_message`, `render_conversation`, `aget_actor`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from asgiref.sync import sync_to_async
+from django.core.exceptions import (
+    ImproperlyConfigured,
+    ObjectDoesNotExist,
+    PermissionDenied,
+    ValidationError,
+)
+from django.db import connections, transaction
+from django.db.models import Q
+from django.http import Http404, HttpRequest, StreamingHttpResponse
+from django.template.loader import render_to_string
+from django.views import View
+
+from django_ai_chat import streaming
+from django_ai_chat.models import AbstractConversation, AbstractMessage, signed_in
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
+    from django.db.models.options import Options
+
+__all__ = ["ConversationStreamView"]
+
+_T = TypeVar("_T")
+
+
+class ConversationStreamView(View):
+    """Server-sent events: one conversation's messages (resumable) and the sidebar's changes.
+
+    URL keyword argument `conversation_id` (absent or `None` on a page without a conversation:
+    only conversation events then). The browser's cursor (`after`, `partial`, `end` query
+    parameters, or `Last-Event-ID`) says what it already shows; see `streaming.relay`.
+
+    Answers 404 for a conversation the actor may not see (or a malformed id), 403 to a visitor
+    who is not signed in when conversations have owners, 405 to anything but GET. Async views
+    refuse `ATOMIC_REQUESTS`, and a stream must not hold a transaction open: `as_view()` marks
+    the view `transaction.non_atomic_requests` for every database.
+
+    Attributes:
+        message_model: The app's concrete `AbstractMessage` subclass (required); its
+            `conversation` foreign key gives the conversation model.
+        message_template_name: Template of one message (required), rendered with `message`;
+            its element carries `id="message-<uuid>"`, `data-end` and `data-complete`.
+        history_limit: Most messages a (re)connect sends: the newest ones. Rows newer than a
+            cursor within them are all sent; the page's "earlier messages" link reaches the rest.
+        coalesce: Seconds a live delta may wait to be merged with the deltas right behind it
+            (leading edge: the first one is never held; see `streaming.relay`).
+    """
+
+    http_method_names = ["get"]
+    message_model: type[AbstractMessage] | None = None
+    message_template_name: str | None = None
+    history_limit: int = 50
+    coalesce: float = 0.05
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Callable[..., Any]:
+        """The view function, marked `non_atomic_requests` for every configured database."""
+        view = super().as_view(**initkwargs)
+        for alias in connections:
+            view = transaction.non_atomic_requests(using=alias)(view)
+        return view
+
+    async def get(
+        self, request: HttpRequest, conversation_id: Any = None, **kwargs: Any
+    ) -> StreamingHttpResponse:
+        """Check the actor, then stream (see the class docstring)."""
+        actor = await self.aget_actor()
+        owner_field = self.conversation_model().owner_field
+        if owner_field is not None and not signed_in(actor):
+            raise PermissionDenied("Sign in to follow a conversation.")
+
+        def check() -> None:
+            if conversation_id is not None:
+                self.get_conversation(actor, conversation_id)
+
+        # Also hands back the connection the session and user lookups opened.
+        await self._released(check)
+        events = streaming.relay(
+            cursor=streaming.Cursor.from_request(request),
+            messages_topic=(
+                streaming.messages_topic(conversation_id) if conversation_id is not None else None
+            ),
+            load_messages=lambda after: self._aload_messages(conversation_id, after),
+            load_message=lambda message_id: self._aload_message(conversation_id, message_id),
+            render_message=self._arender_message,
+            conversations_topic=streaming.conversations_topic(
+                None if owner_field is None else actor.pk
+            ),
+            render_conversation=self._arender_conversation,
+            coalesce=self.coalesce,
+        )
+        return streaming.event_stream_response(events, request=request)
+
+    # Steps to override -----------------------------------------------------------------------
+
+    async def aget_actor(self) -> Any:
+        """Who is watching: the request's user, or `None` when conversations have no owner."""
+        if self.conversation_model().owner_field is None:
+            return None
+        return await self.request.auser()
+
+    def get_conversation(self, actor: Any, conversation_id: Any) -> AbstractConversation:
+        """The conversation, if `actor` may see it; else `Http404` (also for a malformed id).
+
+        Runs in a thread (sync ORM is fine). The authorisation point of the stream.
+        """
+        conversations = self.conversation_model().objects
+        try:
+            return conversations.for_actor(actor).get(pk=conversation_id)
+        except (ObjectDoesNotExist, ValueError, ValidationError) as error:
+            raise Http404("No such conversation.") from error
+
+    def get_messages(self, conversation_id: Any) -> QuerySet[AbstractMessage]:
+        """All rows of the conversation (the stream orders and bounds them itself)."""
+        return self._message_model().objects.in_conversation(conversation_id)
+
+    def render_message(self, message: AbstractMessage) -> str:
+        """The HTML of one message (runs in a thread: an edited template may query)."""
+        if not self.message_template_name:
+            raise ImproperlyConfigured(
+                f"{type(self).__name__} needs message_template_name, e.g. "
+                f'as_view(message_template_name="chat/_message.html").'
+            )
+        return render_to_string(self.message_template_name, {"message": message})
+
+    def render_conversation(self, payload: dict[str, Any]) -> str | None:
+        """The `data` of a `conversation` event (`None` skips it): what changed, as JSON.
+
+        The browser re-fetches its sidebar; the event only says which conversation and how.
+        """
+        return json.dumps({"id": str(payload.get("id")), "event": payload.get("event")})
+
+    # Mechanics -------------------------------------------------------------------------------
+
+    def conversation_model(self) -> type[AbstractConversation]:
+        """The model `message_model.conversation` points to."""
+        # The foreign key is declared by the concrete subclass (`AbstractMessage` has none).
+        options: Options[Any] = self._message_model()._meta
+        related = options.get_field("conversation").related_model
+        if not (isinstance(related, type) and issubclass(related, AbstractConversation)):
+            raise ImproperlyConfigured(
+                f"{self._message_model().__name__}.conversation must be a foreign key to a "
+                f"subclass of AbstractConversation, not {related!r}."
+            )
+        return related
+
+    def _message_model(self) -> type[AbstractMessage]:
+        if self.message_model is None:
+            raise ImproperlyConfigured(
+                f"{type(self).__name__} needs message_model, e.g. as_view(message_model=Message)."
+            )
+        return self.message_model
+
+    async def _aload_messages(self, conversation_id: Any, after: str | None) -> list[Any]:
+        messages = self.get_messages(conversation_id)
+        # Never more than `history_limit`, however long the conversation or old the cursor: a
+        # (re)connect must not re-render it all.
+        recent = messages.order_by("-id").values("id")[: self.history_limit]
+        shown = Q(id__in=recent, id__gt=after) if after else Q(id__in=recent)
+        rows = messages.filter(shown | Q(complete=False))
+        return await self._released(lambda: list(rows.order_by("id")))
+
+    async def _aload_message(self, conversation_id: Any, message_id: str) -> Any:
+        messages = self.get_messages(conversation_id)
+        return await self._released(messages.filter(id=message_id).first)
+
+    async def _arender_message(self, message: Any) -> str:
+        return await self._released(lambda: self.render_message(message))
+
+    async def _arender_conversation(self, payload: dict[str, Any]) -> str | None:
+        return self.render_conversation(payload)
+
+    @staticmethod
+    async def _released(read: Callable[[], _T]) -> _T:
+        """`read()` in the request's thread, then close that thread's database connections.
+
+        A stream stays open for as long as its tab; Django closes a request's connection only
+        when the response ends, so without this every open tab would hold a connection.
+        """
+
+        def run() -> _T:
+            try:
+                return read()
+            finally:
+                connections.close_all()
+
+        return await sync_to_async(run)()
