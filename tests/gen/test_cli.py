@@ -117,3 +117,12 @@ def test_upgrade_replays_the_recorded_options(project: Path) -> None:
     assert done.stdout.rstrip().endswith("In sync.")
     # Without --upgrade nothing is replayed: the default app 'chat' does not exist.
     assert run(project, *args, "--check").returncode == 1
+
+
+def test_an_unreadable_manifest_stops_an_upgrade(project: Path) -> None:
+    assert run(project, "-m", "django_ai_chat.cli", "gen", "--live", "--yes").returncode == 0
+    (project / "chat" / ".django-ai-chat.json").write_text("{not json")
+    done = run(project, "-m", "django_ai_chat.cli", "gen", "--upgrade", "--yes")
+    assert done.returncode == 3
+    assert done.stderr.startswith("error: chat/.django-ai-chat.json cannot be read (")
+    assert "restore it from version control, or delete it" in done.stderr

@@ -65,7 +65,10 @@ def _replayed(ns: argparse.Namespace, *, root: Path, out: Output) -> argparse.Na
     try:
         manifest = Manifest.read(root / domain)
     except ValueError as error:
-        raise GeneratorError(f"{domain}/{error}: pass every option by hand.") from None
+        raise GeneratorError(
+            f"{domain}/{error}: restore it from version control, or delete it to upgrade as an "
+            "app without a manifest (every file that differs is then treated as edited)."
+        ) from None
     if manifest is None:
         return ns
     values = vars(ns).copy()
