@@ -137,10 +137,11 @@ class Project:
             ("views.py", "STREAM_COALESCE"),
             ("views.py", "HISTORY_LIMIT"),
             ("jobs.py", "QUEUE_CONCURRENCY"),
-            ("responder.py", "HISTORY_LIMIT"),
+            ("responder.py", "history_limit"),  # a class attribute of ChatResponder
         ):
             path = self.dir / self.app / module
-            match = re.search(rf"(?m)^{name} = (.*)$", path.read_text()) if path.exists() else None
+            text = path.read_text() if path.exists() else ""
+            match = re.search(rf"(?m)^(?:    )?{name} = (.*)$", text)
             found[f"{module}:{name}"] = match.group(1) if match else "absent"
         return found
 

@@ -10,8 +10,8 @@ from django.conf import settings as django_settings
 class Settings:
     """Defaults for every `AI_CHAT_<NAME>` setting; `ai_chat_settings.NAME` reads the live value."""
 
-    MODEL: str = "openai:gpt-4o"
-    """Default model string for generated responders (`provider:model`)."""
+    MODEL: str | None = None
+    """Model string (`provider:model`) overriding every responder's `model`; `None`: theirs."""
 
     MAX_ROUNDS: int = 10
     """Model requests per answer before the loop stops with a `max_rounds` error."""

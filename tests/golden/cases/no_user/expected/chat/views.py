@@ -23,8 +23,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_ai_chat import streaming
 
-from . import actions, responder
+from . import actions
 from .models import Conversation, Message
+from .responder import responder
 
 _T = TypeVar("_T")
 _UID = re.compile(r"chat-[0-9a-f]{8}")
@@ -64,7 +65,7 @@ def chat_context(
         "embedded": embedded,
         "hide_sidebar": hide_sidebar,
         "page_url": _page_url(),
-        "demo_model": responder.model().startswith("demo:"),
+        "demo_model": responder.get_model().startswith("demo:"),
         "title_max_length": Conversation._meta.get_field("title").max_length,
     }
 

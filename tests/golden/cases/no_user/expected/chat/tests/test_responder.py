@@ -19,8 +19,9 @@ from django_ai_chat.testing import (
     unregister_model,
 )
 
-from chat import actions, responder
+from chat import actions
 from chat.models import Message
+from chat.responder import responder
 
 
 @contextmanager
@@ -93,22 +94,21 @@ class RespondTests(TestCase):
             answer = self.ask("Hi")
         self.assertTrue(answer.complete)
         self.assertEqual(answer.text, "Partial")
-        self.assertEqual(answer.error, responder.ERROR_TEXT)
+        self.assertEqual(answer.error, responder.error_text)
 
-    @override_settings(AI_CHAT_MAX_ROUNDS=2)
-    def test_empty_answers_end_with_an_error_not_a_spinner(self) -> None:
-        with scripted([""], [""]), self.assertLogs(level="WARNING"):
+    def test_an_empty_reply_ends_with_one_clear_error_not_a_spinner(self) -> None:
+        with scripted([]) as model:
             answer = self.ask("Hi")
-        self.assertTrue(answer.complete)
-        self.assertEqual(answer.text, "")
-        self.assertIn(answer.error, (responder.EMPTY_TEXT, responder.LIMIT_TEXT))
+        self.assertEqual((answer.text, answer.complete), ("", True))
+        self.assertEqual(answer.error, responder.empty_text)
+        self.assertEqual(len(model.requests), 1)  # asked once, not again and again
 
     @override_settings(AI_CHAT_MAX_ROUNDS=1)
     def test_exhausted_rounds_finish_with_the_limit_text(self) -> None:
         with scripted([ToolCall("chat_list_conversations", {})]), self.assertLogs(level="WARNING"):
             answer = self.ask("Hi")
         self.assertTrue(answer.complete)
-        self.assertEqual(answer.error, responder.LIMIT_TEXT)
+        self.assertEqual(answer.error, responder.limit_text)
 
     def test_history_is_sent_to_the_model(self) -> None:
         with scripted(["First answer."], ["Second answer."]) as model:
@@ -139,7 +139,7 @@ class RespondTests(TestCase):
         async_to_sync(responder.finish_interrupted)(str(question.pk))
         answer = Message.objects.get(response_to=question)
         self.assertEqual((answer.text, answer.complete), ("Half an ans", True))
-        self.assertEqual(answer.error, responder.INTERRUPTED_TEXT)
+        self.assertEqual(answer.error, responder.interrupted_text)
 
 
 class NameConversationTests(TestCase):

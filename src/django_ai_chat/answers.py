@@ -1,0 +1,453 @@
+"""The answering and naming runs: `Responder` does the mechanics, a subclass sets the policy.
+
+A generated app's `responder.py` subclasses `Responder` with its models and what a person edits
+(model, prompts, tools, history length, the texts shown when something goes wrong) and exposes
+one instance; its jobs call `respond`, `finish_interrupted` and `name_conversation`. Every step
+is a method: override one to change it (`get_system_prompt` per actor, `get_tools` per
+conversation, `history` to choose what the model sees, ...).
+
+What a run guarantees: it answers only a question of the actor's own conversation; a stale
+unfinished answer (its run died) is removed and announced; one answer per question (a duplicate
+job or a stop racing it loses, see `MessageQuerySet.create_answer`); the answer row exists from
+the start (`complete=False`) and always ends `complete=True`, with `error` set when something
+went wrong (the streamed text is kept) and `stopped` when the person stopped it; no pooled
+database connection is held while the model thinks.
+
+Example:
+    ```python
+    class ChatResponder(Responder):
+        conversation_model = Conversation
+        message_model = Message
+        model = "openai:gpt-4o"
+        system_prompt = "You are a helpful assistant."
+
+
+    responder = ChatResponder()
+    ```
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import unicodedata
+from typing import Any, Literal
+
+from asgiref.sync import sync_to_async
+from django.db import connections, models
+from django.db.models import Q
+from django.db.models.functions import Length
+from django.utils import timezone
+
+from django_ai_chat.conf import ai_chat_settings
+from django_ai_chat.events import ErrorEvent, TextDeltaEvent, ToolCallEvent, ToolResultEvent
+from django_ai_chat.exceptions import ConfigurationError
+from django_ai_chat.loop import ChatMessage, ToolsArg, agenerate_text, astream
+from django_ai_chat.models import (
+    TITLE_MAX_LENGTH,
+    AbstractConversation,
+    AbstractMessage,
+    new_id,
+    signed_in,
+)
+from django_ai_chat.streaming import (
+    AnswerWriter,
+    aconversation_changed,
+    amessage_changed,
+    messages_topic,
+)
+
+__all__ = ["Responder", "release_connections"]
+
+logger = logging.getLogger(__name__)
+
+_CONVERSATION: str = "conversation"  # a field of the concrete message model only
+
+SYSTEM_PROMPT = """\
+You are a helpful assistant inside this application's chat.
+Use the tools at your disposal to look things up and to act for the user; never guess what a
+tool could tell you, and say so when no tool can help.
+Answer in Markdown. Be concise, and ask a short question when a request is ambiguous.
+"""
+
+TITLE_PROMPT = """\
+Provide a short name for the current conversation.
+2-8 words, preferring more succinct names.
+RESPOND WITH ONLY THE NEW CONVERSATION NAME.
+"""
+
+
+def release_connections() -> None:
+    """Give this thread's pooled database connections back to the pool, outside transactions.
+
+    An answer streams for seconds to minutes and touches the database only now and then:
+    between those it should hold no pooled connection (`OPTIONS["pool"]`); the next query takes
+    one again. Without a pool the connection stays: opening another for the next write would
+    cost more than keeping it. Never inside a transaction (a test's, say): closing would end it.
+    """
+    for connection in connections.all(initialized_only=True):
+        if connection.settings_dict["OPTIONS"].get("pool") and not connection.in_atomic_block:
+            connection.close()
+
+
+class Responder:
+    """Answers questions and names conversations; subclass it to set the policy.
+
+    Attributes:
+        conversation_model: The app's `AbstractConversation` subclass.
+        message_model: The app's `AbstractMessage` subclass.
+        model: Model string (`provider:model`); `settings.AI_CHAT_MODEL`, when set, wins.
+        system_prompt: Instructions sent with every question.
+        title_prompt: Instructions for naming a conversation.
+        tools: `True` (every registered tool the actor may use), `False`, or names / tools.
+        history_limit: Most recent messages sent to the model with each question.
+        title_history_limit: First messages the naming run shows the model.
+        error_text: Shown under an answer that failed (the details go to the log).
+        limit_text: Shown when the tool loop ran out of rounds (`AI_CHAT_MAX_ROUNDS`).
+        empty_text: Shown when the model answered nothing at all.
+        interrupted_text: Shown when the run was cut off (worker shutdown, dead job).
+        tool_only_text: The answer's text when the model only called tools.
+        fallback_title: Title when neither the model nor the first message gives one.
+    """
+
+    conversation_model: type[AbstractConversation]
+    message_model: type[AbstractMessage]
+    model: str = ""
+    system_prompt: str = SYSTEM_PROMPT
+    title_prompt: str = TITLE_PROMPT
+    tools: ToolsArg = True
+    history_limit: int = 50
+    title_history_limit: int = 10
+    error_text: str = "I hit an error while generating this response. Please try again."
+    limit_text: str = "I hit a response limit while generating this reply. Please try again."
+    empty_text: str = "The model returned an empty response. Please try again."
+    interrupted_text: str = "This answer was interrupted (the server stopped). Please try again."
+    tool_only_text: str = "Completed tool call."
+    fallback_title: str = "New conversation"
+
+    # -- policy ---------------------------------------------------------------------------------
+
+    def get_model(self) -> str:
+        """The model string in use: `settings.AI_CHAT_MODEL`, else `model`.
+
+        Raises:
+            ConfigurationError: Neither is set.
+        """
+        model = ai_chat_settings.MODEL or self.model
+        if not model:
+            raise ConfigurationError(
+                f"No model for {type(self).__name__}: set its `model` attribute "
+                "(e.g. 'openai:gpt-4o') or settings.AI_CHAT_MODEL."
+            )
+        return model
+
+    def get_system_prompt(self, conversation: AbstractConversation, actor: Any) -> str:
+        """The system prompt for answering in `conversation` as `actor` (`system_prompt`)."""
+        return self.system_prompt
+
+    def get_tools(self, conversation: AbstractConversation, actor: Any) -> ToolsArg:
+        """The tools the model may call in `conversation` as `actor` (`tools`)."""
+        return self.tools
+
+    async def history(self, question: AbstractMessage) -> list[ChatMessage]:
+        """The conversation up to `question`, oldest first, at most `history_limit` messages.
+
+        Later questions (sent while this one waited) and unfinished answers are left out.
+        """
+        source = AbstractMessage.Source
+        recent = (
+            self.message_model.objects.in_conversation(question.conversation_id)
+            .filter(complete=True)
+            .filter(
+                Q(source=source.USER, id__lte=question.pk)
+                | Q(source=source.AGENT, response_to_id__lt=question.pk)
+            )
+            .order_by("-id")[: self.history_limit]
+        )
+        messages = [m async for m in recent]
+        # An answer belongs right after its question, even if a later question was sent first.
+        messages.sort(key=lambda m: (m.response_to_id or m.pk, m.source == source.AGENT))
+        while messages and messages[0].source == source.AGENT:
+            messages.pop(0)  # cut off from its question by the limit; models expect a user first
+        return [self.chat_message(m) for m in messages]
+
+    def chat_message(self, message: AbstractMessage) -> ChatMessage:
+        """`message` as the model sees it."""
+        role: Literal["user", "assistant"] = (
+            "assistant" if message.source == AbstractMessage.Source.AGENT else "user"
+        )
+        return ChatMessage(role, message.text)
+
+    def error_for(self, event: ErrorEvent) -> str:
+        """The text shown under an answer whose run ended with `event`."""
+        return self.limit_text if event.reason == "max_rounds" else self.error_text
+
+    def clean_title(self, text: str) -> str:
+        """A title for the sidebar and the tab from what the model said ("" when nothing is left).
+
+        Control characters become spaces; invisible formatting ones (bidi overrides, zero-width
+        spaces) go: a title must read as it looks. Quotes, a "Title:" prefix and trailing dots
+        go too; a long title is cut at a word, with an ellipsis.
+        """
+        text = "".join(
+            " " if unicodedata.category(c) == "Cc" else c
+            for c in text
+            if unicodedata.category(c) != "Cf"
+        )
+        title = " ".join(text.split()).strip("\"'`*#. ")
+        title = re.sub(r"^(title|name)\s*:\s*", "", title, flags=re.IGNORECASE).strip("\"'. ")
+        if len(title) > TITLE_MAX_LENGTH:
+            title = title[: TITLE_MAX_LENGTH - 1].rsplit(" ", 1)[0] + "…"
+        return title
+
+    # -- runs -----------------------------------------------------------------------------------
+
+    async def respond(self, message_id: Any, *, actor: Any) -> None:
+        """Answer the user message `message_id` as `actor`, streaming into a new agent message.
+
+        Text reaches browsers as deltas and the row only on coalesced writes (see
+        `AnswerWriter`). Does nothing when the question is gone, already answered (or stopped
+        before its run began), or not in one of the actor's conversations (logged).
+        """
+        question = await self.get_question(message_id, actor=actor)
+        if question is None:
+            return
+        conversation: AbstractConversation = question.conversation
+        await self.remove_stale_answers(question)
+        if await self.message_model.objects.filter(response_to=question).aexists():
+            return  # already answered, or stopped before it started
+        history = await self.history(question)
+        answer_id = new_id()
+
+        async def write(text: str, fields: dict[str, Any]) -> None:
+            # Never after completion, never a shorter text: an older state cannot win.
+            await (
+                self.message_model.objects.filter(pk=answer_id, complete=False)
+                .alias(length=Length("text"))
+                .filter(length__lte=len(text))
+                .aupdate(text=text, updated_at=timezone.now(), **fields)
+            )
+            await self.release_connections()
+
+        topic = messages_topic(conversation.pk)
+        async with AnswerWriter(answer_id, topic=topic, flush=write) as writer:
+            answer = await self.message_model.objects.acreate_answer(
+                question, id=answer_id, complete=False
+            )
+            if answer is None:
+                return  # stopped, or answered by a duplicate job, just now
+            await amessage_changed(conversation.pk, answer_id)
+            await self.release_connections()
+            try:
+                result = await self.stream_answer(
+                    writer, history, conversation=conversation, actor=actor
+                )
+            except asyncio.CancelledError:
+                # The worker is shutting down (or the job was aborted): keep what was said.
+                await writer.finish(complete=True, error=self.interrupted_text)
+                raise
+            await writer.finish(complete=True, **result)
+        await self.answered(conversation)
+
+    async def finish_interrupted(self, message_id: Any, *, error: str | None = None) -> None:
+        """End the answer to `message_id` with `error` (its run died and will not run again).
+
+        An unfinished answer keeps its text and is completed; a question without an answer gets
+        an empty one. `error` defaults to `interrupted_text`.
+        """
+        error = self.interrupted_text if error is None else error
+        messages = self.message_model.objects
+        question = await messages.filter(pk=message_id).afirst()
+        if question is None:
+            return
+        answer = await messages.filter(response_to=question).afirst()
+        if answer is None:
+            answer = await messages.acreate_answer(question, error=error)
+        elif not answer.complete:
+            await messages.filter(pk=answer.pk, complete=False).aupdate(
+                complete=True, error=error, updated_at=timezone.now()
+            )
+        if answer is not None:
+            await amessage_changed(question.conversation_id, answer.pk)
+
+    async def name_conversation(self, conversation_id: Any) -> None:
+        """Give an untitled conversation a title from its first messages.
+
+        If the model fails, the start of the first message becomes the title, so the naming job
+        never comes back for the same conversation. A title a person set is left alone.
+        """
+        conversations = self.conversation_model.objects
+        conversation = await conversations.needing_title().filter(pk=conversation_id).afirst()
+        if conversation is None:
+            return
+        first = (
+            self.message_model.objects.in_conversation(conversation.pk)
+            .filter(complete=True)
+            .order_by("id")[: self.title_history_limit]
+        )
+        messages = [m async for m in first]
+        history = [self.chat_message(m) for m in messages if m.text.strip()]
+        await self.release_connections()  # not while the model thinks
+        try:
+            title = self.clean_title(
+                await agenerate_text(
+                    [*history, ChatMessage("user", "Name this conversation.")],
+                    system_prompt=self.title_prompt,
+                    model=self.get_model(),
+                )
+            )
+        except Exception:
+            logger.exception(
+                "Naming conversation %s failed; using its first words.", conversation_id
+            )
+            title = ""
+        if not title:
+            asked = next((m.text for m in messages if m.source == AbstractMessage.Source.USER), "")
+            title = self.clean_title(" ".join(asked.split()[:6])) or self.fallback_title
+        updated = await conversations.filter(
+            pk=conversation.pk, title="", title_locked=False
+        ).aupdate(title=title, updated_at=timezone.now())
+        if updated:
+            await aconversation_changed(_owner_id(conversation), conversation.pk, "updated")
+
+    # -- steps of `respond` ---------------------------------------------------------------------
+
+    async def get_question(self, message_id: Any, *, actor: Any) -> AbstractMessage | None:
+        """The user message to answer, with its conversation; `None`: gone, or not the actor's."""
+        question = await (
+            self.message_model.objects.select_related(_CONVERSATION)
+            .filter(pk=message_id, source=AbstractMessage.Source.USER)
+            .afirst()
+        )
+        if question is None:
+            return None  # deleted meanwhile
+        if not _may_answer(question.conversation, actor):
+            logger.error("Refusing to answer %s as %r: not their conversation.", message_id, actor)
+            return None
+        return question
+
+    async def remove_stale_answers(self, question: AbstractMessage) -> None:
+        """Delete an unfinished answer left by a run that died, and tell the pages."""
+        stale = self.message_model.objects.filter(response_to=question, complete=False)
+        async for answer in stale:
+            answer_id = answer.pk  # `delete()` sets `pk` to None
+            await answer.adelete()
+            await amessage_changed(question.conversation_id, answer_id)
+
+    async def stream_answer(
+        self,
+        writer: AnswerWriter,
+        history: list[ChatMessage],
+        *,
+        conversation: AbstractConversation,
+        actor: Any,
+    ) -> dict[str, Any]:
+        """Run the tool loop into `writer`; returns the fields of the answer's final write.
+
+        Rounds of text around tool calls are kept apart by a blank line; an empty answer gets
+        `empty_text` (or `tool_only_text` after tool calls); failures are logged and mapped
+        by `error_for` (the text so far is kept).
+        """
+        tool_calls: list[dict[str, Any]] = []
+        tool_results: list[dict[str, Any]] = []
+        error = ""
+        after_tool = False
+        try:
+            async with writer.stoppable():
+                events = astream(
+                    history,
+                    system_prompt=self.get_system_prompt(conversation, actor),
+                    model=self.get_model(),
+                    tools=self.get_tools(conversation, actor),
+                    actor=actor,
+                )
+                async with contextlib.aclosing(events):
+                    async for event in events:
+                        if isinstance(event, TextDeltaEvent):
+                            if after_tool and writer.text and not writer.text.endswith("\n"):
+                                await writer.append("\n\n")
+                            after_tool = False
+                            await writer.append(_storable(event.text))
+                        elif isinstance(event, ToolCallEvent):
+                            call = {"id": event.call_id, "name": event.name}
+                            tool_calls.append({**call, "arguments": _storable(event.arguments)})
+                            await writer.save(tool_calls=tool_calls)
+                        elif isinstance(event, ToolResultEvent):
+                            after_tool = True
+                            tool_results.append(
+                                {
+                                    "tool_call_id": event.call_id,
+                                    "name": event.name,
+                                    "content": _storable(event.content),
+                                    "is_error": event.is_error,
+                                }
+                            )
+                            await writer.save(tool_results=tool_results)
+                        elif isinstance(event, ErrorEvent) and event.reason != "cancelled":
+                            logger.warning("Answer %s failed: %s", writer.message_id, event.message)
+                            error = self.error_for(event)
+        except Exception:
+            logger.exception("Answer %s failed.", writer.message_id)
+            error = self.error_text
+        text = writer.text
+        if not text.strip() and not error and not writer.stopped:
+            if tool_calls or tool_results:
+                text += self.tool_only_text
+            else:
+                error = self.empty_text
+        return {
+            "text": text,
+            "tool_calls": tool_calls,
+            "tool_results": tool_results,
+            "stopped": writer.stopped,
+            "error": error,
+        }
+
+    async def answered(self, conversation: AbstractConversation) -> None:
+        """After an answer: the conversation moves to the top of its owner's list."""
+        await self.conversation_model.objects.filter(pk=conversation.pk).aupdate(
+            updated_at=timezone.now()
+        )
+        await aconversation_changed(_owner_id(conversation), conversation.pk, "updated")
+
+    async def release_connections(self) -> None:
+        """Give pooled connections back while the run waits (see `release_connections`)."""
+        await sync_to_async(release_connections)()
+
+
+def _owner_field_attname(conversation: AbstractConversation) -> str | None:
+    owner_field = conversation.owner_field
+    if owner_field is None:
+        return None
+    field = conversation._meta.get_field(owner_field)
+    if not isinstance(field, models.ForeignKey):
+        raise ConfigurationError(
+            f"{type(conversation).__name__}.owner_field is {owner_field!r}, which is not a "
+            "foreign key: name the owner's foreign key, or set it to None for no-user mode."
+        )
+    return field.attname
+
+
+def _owner_id(conversation: AbstractConversation) -> Any:
+    attname = _owner_field_attname(conversation)
+    return None if attname is None else getattr(conversation, attname)
+
+
+def _may_answer(conversation: AbstractConversation, actor: Any) -> bool:
+    attname = _owner_field_attname(conversation)
+    if attname is None:
+        return True  # no-user mode: everyone shares every conversation
+    return signed_in(actor) and getattr(conversation, attname) == actor.pk
+
+
+def _storable(value: Any) -> Any:
+    # PostgreSQL stores no NUL character in text or JSON; a model (or a tool) may still emit one.
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable(item) for item in value]
+    return value
