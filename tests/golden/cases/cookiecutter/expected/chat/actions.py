@@ -13,23 +13,29 @@ import uuid
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
-from django_ai_chat import pubsub
-from django_ai_chat.conf import ai_chat_settings
-from django_ai_chat.streaming import conversations_topic, messages_topic, request_stop
+from django_ai_chat.forms import clean_message_text, clean_title
+from django_ai_chat.models import TITLE_MAX_LENGTH, signed_in
+from django_ai_chat.streaming import (
+    ConversationEvent,
+    conversation_changed,
+    message_changed,
+    messages_topic,
+    request_stop,
+)
 
 from . import jobs
-from .models import TITLE_MAX_LENGTH, Conversation, Message
+from .models import Conversation, Message
 
 
 def create_conversation(actor: Any, *, title: str | None = None) -> Conversation:
     """Start a conversation for the actor; a given title is kept (the naming job skips it)."""
     title = (title or "").replace("\x00", "").strip()[:TITLE_MAX_LENGTH]
+    if not signed_in(actor):
+        raise Conversation.DoesNotExist("Only a signed-in user can start a conversation.")
     with transaction.atomic():
-        if not _signed_in(actor):
-            raise Conversation.DoesNotExist("Only a signed-in user can start a conversation.")
         conversation = Conversation.objects.create(
             user=actor, title=title, title_locked=bool(title)
         )
@@ -39,12 +45,12 @@ def create_conversation(actor: Any, *, title: str | None = None) -> Conversation
 
 def get_conversation(actor: Any, conversation_id: Any) -> Conversation:
     """The actor's conversation with this id."""
-    return _conversations(actor).get(pk=_uuid(conversation_id, Conversation))
+    return Conversation.objects.for_actor(actor).get(pk=_uuid(conversation_id, Conversation))
 
 
 def my_conversations(actor: Any) -> QuerySet[Conversation]:
     """The actor's conversations, most recently active first."""
-    return _conversations(actor).order_by("-updated_at")
+    return Conversation.objects.for_actor(actor).order_by("-updated_at")
 
 
 def create_message(actor: Any, *, text: str, conversation_id: Any = None) -> Message:
@@ -55,19 +61,17 @@ def create_message(actor: Any, *, text: str, conversation_id: Any = None) -> Mes
     Raises:
         ValidationError: The text is blank or longer than `AI_CHAT_MAX_MESSAGE_LENGTH`.
     """
-    _validate_text(text)
+    text = clean_message_text(text)
     with transaction.atomic():
         if conversation_id is None:
             conversation = create_conversation(actor)
         else:
-            conversation = _conversations(actor).get(pk=_uuid(conversation_id, Conversation))
-        message = Message.objects.create(
-            conversation=conversation, text=text, source=Message.Source.USER
-        )
+            conversation = get_conversation(actor, conversation_id)
+        message = Message.objects.create(conversation=conversation, text=text)
         _touch(conversation)
         jobs.defer_response(message, actor)
         jobs.defer_title(conversation)
-        _message_event(message)
+        message_changed(conversation.pk, message.pk)
     return message
 
 
@@ -91,23 +95,12 @@ def stop_response(actor: Any, conversation_id: Any) -> bool:
     conversation = get_conversation(actor, conversation_id)
     stopped = False
     for waiting in conversation.messages.needing_response():
-        try:
-            with transaction.atomic():
-                answer = Message.objects.create(
-                    conversation=conversation,
-                    response_to=waiting,
-                    source=Message.Source.AGENT,
-                    text="",
-                    stopped=True,
-                )
-        except IntegrityError:
-            continue  # its job started meanwhile: it gets the stop request below
-        _message_event(answer)
-        stopped = True
-    for answer_id in _running_answers(conversation):
-        request_stop(messages_topic(conversation.pk), answer_id)
-        stopped = True
-    return stopped
+        # None: its job started meanwhile, and gets the stop request below.
+        answer = Message.objects.create_answer(waiting, stopped=True)
+        if answer is not None:
+            message_changed(conversation.pk, answer.pk)
+            stopped = True
+    return _stop_running(conversation) or stopped
 
 
 def rename_conversation(actor: Any, conversation_id: Any, title: str) -> Conversation:
@@ -116,16 +109,7 @@ def rename_conversation(actor: Any, conversation_id: Any, title: str) -> Convers
     Raises:
         ValidationError: The title is blank, too long or holds a NUL character.
     """
-    title = (title or "").strip()
-    if not title:
-        raise ValidationError("Title cannot be empty.", code="blank")
-    if "\x00" in title:
-        raise ValidationError("Title cannot contain NUL characters.", code="null_characters")
-    if len(title) > TITLE_MAX_LENGTH:
-        raise ValidationError(
-            f"Title is too long ({len(title)} characters; the limit is {TITLE_MAX_LENGTH}).",
-            code="max_length",
-        )
+    title = clean_title(title)
     with transaction.atomic():
         conversation = get_conversation(actor, conversation_id)
         conversation.title = title
@@ -139,9 +123,8 @@ def delete_conversation(actor: Any, conversation_id: Any) -> None:
     """Delete the conversation and its messages (a running answer is stopped)."""
     with transaction.atomic():
         conversation = get_conversation(actor, conversation_id)
-        for answer_id in _running_answers(conversation):
-            request_stop(messages_topic(conversation.pk), answer_id)
-        _conversation_event(conversation, "deleted")
+        _stop_running(conversation)
+        _conversation_event(conversation, "deleted")  # while it still has its id
         conversation.delete()
 
 
@@ -166,7 +149,7 @@ def edit_message(actor: Any, message_id: Any, text: str) -> Message:
     Raises:
         ValidationError: The text is blank or too long, or the message is not a user message.
     """
-    _validate_text(text)
+    text = clean_message_text(text)
     with transaction.atomic():
         message = _own_message(actor, message_id)
         if message.source != Message.Source.USER:
@@ -180,20 +163,9 @@ def edit_message(actor: Any, message_id: Any, text: str) -> Message:
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _conversations(actor: Any) -> QuerySet[Conversation]:
-    if not _signed_in(actor):
-        return Conversation.objects.none()
-    return Conversation.objects.filter(user=actor)
-
-
-def _signed_in(actor: Any) -> bool:
-    return actor is not None and bool(getattr(actor, "is_authenticated", False))
-
-
 def _own_message(actor: Any, message_id: Any) -> Message:
-    return Message.objects.select_for_update().get(
-        pk=_uuid(message_id, Message), conversation__in=_conversations(actor)
-    )
+    messages = Message.objects.for_actor(actor).select_for_update(of=("self",))
+    return messages.get(pk=_uuid(message_id, Message))
 
 
 def _uuid(value: Any, model: type[Conversation] | type[Message]) -> uuid.UUID:
@@ -204,42 +176,26 @@ def _uuid(value: Any, model: type[Conversation] | type[Message]) -> uuid.UUID:
         raise model.DoesNotExist(f"{value!r} is not a valid id.") from None
 
 
-def _validate_text(text: Any) -> None:
-    if not isinstance(text, str) or not text.strip():
-        raise ValidationError("Message cannot be empty", code="blank")
-    if "\x00" in text:
-        # PostgreSQL cannot store it; a person never types it, a script might.
-        raise ValidationError("Message cannot contain NUL characters.", code="null_characters")
-    limit = ai_chat_settings.MAX_MESSAGE_LENGTH
-    if len(text) > limit:
-        raise ValidationError(
-            f"Message is too long ({len(text)} characters; the limit is {limit}).",
-            code="max_length",
-        )
-
-
-def _running_answers(conversation: Conversation) -> list[uuid.UUID]:
-    return list(
-        conversation.messages.filter(source=Message.Source.AGENT, complete=False).values_list(
-            "id", flat=True
-        )
-    )
+def _stop_running(conversation: Conversation) -> bool:
+    running = list(conversation.messages.running().values_list("id", flat=True))
+    for answer_id in running:
+        request_stop(messages_topic(conversation.pk), answer_id)
+    return bool(running)
 
 
 def _answer_again(message: Message, actor: Any) -> None:
     conversation = message.conversation
-    removed = conversation.messages.filter(id__gt=message.id) | conversation.messages.filter(
+    later = conversation.messages.filter(id__gt=message.id) | conversation.messages.filter(
         response_to=message
     )
-    removed_ids = list(removed.values_list("id", flat=True))
-    for answer_id in _running_answers(conversation):
-        request_stop(messages_topic(conversation.pk), answer_id)
+    removed_ids = list(later.values_list("id", flat=True))  # before the delete: ids go with it
+    _stop_running(conversation)
     Message.objects.filter(id__in=removed_ids).delete()
     for removed_id in removed_ids:
-        pubsub.publish(messages_topic(conversation.pk), {"type": "message", "id": str(removed_id)})
+        message_changed(conversation.pk, removed_id)
     _touch(conversation)
     jobs.defer_response(message, actor)
-    _message_event(message)
+    message_changed(conversation.pk, message.pk)
 
 
 def _touch(conversation: Conversation) -> None:
@@ -248,12 +204,6 @@ def _touch(conversation: Conversation) -> None:
     _conversation_event(conversation, "updated")
 
 
-def _message_event(message: Message) -> None:
+def _conversation_event(conversation: Conversation, event: ConversationEvent) -> None:
     # Inside a transaction: delivered at commit, never for a rolled-back write.
-    topic = messages_topic(message.conversation_id)
-    pubsub.publish(topic, {"type": "message", "id": str(message.pk)})
-
-
-def _conversation_event(conversation: Conversation, event: str) -> None:
-    topic = conversations_topic(conversation.user_id)
-    pubsub.publish(topic, {"type": "conversation", "id": str(conversation.pk), "event": event})
+    conversation_changed(conversation.user_id, conversation.pk, event)

@@ -23,7 +23,7 @@ def chat_list_conversations(actor: Any, limit: int = 20) -> list[dict[str, Any]]
     Args:
         limit: How many to return (1-100).
     """
-    conversations = actions.my_conversations(actor)[: max(1, min(limit, 100))]
+    conversations = Conversation.objects.for_actor(actor)[: max(1, min(limit, 100))]
     return [
         {"id": str(c.pk), "title": c.title, "updated_at": c.updated_at.isoformat()}
         for c in conversations

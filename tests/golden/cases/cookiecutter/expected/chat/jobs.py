@@ -78,7 +78,7 @@ def defer_title(conversation: Conversation) -> None:
 )
 async def respond(context: JobContext, message_id: str, actor_id: Any = None) -> None:
     """Answer one user message, streaming the answer (see `responder.respond`)."""
-    from . import responder
+    from .responder import responder
 
     async with _own_db_thread():
         try:
@@ -89,20 +89,21 @@ async def respond(context: JobContext, message_id: str, actor_id: Any = None) ->
                 logger.warning(
                     "Not answering %s: user %r is gone or inactive.", message_id, actor_id
                 )
-                await responder.finish_interrupted(message_id, error=responder.ERROR_TEXT)
+                await responder.finish_interrupted(message_id, error=responder.error_text)
                 return
             await responder.respond(message_id, actor=actor)
+            await sync_to_async(_defer_title_after)(message_id)
         except Exception:
             if context.job.attempts + 1 >= RESPOND_ATTEMPTS:
                 # No retry left: the person gets an error instead of an endless "Responding…".
-                await responder.finish_interrupted(message_id, error=responder.ERROR_TEXT)
+                await responder.finish_interrupted(message_id, error=responder.error_text)
             raise
 
 
 @app.task(queue=CONVERSATIONS_QUEUE, name="chat.name_conversation")
 async def name_conversation(conversation_id: str) -> None:
     """Give an untitled conversation a short title (see `responder.name_conversation`)."""
-    from . import responder
+    from .responder import responder
 
     async with _own_db_thread():
         await responder.name_conversation(conversation_id)
@@ -121,7 +122,7 @@ async def rescue_stalled_jobs(context: JobContext, timestamp: int) -> None:
     Without this, a killed worker would leave its jobs "doing" forever and the browser would
     show "Responding…" forever.
     """
-    from . import responder
+    from .responder import responder
 
     manager = context.app.job_manager
     async with _own_db_thread():
@@ -161,6 +162,13 @@ def _defer_once(queueing_lock: str, conversation: Conversation, when: Any = None
             )
     except AlreadyEnqueued:
         pass
+
+
+def _defer_title_after(message_id: str) -> None:
+    # The answer may have made the conversation due for a title.
+    conversation = Conversation.objects.filter(messages__pk=message_id).first()
+    if conversation is not None:
+        defer_title(conversation)
 
 
 def _actor_id(actor: Any) -> Any:

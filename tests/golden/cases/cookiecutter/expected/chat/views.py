@@ -24,8 +24,9 @@ from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_ai_chat import streaming
 
-from . import actions, responder
+from . import actions
 from .models import Conversation, Message
+from .responder import responder
 
 _T = TypeVar("_T")
 _UID = re.compile(r"chat-[0-9a-f]{8}")
@@ -66,7 +67,7 @@ def chat_context(
         "hide_sidebar": hide_sidebar,
         "page_url": _page_url(),
         "logout_url": _logout_url(),
-        "demo_model": responder.model().startswith("demo:"),
+        "demo_model": responder.get_model().startswith("demo:"),
         "title_max_length": Conversation._meta.get_field("title").max_length,
     }
 

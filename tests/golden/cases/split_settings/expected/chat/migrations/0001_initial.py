@@ -1,5 +1,5 @@
-import chat.models
 import django.db.models.deletion
+import django_ai_chat.models
 from django.conf import settings
 from django.db import migrations, models
 
@@ -16,7 +16,7 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name='Conversation',
             fields=[
-                ('id', models.UUIDField(default=chat.models.new_id, editable=False, primary_key=True, serialize=False)),
+                ('id', models.UUIDField(default=django_ai_chat.models.new_id, editable=False, primary_key=True, serialize=False)),
                 ('title', models.CharField(blank=True, default='', max_length=120)),
                 ('title_locked', models.BooleanField(default=False, help_text='Set when a person renamed it: the naming job leaves it alone.')),
                 ('inserted_at', models.DateTimeField(auto_now_add=True)),
@@ -25,12 +25,13 @@ class Migration(migrations.Migration):
             ],
             options={
                 'ordering': ['-updated_at'],
+                'abstract': False,
             },
         ),
         migrations.CreateModel(
             name='Message',
             fields=[
-                ('id', models.UUIDField(default=chat.models.new_id, editable=False, primary_key=True, serialize=False)),
+                ('id', models.UUIDField(default=django_ai_chat.models.new_id, editable=False, primary_key=True, serialize=False)),
                 ('text', models.TextField(blank=True)),
                 ('tool_calls', models.JSONField(blank=True, default=list)),
                 ('tool_results', models.JSONField(blank=True, default=list)),
@@ -45,6 +46,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'ordering': ['id'],
+                'abstract': False,
             },
         ),
         migrations.AddIndex(

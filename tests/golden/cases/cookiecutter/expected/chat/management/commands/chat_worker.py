@@ -19,7 +19,8 @@ from django_ai_chat.exceptions import ConfigurationError
 from django_ai_chat.llm import resolve_model
 from procrastinate.contrib.django import app
 
-from ... import jobs, responder
+from ... import jobs
+from ...responder import responder
 
 
 class Command(BaseCommand):
@@ -39,9 +40,9 @@ class Command(BaseCommand):
     async def _run(self, shutdown_timeout: float) -> None:
         # The model's SDK import and client take 1-2 s of CPU: paid now, not by the first person.
         try:
-            resolve_model(responder.model())
+            resolve_model(responder.get_model())
         except ConfigurationError as error:
-            self.stderr.write(f"Model {responder.model()!r} is not usable yet: {error}")
+            self.stderr.write(f"Model {responder.get_model()!r} is not usable yet: {error}")
         # The Django connector cannot LISTEN for new jobs; the worker connector can.
         worker_app = app.with_connector(app.connector.get_worker_connector())
         async with worker_app.open_async():
