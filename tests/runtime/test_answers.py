@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -20,9 +21,9 @@ from django_ai_chat import pubsub
 from django_ai_chat.answers import Responder
 from django_ai_chat.conf import ai_chat_settings
 from django_ai_chat.exceptions import ConfigurationError
-from django_ai_chat.loop import ChatMessage
-from django_ai_chat.models import TITLE_MAX_LENGTH, AbstractConversation
-from django_ai_chat.streaming import conversations_topic, messages_topic
+from django_ai_chat.loop import ChatMessage, ToolsArg
+from django_ai_chat.models import TITLE_MAX_LENGTH, AbstractConversation, AbstractMessage
+from django_ai_chat.streaming import conversations_topic, messages_topic, request_stop
 from django_ai_chat.testing import ScriptedLLM, ToolCall, make_user
 from tests.testapp.models import Conversation, Message, Note
 
@@ -277,7 +278,7 @@ async def test_steps_can_be_overridden(scripted_llm: ScriptedLLM, alice: Any) ->
         def get_tools(self, conversation: AbstractConversation, actor: Any) -> list[str]:
             return ["note_titles"]
 
-        async def history(self, question: Message) -> list[ChatMessage]:  # type: ignore[override]
+        async def history(self, question: AbstractMessage) -> list[ChatMessage]:
             return [ChatMessage("user", "Only this.")]
 
     scripted_llm.add_turns(["Fine", RuntimeError("boom")])
@@ -398,3 +399,68 @@ def test_a_long_title_is_cut_at_a_word() -> None:
 
     assert len(title) <= TITLE_MAX_LENGTH
     assert title.endswith("y…") and set(title[:-1].split()) == {"wordy"}
+
+
+@dataclass
+class Waiting:
+    """A tool that blocks until the test lets it go: an answer caught mid-run."""
+
+    called: asyncio.Event = field(default_factory=asyncio.Event)
+    name: str = "wait"
+    description: str = "Wait."
+    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object"})
+
+    async def acall(self, arguments: dict[str, Any], actor: Any) -> Any:
+        self.called.set()
+        await asyncio.Event().wait()
+
+
+class WaitingResponder(ChatResponder):
+    def __init__(self) -> None:
+        self.tool = Waiting()
+
+    def get_tools(self, conversation: AbstractConversation, actor: Any) -> ToolsArg:
+        return [self.tool]
+
+
+async def start_waiting_answer(
+    scripted_llm: ScriptedLLM, actor: Any
+) -> tuple[WaitingResponder, Message, asyncio.Task[None]]:
+    scripted_llm.add_turns(["Working on it.", ToolCall("wait", {})])
+    question = await ask(actor)
+    waiting = WaitingResponder()
+    run = asyncio.create_task(waiting.respond(question.pk, actor=actor))
+    async with asyncio.timeout(WAIT):
+        await waiting.tool.called.wait()
+    return waiting, question, run
+
+
+async def test_a_cancelled_run_keeps_its_text_and_says_it_was_interrupted(
+    scripted_llm: ScriptedLLM, alice: Any
+) -> None:
+    # A worker shutting down cancels its jobs: the answer must not stay "Responding…".
+    _, question, run = await start_waiting_answer(scripted_llm, alice)
+
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+
+    answer = await answer_to(question)
+    assert (answer.text, answer.complete) == ("Working on it.", True)
+    assert answer.error == responder.interrupted_text
+    assert [c["name"] for c in answer.tool_calls] == ["wait"]
+
+
+async def test_a_stop_request_ends_the_run_with_the_text_so_far(
+    scripted_llm: ScriptedLLM, alice: Any
+) -> None:
+    _, question, run = await start_waiting_answer(scripted_llm, alice)
+    running = await answer_to(question)
+
+    await sync_to_async(request_stop)(messages_topic(question.conversation_id), running.pk)
+    async with asyncio.timeout(WAIT):
+        await run
+
+    answer = await answer_to(question)
+    assert (answer.text, answer.complete, answer.stopped) == ("Working on it.", True, True)
+    assert answer.error == ""

@@ -70,9 +70,9 @@ def test_forms_validate_with_the_same_functions() -> None:
     assert form.errors.as_data()["text"][0].code == "null_characters"
     assert not MessageForm({}).is_valid()
 
-    form = RenameForm({"title": " Trip "})
-    assert form.is_valid() and form.cleaned_data["title"] == "Trip"
-    form = RenameForm({"title": ""})
-    assert not form.is_valid()
-    assert form.errors["title"] == ["Title cannot be empty."]
-    assert f'maxlength="{TITLE_MAX_LENGTH}"' in str(form["title"])
+    rename = RenameForm({"title": " Trip "})
+    assert rename.is_valid() and rename.cleaned_data["title"] == "Trip"
+    rename = RenameForm({"title": ""})
+    assert not rename.is_valid()
+    assert rename.errors["title"] == ["Title cannot be empty."]
+    assert f'maxlength="{TITLE_MAX_LENGTH}"' in str(rename["title"])
