@@ -118,7 +118,12 @@ class Project:
         """Raise the generated worker's answer concurrency (`QUEUE_CONCURRENCY` in jobs.py)."""
         jobs = self.dir / self.app / "jobs.py"
         text = jobs.read_text()
-        new, count = re.subn(r"(RESPONSES_QUEUE:\s*)\d+", rf"\g<1>{concurrency}", text, count=1)
+        new, count = re.subn(
+            r"""((?:RESPONSES_QUEUE|["']chat_responses["']):\s*)\d+""",
+            rf"\g<1>{concurrency}",
+            text,
+            count=1,
+        )
         jobs.write_text(new)
         return count == 1
 

@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_ai_chat",
     "tests.testapp",
+    "tests.jobsapp",
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",

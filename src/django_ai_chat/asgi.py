@@ -5,6 +5,8 @@
 gracefully, when it stops. The web side keeps deferring jobs through Django's connection (so an
 enqueue stays in the same transaction as the ORM write); the workers use procrastinate's worker
 connector, because the Django connector cannot LISTEN (see `../shared/reference/deps.md` §1).
+The workers are `django_ai_chat.worker.Workers`, with the same heartbeat, stall and deletion
+settings as the generated `manage.py <app>_worker`.
 
 Production runs web and workers as separate processes (`uvicorn <project>.asgi:application` and
 `manage.py <app>_worker`); this wrapper is for `manage.py chat_dev` and the demo.
@@ -12,11 +14,13 @@ Production runs web and workers as separate processes (`uvicorn <project>.asgi:a
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
+
+from django_ai_chat.worker import DEFAULT_CONCURRENCY, Workers
+
+__all__ = ["DEFAULT_CONCURRENCY", "ASGIApp", "WorkerLifespan", "with_worker"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -24,9 +28,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[..., Awaitable[None]]
 """Any ASGI 3 application (loosely typed: Django's and uvicorn's own aliases differ)."""
-
-DEFAULT_CONCURRENCY = 10
-"""Jobs one in-process worker runs at once when no per-queue limit is given."""
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +56,7 @@ class WorkerLifespan:
         self.application = application
         self.queues: dict[str, int] = dict(queues or {})
         self.shutdown_timeout = shutdown_timeout
-        self._worker_app: Any = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._workers: Workers | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection; the `lifespan` one starts and stops the workers."""
@@ -80,56 +80,16 @@ class WorkerLifespan:
 
     async def astart(self) -> None:
         """Open a worker connection pool and start one worker task per queue."""
-        from procrastinate.contrib.django import app
-        from procrastinate.contrib.django.django_connector import DjangoConnector
-
-        if not isinstance(app.connector, DjangoConnector):
-            raise TypeError(
-                f"procrastinate's app uses {type(app.connector).__name__!r}; with_worker expects "
-                "the Django connector of 'procrastinate.contrib.django' (the default)."
-            )
-        # A separate app sharing the tasks: the Django connector cannot LISTEN, and replacing
-        # the connector of the shared app would take web-side enqueues out of their transaction.
-        worker_app = app.with_connector(app.connector.get_worker_connector())
-        await worker_app.open_async()
-        self._worker_app = worker_app
-        plan: list[tuple[list[str], int]] = (
-            [([queue], limit) for queue, limit in self.queues.items()]
-            if self.queues
-            else [([], DEFAULT_CONCURRENCY)]
-        )
-        for queues, concurrency in plan:
-            name = f"in-process:{','.join(queues) or 'all queues'}"
-            task = asyncio.create_task(
-                worker_app.run_worker_async(
-                    # An empty list would mean "no queue": None is procrastinate's "every queue".
-                    queues=queues or None,  # type: ignore[arg-type]
-                    concurrency=concurrency,
-                    name=name,
-                    install_signal_handlers=False,
-                    shutdown_graceful_timeout=self.shutdown_timeout,
-                ),
-                name=name,
-            )
-            task.add_done_callback(_log_unexpected_exit)
-            self._tasks.append(task)
-        # Let each worker register itself before the server takes requests.
-        await asyncio.sleep(0)
-        logger.info(
-            "Job worker running inside the server: %s", ", ".join(t.get_name() for t in self._tasks)
-        )
+        workers = Workers(self.queues, shutdown_timeout=self.shutdown_timeout, name="in-process")
+        await workers.astart()
+        self._workers = workers
+        logger.info("Job worker running inside the server: %s", ", ".join(workers.names))
 
     async def astop(self) -> None:
         """Stop the workers (running jobs get `shutdown_timeout` seconds) and close the pool."""
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        if self._worker_app is not None:
-            await self._worker_app.close_async()
-            self._worker_app = None
+        workers, self._workers = self._workers, None
+        if workers is not None:
+            await workers.astop()
 
 
 def with_worker(
@@ -162,11 +122,3 @@ def with_worker(
         ```
     """
     return WorkerLifespan(application, queues=queues, shutdown_timeout=shutdown_timeout)
-
-
-def _log_unexpected_exit(task: asyncio.Task[None]) -> None:
-    if task.cancelled():
-        return
-    error = task.exception()
-    if error is not None:
-        logger.error("In-process job worker %r stopped: %r", task.get_name(), error, exc_info=error)

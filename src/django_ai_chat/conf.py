@@ -59,6 +59,16 @@ class Settings:
     DEMO_DELAY: float = 0.03
     """Seconds between the words the offline demo model (`demo:`) streams."""
 
+    STALLED_AFTER: float = 30.0
+    """Seconds without a heartbeat after which a job worker counts as dead.
+
+    Workers send a heartbeat every `STALLED_AFTER / 3` seconds; the periodic rescue
+    (`RESCUE_CRON`) retries the jobs of a dead worker, or ends an answer that stalled twice.
+    """
+
+    RESCUE_CRON: str = "* * * * * */15"
+    """How often the stalled-job rescue runs (cron; the 6th field is seconds)."""
+
     def __getattribute__(self, name: str) -> Any:
         if name.isupper():
             return getattr(django_settings, f"AI_CHAT_{name}", object.__getattribute__(self, name))

@@ -1,0 +1,333 @@
+"""A chat app's background jobs (procrastinate): answering questions and naming conversations.
+
+The generated app makes one `ChatJobs` in its `jobs.py`; the responder (the policy: model,
+prompts, tools) does the work, `ChatJobs` the mechanics around it:
+
+- `<app>.respond` (queue `chat_responses`): answers one question. At most one answer per
+  conversation runs at once (a procrastinate `lock`); a failed run is retried once, and the
+  question ends with the responder's `error_text` when the retry fails too. The job acts for
+  the person who asked: the user row is re-read (a deactivated or deleted user gets no answer,
+  only the error) and marked `chat_agent = True`, so that permission checks and tools can tell
+  the agent acting for them apart. After the answer it defers the title.
+- `<app>.name_conversation` (queue `conversations`): titles a conversation. Jobs of one
+  conversation run one at a time (a `lock`), so it is named by exactly one model call.
+- `<app>.rescue_stalled_jobs` (periodic, `AI_CHAT_RESCUE_CRON`): retries the jobs of workers
+  silent for `AI_CHAT_STALLED_AFTER` seconds (killed, machine lost); an answer that stalled
+  twice ends with an error instead, so nothing shows "Responding…" forever.
+
+Jobs are deferred in the transaction of the write that makes them due, never polled. Every job
+runs its ORM calls in a thread, so a database connection, of its own (procrastinate runs async
+jobs on the worker's event loop: without that, every running answer would queue on asgiref's
+one shared thread).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from django.apps import apps
+from django.core.exceptions import FieldDoesNotExist
+from django.db import connections, models, transaction
+from django.utils import timezone
+from procrastinate import JobContext, RetryStrategy
+from procrastinate.contrib.django import app
+from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.jobs import Status
+
+from django_ai_chat.conf import ai_chat_settings
+from django_ai_chat.worker import DEFAULT_CONCURRENCY
+
+if TYPE_CHECKING:
+    from procrastinate.tasks import Task
+    from pydantic_ai.models import Model
+
+__all__ = ["RESPOND_ATTEMPTS", "TITLE_DELAY", "ChatJobs", "ResponderLike"]
+
+logger = logging.getLogger(__name__)
+
+RESPOND_ATTEMPTS: Final = 2
+"""Runs of an answer (failed or stalled) before it is given up; the question then shows an error."""
+
+TITLE_DELAY: Final = timedelta(minutes=10)
+"""A conversation of 2-3 messages is named this long after it started (4+: at once)."""
+
+_TITLE_AFTER_MESSAGES: Final = 4
+# Naming jobs of one conversation share a lock, and procrastinate runs none while an *earlier*
+# job of the lock waits, even one scheduled minutes ahead: the job due now gets the higher
+# priority so the scheduled one does not hold it up.
+_TITLE_NOW_PRIORITY: Final = 1
+_TITLE_LATER_PRIORITY: Final = 0
+
+
+class ResponderLike(Protocol):
+    """What `ChatJobs` needs of a responder (`django_ai_chat.answers.Responder` has it all)."""
+
+    @property
+    def error_text(self) -> str:
+        """Shown under a question that could not be answered."""
+        ...
+
+    def get_model(self) -> str | Model:
+        """The model in use (warmed up by the worker command)."""
+        ...
+
+    async def respond(self, message_id: str, *, actor: Any) -> None:
+        """Answer the question `message_id` as `actor`."""
+        ...
+
+    async def finish_interrupted(self, message_id: str, *, error: str | None = None) -> None:
+        """End the answer to `message_id` with `error` (its job will not run again)."""
+        ...
+
+    async def name_conversation(self, conversation_id: str) -> None:
+        """Title the conversation when it needs one (does nothing otherwise)."""
+        ...
+
+
+class ChatJobs:
+    """Registers a chat app's jobs on `procrastinate.contrib.django.app` and defers them.
+
+    Args:
+        app_label: The chat app's label: task names are `<app_label>.respond` and so on, its
+            models `<app_label>.Conversation` / `<app_label>.Message` unless the responder names
+            them (`conversation_model`, `message_model`).
+        responder: Answers and names (see `ResponderLike`).
+        responses_queue: Queue of the answers.
+        conversations_queue: Queue of the titles and of the rescue.
+        concurrency: Jobs of each queue one worker process runs at once: a number for both, or
+            queue name → number; default `DEFAULT_CONCURRENCY` (10).
+
+    Attributes:
+        respond: The `<app_label>.respond` task (`message_id`, `actor_id`).
+        name_conversation: The `<app_label>.name_conversation` task (`conversation_id`).
+        rescue_stalled_jobs: The periodic `<app_label>.rescue_stalled_jobs` task.
+        queues: Queue name → concurrency, for the worker (`WorkerCommand`, `with_worker`).
+
+    Example:
+        ```python
+        from django_ai_chat.jobs import ChatJobs
+
+        from .responder import responder
+
+        chat_jobs = ChatJobs("chat", responder)
+        ```
+    """
+
+    def __init__(
+        self,
+        app_label: str,
+        responder: ResponderLike,
+        *,
+        responses_queue: str = "chat_responses",
+        conversations_queue: str = "conversations",
+        concurrency: int | Mapping[str, int] | None = None,
+    ) -> None:
+        self.app_label = app_label
+        self.responder = responder
+        self.responses_queue = responses_queue
+        self.conversations_queue = conversations_queue
+        if isinstance(concurrency, Mapping):
+            limits = dict(concurrency)
+        else:
+            limit = DEFAULT_CONCURRENCY if concurrency is None else concurrency
+            limits = {responses_queue: limit, conversations_queue: limit}
+        self.queues: dict[str, int] = {
+            queue: limits.get(queue, DEFAULT_CONCURRENCY)
+            for queue in dict.fromkeys([responses_queue, conversations_queue])
+        }
+        self.respond: Task[Any, Any, Any] = app.task(
+            queue=responses_queue,
+            name=f"{app_label}.respond",
+            retry=RetryStrategy(max_attempts=RESPOND_ATTEMPTS - 1, wait=2),
+            pass_context=True,
+        )(self._respond)
+        self.name_conversation: Task[Any, Any, Any] = app.task(
+            queue=conversations_queue, name=f"{app_label}.name_conversation"
+        )(self._name_conversation)
+        self.rescue_stalled_jobs: Task[Any, Any, Any] = app.periodic(
+            cron=str(ai_chat_settings.RESCUE_CRON)
+        )(
+            app.task(
+                queue=conversations_queue,
+                queueing_lock=f"{app_label}-rescue-stalled-jobs",
+                name=f"{app_label}.rescue_stalled_jobs",
+                pass_context=True,
+            )(self._rescue_stalled_jobs)
+        )
+
+    def __repr__(self) -> str:
+        return f"ChatJobs({self.app_label!r}, queues={self.queues!r})"
+
+    # -- deferring (web side, inside the writing transaction) ---------------------------------
+
+    def conversation_lock(self, conversation_id: Any) -> str:
+        """Jobs sharing this lock run one at a time: at most one answer per conversation."""
+        return f"{self.app_label}-conversation-{conversation_id}"
+
+    def defer_response(self, message: models.Model, actor: Any) -> None:
+        """Enqueue the answer to the user message `message`, to be given as `actor`.
+
+        Call it inside the transaction that wrote the message: the job exists if and only if
+        the message does.
+        """
+        conversation_id = message.conversation_id  # type: ignore[attr-defined]
+        self.respond.configure(lock=self.conversation_lock(conversation_id)).defer(
+            message_id=str(message.pk), actor_id=None if actor is None else actor.pk
+        )
+
+    def defer_title(self, conversation: models.Model) -> None:
+        """Enqueue naming when the conversation needs a title, or schedule it for when it will.
+
+        The rule of `needs_title`: untitled and not locked, with 4+ messages (now), or 2+
+        messages and `TITLE_DELAY` old (scheduled). A job already waiting is not doubled.
+        """
+        if conversation.title or conversation.title_locked:  # type: ignore[attr-defined]
+            return
+        count = self._message_model()._default_manager.filter(conversation=conversation).count()
+        if count >= _TITLE_AFTER_MESSAGES:
+            self._defer_title_job(conversation, f"{self.app_label}-title-{conversation.pk}")
+        elif count > 1:
+            inserted_at: datetime = conversation.inserted_at  # type: ignore[attr-defined]
+            when = inserted_at + TITLE_DELAY
+            self._defer_title_job(
+                conversation,
+                f"{self.app_label}-title-later-{conversation.pk}",
+                when=when if when > timezone.now() else None,
+            )
+
+    async def adefer_title(self, conversation: models.Model) -> None:
+        """Async `defer_title`."""
+        await sync_to_async(self.defer_title)(conversation)
+
+    def _defer_title_job(
+        self, conversation: models.Model, queueing_lock: str, *, when: datetime | None = None
+    ) -> None:
+        if when is not None and timezone.is_naive(when):
+            # USE_TZ = False: the database's naive local time; procrastinate needs it aware.
+            when = timezone.make_aware(when)
+        later = queueing_lock.startswith(f"{self.app_label}-title-later-")
+        try:
+            # A savepoint: the refused duplicate must not break the caller's transaction.
+            with transaction.atomic():
+                self.name_conversation.configure(
+                    lock=f"{self.app_label}-title-{conversation.pk}",
+                    queueing_lock=queueing_lock,
+                    schedule_at=when,
+                    priority=_TITLE_LATER_PRIORITY if later else _TITLE_NOW_PRIORITY,
+                ).defer(conversation_id=str(conversation.pk))
+        except AlreadyEnqueued:
+            pass
+
+    # -- the tasks (worker side) ----------------------------------------------------------------
+
+    async def _respond(self, context: JobContext, message_id: str, actor_id: Any = None) -> None:
+        responder = self.responder
+        async with _own_db_thread():
+            try:
+                actor = await self._aload_actor(actor_id)
+                if actor is None and actor_id is not None:
+                    # Deleted or deactivated since asking: nobody to act for, but the question
+                    # must not show "Responding…" forever.
+                    logger.warning(
+                        "Not answering %s: user %r is gone or inactive.", message_id, actor_id
+                    )
+                    await responder.finish_interrupted(message_id, error=responder.error_text)
+                    return
+                await responder.respond(message_id, actor=actor)
+            except Exception:
+                if context.job.attempts + 1 >= RESPOND_ATTEMPTS:
+                    # No retry left: the person gets an error instead of an endless spinner.
+                    await responder.finish_interrupted(message_id, error=responder.error_text)
+                raise
+            try:
+                await sync_to_async(self._defer_title_after)(message_id)
+            except Exception:
+                # The answer stands; the next one defers the title again.
+                logger.exception("Deferring the title after answer to %s failed.", message_id)
+
+    def _defer_title_after(self, message_id: str) -> None:
+        question = (
+            self._message_model()
+            ._default_manager.select_related("conversation")
+            .filter(pk=message_id)
+            .first()
+        )
+        if question is not None:
+            self.defer_title(question.conversation)  # type: ignore[attr-defined]
+
+    async def _name_conversation(self, conversation_id: str) -> None:
+        async with _own_db_thread():
+            await self.responder.name_conversation(conversation_id)
+
+    async def _rescue_stalled_jobs(self, context: JobContext, timestamp: int) -> None:
+        manager = context.app.job_manager
+        stalled_after = float(ai_chat_settings.STALLED_AFTER)
+        async with _own_db_thread():
+            for job in await manager.get_stalled_jobs(seconds_since_heartbeat=stalled_after):
+                if job.task_name == self.respond.name and job.attempts + 1 >= RESPOND_ATTEMPTS:
+                    logger.warning(
+                        "Answer job %s stalled %d times; giving up.", job.id, job.attempts + 1
+                    )
+                    await self.responder.finish_interrupted(str(job.task_kwargs["message_id"]))
+                    await manager.finish_job(job, status=Status.FAILED, delete_job=False)
+                elif job.task_name.startswith(f"{self.app_label}."):  # not other apps' jobs
+                    logger.warning("Job %s (%s) stalled; retrying it.", job.id, job.task_name)
+                    await manager.retry_job(job)
+
+    # -- models and actors ------------------------------------------------------------------
+
+    def _conversation_model(self) -> type[models.Model]:
+        model = getattr(self.responder, "conversation_model", None)
+        return model if model is not None else apps.get_model(self.app_label, "Conversation")
+
+    def _message_model(self) -> type[models.Model]:
+        model = getattr(self.responder, "message_model", None)
+        return model if model is not None else apps.get_model(self.app_label, "Message")
+
+    def user_model(self) -> type[models.Model] | None:
+        """The model of the actors: the target of the conversation model's owner foreign key.
+
+        `None` in no-user mode (`owner_field = None`, or no such field).
+        """
+        conversation_model = self._conversation_model()
+        owner_field = getattr(conversation_model, "owner_field", "user")
+        if owner_field is None:
+            return None
+        try:
+            field = conversation_model._meta.get_field(owner_field)
+        except FieldDoesNotExist:
+            return None
+        related = field.related_model
+        return related if isinstance(related, type) else None
+
+    async def _aload_actor(self, actor_id: Any) -> Any:
+        """The active user `actor_id`, marked `chat_agent = True`; `None` if gone or inactive."""
+        if actor_id is None:
+            return None
+        user_model = self.user_model()
+        if user_model is None:
+            return None  # no users in this project: tools run without an actor
+        user = await user_model._default_manager.filter(pk=actor_id).afirst()
+        if user is None or not getattr(user, "is_active", True):
+            return None  # a deactivated account: its agent must not act either
+        user.chat_agent = True  # type: ignore[attr-defined]
+        return user
+
+
+@contextlib.asynccontextmanager
+async def _own_db_thread() -> AsyncIterator[None]:
+    """Run the job's ORM calls in a thread (so a database connection) of its own.
+
+    The thread ends with the job, so its connections are closed here, whatever `CONN_MAX_AGE`
+    says.
+    """
+    async with ThreadSensitiveContext():
+        try:
+            yield
+        finally:
+            await sync_to_async(connections.close_all)()
