@@ -127,6 +127,24 @@ class Responder:
     tool_only_text: str = "Completed tool call."
     fallback_title: str = "New conversation"
 
+    def __init__(self) -> None:
+        """Check the subclass names its models (a missing one would fail only in the worker).
+
+        Raises:
+            ConfigurationError: `conversation_model` or `message_model` is missing or not a
+                subclass of the abstract model it should extend.
+        """
+        for attribute, base in (
+            ("conversation_model", AbstractConversation),
+            ("message_model", AbstractMessage),
+        ):
+            model = getattr(self, attribute, None)
+            if not (isinstance(model, type) and issubclass(model, base)):
+                raise ConfigurationError(
+                    f"{type(self).__name__}.{attribute} must be a subclass of {base.__name__} "
+                    f"(your app's model), not {model!r}: set it in the class body."
+                )
+
     # -- policy ---------------------------------------------------------------------------------
 
     def get_model(self) -> str:

@@ -294,6 +294,14 @@ async def test_steps_can_be_overridden(scripted_llm: ScriptedLLM, alice: Any) ->
     assert (await answer_to(question)).error == "Sorry."
 
 
+def test_a_responder_without_its_models_says_which_is_missing() -> None:
+    class Incomplete(Responder):
+        conversation_model = Conversation
+
+    with pytest.raises(ConfigurationError, match=r"Incomplete\.message_model must be a subclass"):
+        Incomplete()
+
+
 def test_the_setting_wins_over_the_model_attribute(settings: Any) -> None:
     assert responder.get_model() == "test:scripted"
     settings.AI_CHAT_MODEL = "openai:gpt-4o"
@@ -417,6 +425,7 @@ class Waiting:
 
 class WaitingResponder(ChatResponder):
     def __init__(self) -> None:
+        super().__init__()
         self.tool = Waiting()
 
     def get_tools(self, conversation: AbstractConversation, actor: Any) -> ToolsArg:
