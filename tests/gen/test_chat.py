@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from django_ai_chat.gen.apply import Mode, apply
-from django_ai_chat.gen.chat import gen_chat, settings_chain
+from django_ai_chat.gen.chat import effective_problems, gen_chat, settings_chain
 from django_ai_chat.gen.manifest import MANIFEST_NAME
 from django_ai_chat.gen.options import ChatOptions, add_arguments
 from django_ai_chat.gen.project import Project
@@ -140,30 +140,28 @@ def test_settings_defined_elsewhere_are_not_added_again(root: Path) -> None:
     ]
 
 
-def test_unrecognised_settings_and_urls_become_notices(root: Path) -> None:
-    (root / "mysite" / "settings.py").write_text("from .base import *  # noqa\n")
+def test_settings_it_cannot_edit_are_a_refusal_that_writes_nothing(root: Path) -> None:
+    (root / "mysite" / "settings.py").write_text(
+        "from .base import *  # noqa\nINSTALLED_APPS = BASE_APPS + plugins()\n"
+    )
+    project = gen_chat(Project(root), options("--live"), target(root))
+    assert project.files == {} and project.tasks == [] and project.notices == []
+    [issue] = project.issues
+    assert issue.startswith("Cannot add chat to INSTALLED_APPS in mysite/settings.py, and")
+    assert '    "daphne",\n    ...\n    "procrastinate.contrib.django",' in issue
+    assert '    "chat",\n' in issue
+    assert '    "django_htmx.middleware.HtmxMiddleware",' in issue
+    assert "    import os\n\n    # django-ai-chat: the openai API key" in issue
+    assert '    ASGI_APPLICATION = "mysite.asgi.application"' in issue
+
+
+def test_an_installed_app_with_unrecognised_urls_gets_a_notice(root: Path) -> None:
     (root / "mysite" / "urls.py").write_text("urlpatterns = build()\n")
     project = gen_chat(Project(root), options("--live"), target(root))
-    assert project.files[P("mysite/settings.py")].status == "skip"
-    notices = "\n".join(project.notices)
-    assert '    "daphne",\n    ...\n    "procrastinate.contrib.django",' in notices
-    assert '    "django_htmx.middleware.HtmxMiddleware",' in notices
-    assert "    import os\n\n    # django-ai-chat: the openai API key" in notices
-    if P("urls.py") in render_tree(options("--live").context()):
-        assert project.files[P("mysite/urls.py")].status == "skip"
-        assert '    path("chat/", include("chat.urls")),' in notices
-
-
-def test_without_installing_the_app_makemigrations_is_left_to_the_user(root: Path) -> None:
-    (root / "mysite" / "settings.py").write_text("from .base import *  # noqa\n")
-    opts = options()
-    project = gen_chat(Project(root), opts, target(root))
-    assert project.tasks == []
-    if P("models.py") in render_tree(opts.context()):
-        assert (
-            "python manage.py makemigrations chat  # once chat is in INSTALLED_APPS"
-            in project.notices[-1]
-        )
+    assert not project.issues
+    assert project.files[P("mysite/settings.py")].status == "update"
+    assert project.files[P("mysite/urls.py")].status == "skip"
+    assert '    path("chat/", include("chat.urls")),' in "\n".join(project.notices)
 
 
 @pytest.mark.parametrize(
@@ -179,17 +177,151 @@ def test_dependencies_go_to_the_projects_list(root: Path, where: str) -> None:
     assert not any("dependencies" in n for n in project.notices)
 
 
-def test_notices_for_database_and_login(root: Path) -> None:
-    facts = target(root, database_vendor="sqlite", login_url_resolves=False)
+def test_notices_for_the_database(root: Path) -> None:
+    facts = target(root, database_vendor="sqlite")
     notices = "\n".join(gen_chat(Project(root), options("--live"), facts).notices)
     assert "the default database is 'sqlite'" in notices
-    assert "LOGIN_URL (/accounts/login/) does not resolve" in notices
-    no_user = "\n".join(
-        gen_chat(
-            Project(root), options("--live"), replace(facts, database_vendor="postgresql")
-        ).notices
+    postgres = "\n".join(gen_chat(Project(root), options("--live"), target(root)).notices)
+    assert "sqlite" not in postgres
+
+
+def test_without_a_login_page_django_auth_urls_and_a_login_template_are_added(root: Path) -> None:
+    facts = target(root, login_url_resolves=False)
+    project = gen_chat(Project(root), options("--live"), facts)
+    urls = project.files[P("mysite/urls.py")].after
+    assert "path('accounts/', include('django.contrib.auth.urls'))" in urls
+    assert urls.index("'chat.urls'") < urls.index("'django.contrib.auth.urls'")
+    login = project.files[P("chat/templates/registration/login.html")]
+    assert login.status == "create"
+    assert '{% include "chat/_assets.html" %}' in login.after and "{% csrf_token %}" in login.after
+    assert not [n for n in project.notices if "LOGIN_URL" in n]
+
+
+def test_a_login_view_without_its_template_gets_the_template(root: Path) -> None:
+    facts = target(root, login_template_missing="registration/login.html")
+    project = gen_chat(Project(root), options("--live"), facts)
+    assert project.files[P("chat/templates/registration/login.html")].status == "create"
+    assert "django.contrib.auth.urls" not in project.files[P("mysite/urls.py")].after
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        (
+            {"login_url": "/signin/", "login_path": "/signin/"},
+            'include("django.contrib.auth.urls")',
+        ),
+        ({"login_caught_all": True}, "a catch-all route, such as Wagtail's page router"),
+        (
+            {"installed_apps": (*STOCK_APPS, "allauth", "allauth.account")},
+            'include("allauth.urls")',
+        ),
+    ],
+)
+def test_a_login_page_it_cannot_add_is_a_notice(
+    root: Path, changes: dict[str, object], expected: str
+) -> None:
+    if changes.get("login_caught_all"):
+        (root / "mysite" / "urls.py").write_text("urlpatterns = wagtail()\n")
+    facts = target(root, login_url_resolves=False, **changes)
+    project = gen_chat(Project(root), options("--live"), facts)
+    assert P("chat/templates/registration/login.html") not in project.files
+    notices = "\n".join(project.notices)
+    assert "does not resolve to a login page" in notices
+    assert expected in notices
+
+
+def test_a_route_another_view_serves_is_refused(root: Path) -> None:
+    facts = target(root, view_of={"/chat/": "forum.views.ChatRoom"}.get)
+    project = gen_chat(Project(root), options("--live"), facts)
+    assert project.issues == [
+        "--route /chat/ is taken: /chat/ is served by forum.views.ChatRoom. "
+        "Mount the chat elsewhere, e.g. --route /assistant."
+    ]
+    assert project.files == {}
+    ours = target(root, view_of={"/chat/": "chat.views.ChatView"}.get)
+    assert not gen_chat(Project(root), options("--live"), ours).issues
+
+
+def _working(root: Path, **changes: object) -> Target:
+    """What Django reports for a project where the chat works."""
+    facts = target(
+        root,
+        installed_apps=(
+            "daphne",
+            *STOCK_APPS,
+            "procrastinate.contrib.django",
+            "django_htmx",
+            "django_ai_chat",
+            "chat",
+        ),
+        middleware=("django_htmx.middleware.HtmxMiddleware",),
+        defined_settings=frozenset({"OPENAI_API_KEY", "ASGI_APPLICATION"}),
+        included_urlconfs=frozenset({"chat.urls"}),
+        asgi_application="mysite.asgi.application",
+        view_of={"/chat/": "chat.views.ChatView"}.get,
+        runserver_apps=("daphne", "django.contrib.staticfiles"),
     )
-    assert "sqlite" not in no_user
+    return replace(facts, **changes)  # type: ignore[arg-type]
+
+
+def test_check_judges_the_running_project() -> None:
+    opts = options("--live", "--check")
+    root = Path("/nonexistent")
+    assert effective_problems(opts, _working(root), has_urls=True) == []
+    broken = _working(
+        root,
+        installed_apps=("django.contrib.staticfiles", "daphne", "django_ai_chat"),
+        middleware=(),
+        asgi_application="mysite.asgi.application",
+        asgi_error="ModuleNotFoundError: No module named 'mysite.asgi'",
+        view_of={"/chat/": "wiki.views.page"}.get,
+        runserver_apps=("django.contrib.staticfiles", "daphne"),
+        login_url_resolves=False,
+    )
+    assert effective_problems(opts, broken, has_urls=True) == [
+        "INSTALLED_APPS of 'mysite/settings.py' lacks 'procrastinate.contrib.django', "
+        "'django_htmx', 'chat'.",
+        "'django.contrib.staticfiles' comes before 'daphne' in INSTALLED_APPS, so its runserver "
+        "(no ASGI, no live streams) wins: put 'daphne' first.",
+        "MIDDLEWARE lacks 'django_htmx.middleware.HtmxMiddleware'.",
+        "ASGI_APPLICATION 'mysite.asgi.application' does not import: ModuleNotFoundError: "
+        "No module named 'mysite.asgi'.",
+        "/chat/ is served by wiki.views.page, not by the chat: choose another --route.",
+        "LOGIN_URL (/accounts/login/) does not resolve to a login page: signed-out visitors of "
+        "the chat get a 404.",
+    ]
+    unserved = _working(root, view_of=lambda path: None, asgi_application=None)
+    assert effective_problems(opts, unserved, has_urls=True) == [
+        "ASGI_APPLICATION is not set (the live streams need ASGI).",
+        '/chat/ is not served: add path("chat/", include("chat.urls")) to mysite/urls.py.',
+    ]
+
+
+def test_check_after_gen_without_the_notices_applied_is_not_in_sync(root: Path) -> None:
+    (root / "mysite" / "urls.py").write_text("urlpatterns = build()\n")
+    apply(gen_chat(Project(root), options("--live"), target(root)), Mode(yes=True), out=_Null())
+    (root / "chat" / "migrations").mkdir(exist_ok=True)
+    (root / "chat" / "migrations" / "0001_initial.py").write_text("")
+    opts = options("--live", "--check")
+    project = gen_chat(Project(root), opts, _working(root, view_of=lambda path: None))
+    out = _Lines()
+    assert apply(project, Mode(check=True), out=out) == 1
+    assert "Still to do (the running project, as Django loads it):" in out.text
+    assert '  - /chat/ is not served: add path("chat/", include("chat.urls"))' in out.text
+    assert out.text.rstrip().endswith("Not in sync: 1 thing(s) still to do.")
+
+
+class _Lines:
+    def __init__(self) -> None:
+        self.text = ""
+
+    def write(self, text: str) -> int:
+        self.text += text
+        return len(text)
+
+    def isatty(self) -> bool:
+        return False
 
 
 def test_no_user_mode_warns_that_every_visitor_has_every_conversation(root: Path) -> None:

@@ -126,3 +126,29 @@ def test_an_unreadable_manifest_stops_an_upgrade(project: Path) -> None:
     assert done.returncode == 3
     assert done.stderr.startswith("error: chat/.django-ai-chat.json cannot be read (")
     assert "restore it from version control, or delete it" in done.stderr
+
+
+def test_a_refusal_says_what_to_paste_and_the_rerun_completes(tmp_path: Path) -> None:
+    shutil.copytree(CASES / "refusal" / "input", tmp_path, dirs_exist_ok=True)
+    settings = tmp_path / "mysite" / "settings.py"
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    refused = run(tmp_path, "-m", "django_ai_chat.cli", "gen", "--live", "--yes")
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    assert "Cannot add chat to INSTALLED_APPS in mysite/settings.py" in refused.stdout
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+    # Paste the lines exactly as printed: those before "..." open the list, the others close it.
+    block = refused.stdout.split("Add to INSTALLED_APPS in mysite/settings.py")[1]
+    lines = block.split("\n\n")[0].splitlines()[1:]
+    head, tail = lines[: lines.index("    ...")], lines[lines.index("    ...") + 1 :]
+    text = settings.read_text()
+    text = text.replace("INSTALLED_APPS = [\n", "INSTALLED_APPS = [\n" + "\n".join(head) + "\n")
+    text = text.replace("\n] + _plugin_apps()", "\n" + "\n".join(tail) + "\n] + _plugin_apps()")
+    settings.write_text(text)
+
+    done = run(tmp_path, "-m", "django_ai_chat.cli", "gen", "--live", "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "chat" / "migrations" / "0001_initial.py").is_file()
+    check = run(tmp_path, "-m", "django_ai_chat.cli", "gen", "--live", "--check")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout.rstrip().endswith("In sync.")

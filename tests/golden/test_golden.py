@@ -24,6 +24,8 @@ from django_ai_chat.gen.render import APP_TEMPLATE
 
 CASES_DIR = Path(__file__).parent / "cases"
 CASES = sorted(p.name for p in CASES_DIR.iterdir() if (p / "input").is_dir())
+# A case with an exit_code.txt is a refusal: it generates nothing to lint.
+GENERATED = [c for c in CASES if not (CASES_DIR / c / "exit_code.txt").is_file()]
 RUFF_CONFIG = Path(__file__).parent / "lint-generated.toml"
 KNOWN_ISSUES = Path(__file__).parent / "generated-known-issues.txt"
 # The case with every option on: its app holds every template's Python.
@@ -106,6 +108,17 @@ def test_golden(case: str, tmp_path: Path, update_golden: bool) -> None:
     project = tmp_path / "project"
     shutil.copytree(CASES_DIR / case / "input", project)
     code, output = run_gen(project, *_args(case), "--yes")
+    exit_code = CASES_DIR / case / "exit_code.txt"
+    if exit_code.is_file():
+        # A refusal: the output says what to do, and no file is written.
+        assert code == int(exit_code.read_text()), output
+        expected_output = CASES_DIR / case / "expected_output.txt"
+        if update_golden:
+            expected_output.write_text(output)
+            return
+        assert _tree(project) == _tree(CASES_DIR / case / "input")
+        assert output == expected_output.read_text()
+        return
     assert code == 0, output
 
     actual = _tree(project, _copied_verbatim())
@@ -129,7 +142,7 @@ def test_golden(case: str, tmp_path: Path, update_golden: bool) -> None:
     assert output.rstrip().endswith("In sync.")
 
 
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("case", GENERATED)
 def test_generated_code_is_lint_clean(case: str) -> None:
     app = CASES_DIR / case / "expected" / _app_label(case)
     if not any(app.rglob("*.py")):
@@ -165,7 +178,7 @@ def _against_known(kind: str, found: set[str], output: str) -> None:
     )
 
 
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("case", GENERATED)
 def test_generated_code_is_formatted(case: str) -> None:
     app_label = _app_label(case)
     app = CASES_DIR / case / "expected" / app_label

@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     """Find `manage.py`, configure Django as it would, and run the generator."""
     try:
         root = find_root(Path.cwd())
-        setup_django(root)
+        setup_django(root, app_labels=(str(getattr(args, "domain", "chat")).strip(),))
     except GeneratorError as error:
         sys.stderr.write(f"error: {error}\n")
         return ISSUES

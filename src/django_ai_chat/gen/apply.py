@@ -140,8 +140,16 @@ def apply(
 
 
 def _check(project: Project, p: _Printer) -> int:
+    if project.pending:
+        # Judged on the running project: files in sync do not make a working chat.
+        p.line("\nStill to do (the running project, as Django loads it):")
+        for problem in project.pending:
+            p.line(f"  - {problem}", "33")
     if project.changed or project.tasks:
         p.line(f"\nOut of sync: {len(project.changed)} file(s) would change.")
+        return CHANGES
+    if project.pending:
+        p.line(f"\nNot in sync: {len(project.pending)} thing(s) still to do.")
         return CHANGES
     if project.warnings:
         p.line("\nIn sync, with warnings.")

@@ -47,19 +47,34 @@ def gen_chat(
         # Static assets are copied verbatim, so no template can switch them off: without a UI
         # they would be dead weight in the user's app.
         rendered = {p: c for p, c in rendered.items() if p.parts[0] != "static"}
+    has_urls = PurePosixPath("urls.py") in rendered
+    if has_urls and _route_taken(project, opts, target):
+        return project
     _app_files(project, opts, app, rendered)
-    installed = _installed_apps(project, opts, target)
-    _settings(project, opts, target, context)
-    if PurePosixPath("urls.py") in rendered:
+    by_hand: list[str] = []
+    installed = _installed_apps(project, opts, target, by_hand)
+    _settings(project, opts, target, context, by_hand)
+    if not installed:
+        # An app that cannot be installed breaks whatever needs it (the URL include makes
+        # `manage.py check` fail): write nothing, and say exactly what to add.
+        _refuse(project, opts, target, by_hand)
+        return project
+    for notice in by_hand:
+        project.add_notice(notice)
+    if has_urls:
         _urls(project, opts, target)
+    if opts.user_model and opts.ui:
+        _login(project, opts, target)
     _dependencies(project, opts)
     migrate = PurePosixPath("models.py") in rendered and not _has_migrations(project, app)
-    if migrate and installed:
+    if migrate:
         # --skip-checks: a project still on SQLite fails django_ai_chat's Postgres check, which
         # must not stop the migration from being written (migrate reports it later).
         project.add_task("makemigrations", opts.app_label, "--no-header", "--skip-checks")
-    # Without the app installed, makemigrations cannot run: it joins the checklist.
-    _notices(project, opts, target, {**context, "makemigrations": migrate and not installed})
+    _notices(project, opts, target, {**context, "makemigrations": False})
+    if opts.check:
+        for problem in effective_problems(opts, target, has_urls=has_urls):
+            project.add_pending(problem)
     return project
 
 
@@ -161,6 +176,92 @@ def _report(
         )
 
 
+def _route_taken(project: Project, opts: ChatOptions, target: Target) -> bool:
+    """Refuse a `--route` another view serves already (unless it is ours, from a past run)."""
+    view = target.view_of(_route_path(opts))
+    if view is None or _is_ours(view, opts):
+        return False
+    suggestion = "assistant" if opts.route != "assistant" else "ai-chat"
+    context = {"route": opts.route, "view": view, "suggestion": suggestion}
+    project.add_issue(render_snippet("notices/route_taken.txt-tpl", context).strip())
+    return True
+
+
+def _route_path(opts: ChatOptions) -> str:
+    return f"/{opts.route}/" if opts.route else "/"
+
+
+def _is_ours(view: str, opts: ChatOptions) -> bool:
+    return view.startswith((f"{opts.app_label}.", "django_ai_chat."))
+
+
+def _refuse(project: Project, opts: ChatOptions, target: Target, by_hand: list[str]) -> None:
+    chain = settings_chain(project, target, "INSTALLED_APPS")
+    where = str(chain[-1]) if chain else "your settings"
+    context = {"app_label": opts.app_label, "where": where, "steps": "\n\n".join(by_hand)}
+    project.files.clear()
+    project.tasks.clear()
+    project.notices.clear()
+    project.add_issue(render_snippet("notices/refusal.txt-tpl", context).rstrip())
+
+
+def effective_problems(opts: ChatOptions, target: Target, *, has_urls: bool) -> list[str]:
+    """What still keeps the chat from working in the running project, each with its fix.
+
+    Judged on the runtime configuration (`Target`), not on the files: a notice not yet applied,
+    an app missing from the settings module in use, a route shadowed by another view.
+    """
+    problems: list[str] = []
+    settings_file = str(target.settings_file or "your settings")
+    wanted = [*WORKER_APPS[:1], *(UI_APPS if opts.ui else ()), *WORKER_APPS[1:], opts.app_label]
+    wanted += ["daphne"] if opts.ui else []
+    missing = [a for a in wanted if not _installed(target, a)]
+    if missing:
+        names = ", ".join(map(repr, missing))
+        problems.append(
+            f"INSTALLED_APPS of {target.settings_module or settings_file!r} lacks {names}."
+        )
+    first = target.runserver_apps[0] if target.runserver_apps else "daphne"
+    if opts.ui and first != "daphne" and _installed(target, "daphne"):
+        problems.append(
+            f"{first!r} comes before 'daphne' in INSTALLED_APPS, so its runserver (no ASGI, "
+            "no live streams) wins: put 'daphne' first."
+        )
+    if opts.ui and HTMX_MIDDLEWARE not in target.middleware:
+        problems.append(f"MIDDLEWARE lacks {HTMX_MIDDLEWARE!r}.")
+    if opts.ui:
+        if target.asgi_application is None:
+            problems.append("ASGI_APPLICATION is not set (the live streams need ASGI).")
+        elif target.asgi_error is not None:
+            problems.append(
+                f"ASGI_APPLICATION {target.asgi_application!r} does not import: "
+                f"{target.asgi_error}."
+            )
+    if has_urls:
+        path = _route_path(opts)
+        view = target.view_of(path)
+        if view is None:
+            urlconf = target.urls_file or "your root URLconf"
+            problems.append(
+                f"{path} is not served: add "
+                f'path("{path[1:]}", include("{opts.app_label}.urls")) to {urlconf}.'
+            )
+        elif not _is_ours(view, opts):
+            problems.append(f"{path} is served by {view}, not by the chat: choose another --route.")
+    if opts.user_model and opts.ui:
+        if not target.login_url_resolves:
+            problems.append(
+                f"LOGIN_URL ({target.login_url}) does not resolve to a login page: signed-out "
+                "visitors of the chat get a 404."
+            )
+        elif target.login_template_missing:
+            problems.append(
+                f"LOGIN_URL ({target.login_url}) renders {target.login_template_missing!r}, "
+                "which does not exist."
+            )
+    return problems
+
+
 def _installed(target: Target, name: str) -> bool:
     return any(
         entry == name or entry.startswith(f"{name}.apps.") for entry in target.installed_apps
@@ -213,7 +314,9 @@ def _star_imported(
     return target.module_files(".".join(names)) if names else ()
 
 
-def _installed_apps(project: Project, opts: ChatOptions, target: Target) -> bool:
+def _installed_apps(
+    project: Project, opts: ChatOptions, target: Target, by_hand: list[str]
+) -> bool:
     """Add the apps and middleware; `True` when the generated app is (or will be) installed."""
     ours = [*WORKER_APPS[:1], *(UI_APPS if opts.ui else ()), *WORKER_APPS[1:]]
     ours = [a for a in ours if not _installed(target, a)]
@@ -237,7 +340,7 @@ def _installed_apps(project: Project, opts: ChatOptions, target: Target) -> bool
         if not ok:
             where = str(file or "your settings")
             notice = {"where": where, "first": first, "last": [*ours, *app]}
-            project.add_notice(render_snippet("notices/installed_apps.txt-tpl", notice))
+            by_hand.append(render_snippet("notices/installed_apps.txt-tpl", notice))
     if middleware:
         chain = settings_chain(project, target, "MIDDLEWARE")
         file = chain[-1] if chain else None
@@ -246,7 +349,7 @@ def _installed_apps(project: Project, opts: ChatOptions, target: Target) -> bool
         )
         if not (file is not None and _patch(project, file, add_middleware)):
             notice = {"where": str(file or "your settings"), "names": middleware}
-            project.add_notice(render_snippet("notices/middleware.txt-tpl", notice))
+            by_hand.append(render_snippet("notices/middleware.txt-tpl", notice))
     return ok or _installed(target, opts.app_label)
 
 
@@ -269,7 +372,13 @@ def _daphne_patch(
     return chain[-1], add
 
 
-def _settings(project: Project, opts: ChatOptions, target: Target, context: dict[str, Any]) -> None:
+def _settings(
+    project: Project,
+    opts: ChatOptions,
+    target: Target,
+    context: dict[str, Any],
+    by_hand: list[str],
+) -> None:
     blocks: list[tuple[str, str, tuple[str, ...]]] = []
     if opts.api_key_env and not target.has_setting(opts.api_key_env):
         code = render_snippet("settings/api_key.py-tpl", context)
@@ -284,19 +393,19 @@ def _settings(project: Project, opts: ChatOptions, target: Target, context: dict
         blocks.append(("ASGI_APPLICATION", code, ()))
     chain = settings_chain(project, target, "INSTALLED_APPS")
     file = chain[-1] if chain else None
-    by_hand: list[tuple[str, tuple[str, ...]]] = []
+    manual: list[tuple[str, tuple[str, ...]]] = []
     for name, code, imports in blocks:
         recognised = name != "ASGI_APPLICATION" or asgi is not None
         configure = partial(settings.configure_new, name=name, code=code, imports=imports)
         if not (recognised and file is not None and _patch(project, file, configure)):
-            by_hand.append((code, imports))
-    if by_hand:
+            manual.append((code, imports))
+    if manual:
         notice = {
             "where": str(file or "your settings"),
-            "blocks": [code for code, _ in by_hand],
-            "imports": sorted({module for _, imports in by_hand for module in imports}),
+            "blocks": [code for code, _ in manual],
+            "imports": sorted({module for _, imports in manual for module in imports}),
         }
-        project.add_notice(render_snippet("notices/setting.txt-tpl", notice))
+        by_hand.append(render_snippet("notices/setting.txt-tpl", notice))
 
 
 def _create_asgi(project: Project, target: Target) -> str | None:
@@ -335,6 +444,33 @@ def _urls(project: Project, opts: ChatOptions, target: Target) -> None:
         route = f"{opts.route}/" if opts.route else ""
         notice = {**opts.context(), "where": str(file or "your root URLconf"), "route": route}
         project.add_notice(render_snippet("notices/urls.txt-tpl", notice))
+
+
+def _login(project: Project, opts: ChatOptions, target: Target) -> None:
+    """Make `LOGIN_URL` a login page: Django's auth URLs and a template, when nothing serves it."""
+    template = PurePosixPath(opts.app_label, "templates", "registration", "login.html")
+    context = {**opts.context(), "login_url": target.login_url}
+    if target.login_url_resolves:
+        if target.login_template_missing == "registration/login.html":
+            project.create_file(template, render_snippet("login/login.html-tpl", context))
+        elif target.login_template_missing:
+            notice = {**context, "template": target.login_template_missing}
+            project.add_notice(render_snippet("notices/login_template.txt-tpl", notice))
+        return
+    allauth = any(a == "allauth" or a.startswith("allauth.") for a in target.installed_apps)
+    auth_urls = "django.contrib.auth.urls"
+    if (
+        not allauth
+        and target.login_path == "/accounts/login/"
+        and _installed(target, "django.contrib.auth")
+        and auth_urls not in target.included_urlconfs
+        and target.urls_file is not None
+        and _patch(project, target.urls_file, lambda s: urls.include_new(s, "accounts", auth_urls))
+    ):
+        project.create_file(template, render_snippet("login/login.html-tpl", context))
+        return
+    notice = {**context, "allauth": allauth, "catch_all": target.login_caught_all}
+    project.add_notice(render_snippet("notices/login.txt-tpl", notice))
 
 
 def requirements(opts: ChatOptions) -> list[str]:
@@ -384,9 +520,6 @@ def _notices(project: Project, opts: ChatOptions, target: Target, context: dict[
     if target.database_vendor != "postgresql":
         notice = {"vendor": target.database_vendor, **context}
         project.add_notice(render_snippet("notices/postgres.txt-tpl", notice))
-    if opts.user_model and opts.ui and not target.login_url_resolves:
-        notice = {"login_url": target.login_url, **context}
-        project.add_notice(render_snippet("notices/login.txt-tpl", notice))
     if opts.user_model is None:
         project.add_notice(render_snippet("notices/no_user.txt-tpl", context))
     if opts.live_component:

@@ -63,6 +63,8 @@ class Project:
     warnings: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     tasks: list[Task] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+    """`--check`: what keeps the chat from working in the running project (not file changes)."""
 
     def read(self, path: PurePosixPath) -> str | None:
         """The current content of `path`: pending changes first, then the disk (`None`: absent)."""
@@ -167,6 +169,11 @@ class Project:
         """Record a step for the post-run checklist."""
         if text not in self.notices:
             self.notices.append(text)
+
+    def add_pending(self, text: str) -> None:
+        """Record something the running project still lacks (`--check` fails on it)."""
+        if text not in self.pending:
+            self.pending.append(text)
 
     def add_task(self, *args: str) -> None:
         """Queue `python manage.py <args>` to run after the write."""

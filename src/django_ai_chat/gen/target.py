@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -37,15 +38,26 @@ def find_root(start: Path) -> Path:
     )
 
 
-def setup_django(root: Path) -> None:
+def setup_django(root: Path, *, app_labels: tuple[str, ...] = ()) -> None:
     """Configure Django for the project in `root`, as its `manage.py` would.
 
-    `DJANGO_SETTINGS_MODULE` from the environment wins (as with `manage.py`'s `setdefault`);
-    otherwise it is read from `manage.py`.
+    `manage.py` is run up to its `execute_from_command_line` call, so what it does first
+    happens here too: `sys.path` additions (src layouts), `.env` loading, the default
+    `DJANGO_SETTINGS_MODULE` (the environment's wins, as with its `setdefault`). When running it
+    fails, the settings module is read from its text.
+
+    Args:
+        root: The directory holding `manage.py`.
+        app_labels: Apps the generator is about to write: a settings module may list them in
+            `INSTALLED_APPS` already (pasted from a refusal), so an empty stand-in is imported
+            until they exist.
 
     Raises:
         GeneratorError: no settings module can be found, or importing it fails.
     """
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    _run_manage_py(root)
     module = os.environ.get("DJANGO_SETTINGS_MODULE")
     if not module:
         match = SETTINGS_DEFAULT.search((root / "manage.py").read_text())
@@ -56,8 +68,8 @@ def setup_django(root: Path) -> None:
             )
         module = match.group(1)
         os.environ["DJANGO_SETTINGS_MODULE"] = module
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
+    for label in app_labels:
+        _stand_in(root, label)
     import django
 
     try:
@@ -67,6 +79,50 @@ def setup_django(root: Path) -> None:
             f"Loading the settings {module!r} failed: {error!r}. Fix the project so that "
             "`python manage.py check` runs, then run the generator again."
         ) from error
+
+
+class _ManagePyDone(Exception):
+    """Raised in place of `execute_from_command_line`: manage.py has set everything up."""
+
+
+def _run_manage_py(root: Path) -> None:
+    import runpy
+
+    from django.core import management
+
+    def stop(argv: list[str] | None = None) -> None:
+        raise _ManagePyDone
+
+    saved = management.execute_from_command_line, sys.argv
+    management.execute_from_command_line = stop
+    sys.argv = [str(root / "manage.py"), "gen_chat"]
+    try:
+        runpy.run_path(str(root / "manage.py"), run_name="__main__")
+    except _ManagePyDone:
+        pass
+    except (Exception, SystemExit):
+        # A manage.py that does more than set up (or fails): its text is read instead.
+        pass
+    finally:
+        management.execute_from_command_line, sys.argv = saved
+
+
+def _stand_in(root: Path, label: str) -> None:
+    import importlib.machinery
+    import importlib.util
+    import types
+
+    if not label.isidentifier() or label in sys.modules:
+        return
+    try:
+        if importlib.util.find_spec(label) is not None:
+            return
+    except (ImportError, ValueError):
+        return
+    module = types.ModuleType(label)
+    module.__spec__ = importlib.machinery.ModuleSpec(label, None, is_package=True)
+    module.__path__ = [str(root / label)]
+    sys.modules[label] = module
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,6 +149,20 @@ class Target:
     in a src layout."""
     wsgi_module: str | None = None
     """Dotted module of `WSGI_APPLICATION` when it is a file of the project."""
+    login_path: str = "/accounts/login/"
+    """`LOGIN_URL` as a path (a URL name resolved)."""
+    login_caught_all: bool = False
+    """`LOGIN_URL` is taken only by a catch-all route (Wagtail's page router): no login page."""
+    login_template_missing: str | None = None
+    """The template `LOGIN_URL`'s `LoginView` renders, when no loader finds it."""
+    asgi_application: str | None = None
+    """The `ASGI_APPLICATION` setting, when set."""
+    asgi_error: str | None = None
+    """Why `ASGI_APPLICATION` does not import (`None`: it imports, or is not set)."""
+    view_of: Callable[[str], str | None] = field(default=lambda path: None, compare=False)
+    """Dotted name of the view a path resolves to (`None`: 404, or a catch-all route)."""
+    runserver_apps: tuple[str, ...] = ()
+    """Installed apps with their own `runserver` command, in `INSTALLED_APPS` order."""
 
     @classmethod
     def from_django(cls, root: Path) -> Target:
@@ -103,7 +173,9 @@ class Target:
         settings_module = str(settings.SETTINGS_MODULE)
         urls_module = str(settings.ROOT_URLCONF)
         login_url = str(settings.LOGIN_URL)
-        urlconfs, resolves = _urls(login_url)
+        urlconfs, login_path = _urls(login_url)
+        login_view = _view_of(login_path) if login_path.startswith("/") else None
+        asgi_application = getattr(settings, "ASGI_APPLICATION", None)
         settings_file = _module_file(root, settings_module)
         wsgi = str(getattr(settings, "WSGI_APPLICATION", None) or "").rpartition(".")[0]
         return cls(
@@ -120,7 +192,17 @@ class Target:
             database_vendor=connections["default"].vendor,
             included_urlconfs=urlconfs,
             login_url=login_url,
-            login_url_resolves=resolves,
+            login_url_resolves=login_path.startswith(("http://", "https://"))
+            or login_view is not None,
+            login_path=login_path,
+            login_caught_all=login_view is None
+            and login_path.startswith("/")
+            and _callback(login_path) is not None,
+            login_template_missing=_login_template_missing(login_path),
+            asgi_application=str(asgi_application) if asgi_application else None,
+            asgi_error=_import_error(str(asgi_application)) if asgi_application else None,
+            view_of=_view_of,
+            runserver_apps=_runserver_apps(),
         )
 
     def has_setting(self, name: str) -> bool:
@@ -187,15 +269,15 @@ def _asgi_module(root: Path, settings_module: str) -> str | None:
     return None
 
 
-def _urls(login_url: str) -> tuple[frozenset[str], bool]:
-    """Dotted names of the URLconfs the root URLconf includes, and whether `login_url` resolves."""
+def _urls(login_url: str) -> tuple[frozenset[str], str]:
+    """Dotted names of the URLconfs the root URLconf includes, and `login_url` as a path."""
     from django.shortcuts import resolve_url
-    from django.urls import get_resolver, resolve
+    from django.urls import get_resolver
 
     try:
         patterns = get_resolver().url_patterns
     except Exception:
-        return frozenset(), False
+        return frozenset(), login_url
     names = set()
     for pattern in patterns:
         urlconf = getattr(pattern, "urlconf_name", None)
@@ -203,8 +285,78 @@ def _urls(login_url: str) -> tuple[frozenset[str], bool]:
             names.add(getattr(urlconf, "__name__", str(urlconf)))
     try:
         # LOGIN_URL may be a URL name ("accounts:login"): turn it into a path first.
-        path = resolve_url(login_url)
-        resolves = path.startswith(("http://", "https://")) or bool(resolve(path))
+        path = str(resolve_url(login_url))
+    except Exception:  # NoReverseMatch: a name nothing serves.
+        path = login_url
+    return frozenset(names), path
+
+
+def _callback(path: str) -> Callable[..., Any] | None:
+    from django.urls import resolve
+
+    try:
+        return resolve(path).func
     except Exception:  # Resolver404, or a URLconf that fails to import: not resolvable.
-        resolves = False
-    return frozenset(names), resolves
+        return None
+
+
+def _view_of(path: str) -> str | None:
+    """The dotted name of the view serving `path`, unless it is a catch-all route.
+
+    A catch-all (Wagtail's page router, a flatpages fallback) serves every path, so a path it
+    resolves proves nothing: a path that cannot exist is tried too, and when the same view takes
+    it, `path` counts as not served.
+    """
+    func = _callback(path)
+    if func is None:
+        return None
+    probe = path.rstrip("/") + "-django-ai-chat-probe-0/"
+    if _callback(probe) is func:
+        return None
+    view = getattr(func, "view_class", None) or func
+    return f"{view.__module__}.{view.__qualname__}"
+
+
+def _login_template_missing(path: str) -> str | None:
+    from django.apps import apps
+
+    if not apps.is_installed("django.contrib.auth"):
+        return None
+    from django.contrib.auth.views import LoginView
+    from django.template import TemplateDoesNotExist
+    from django.template.loader import get_template
+
+    func = _callback(path) if path.startswith("/") else None
+    view = getattr(func, "view_class", None)
+    if not (isinstance(view, type) and issubclass(view, LoginView)):
+        return None
+    initkwargs: dict[str, Any] = getattr(func, "view_initkwargs", {})
+    name = str(initkwargs.get("template_name") or view.template_name)
+    try:
+        get_template(name)
+    except TemplateDoesNotExist:
+        return name
+    except Exception:  # A broken template exists: not ours to report here.
+        return None
+    return None
+
+
+def _import_error(dotted: str) -> str | None:
+    from django.utils.module_loading import import_string
+
+    try:
+        import_string(dotted)
+    except Exception as error:
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+def _runserver_apps() -> tuple[str, ...]:
+    from django.apps import apps
+    from django.core.management import find_commands
+
+    return tuple(
+        config.name
+        for config in apps.get_app_configs()
+        if "runserver" in find_commands(str(Path(config.path) / "management"))
+    )

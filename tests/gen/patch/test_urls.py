@@ -167,3 +167,40 @@ def test_comments_between_routes_stay_where_they_are() -> None:
         ]
         """,
     )
+
+
+def test_the_imports_are_merged_into_the_projects_own() -> None:
+    check_transformed(
+        include_chat,
+        """\
+        from django.urls import (
+            re_path,
+        )
+
+        urlpatterns = [re_path('^a/$', view)]
+        """,
+        """\
+        from django.urls import (
+            re_path,
+            include,
+            path,
+        )
+
+        urlpatterns = [re_path('^a/$', view), path('chat/', include('chat.urls'))]
+        """,
+    )
+    check_transformed(
+        include_chat,
+        '"""URLs."""\nurlpatterns = []\n',
+        '"""URLs."""\nfrom django.urls import include, path\n'
+        'urlpatterns = [path("chat/", include("chat.urls"))]\n',
+    )
+
+
+def test_one_import_per_line_is_respected() -> None:
+    check_transformed(
+        include_chat,
+        "from django.urls import include\nfrom django.urls import path\n\nurlpatterns = []\n",
+        "from django.urls import include\nfrom django.urls import path\n\n"
+        'urlpatterns = [path("chat/", include("chat.urls"))]\n',
+    )

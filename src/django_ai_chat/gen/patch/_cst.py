@@ -228,3 +228,90 @@ def _between_comma(elements: Sequence[cst.BaseElement]) -> cst.Comma | None:
             # Comment lines before the next element belong to it, not to the layout.
             return comma.with_changes(whitespace_after=ws.with_changes(empty_lines=[]))
     return None
+
+
+def add_from_import(module: cst.Module, package: str, names: Sequence[str]) -> cst.Module:
+    """`module` with `from <package> import <names>` (merged into an existing one, else added).
+
+    Written by hand rather than with libcst's `AddImportsVisitor`: once twisted (daphne) is
+    imported, `abc.ABC` carries a zope `__provides__` descriptor that breaks libcst's
+    matcher-decorated visitors.
+    """
+    body = list(module.body)
+    imported = {
+        alias.evaluated_name
+        for node in m.findall(module, m.ImportFrom(relative=[]))
+        if isinstance(node, cst.ImportFrom)
+        and node.module is not None
+        and cst.Module(body=[]).code_for_node(node.module) == package
+        and not isinstance(node.names, cst.ImportStar)
+        for alias in node.names
+        if alias.asname is None
+    }
+    names = [n for n in names if n not in imported]
+    if not names:
+        return module
+    for index, statement in enumerate(body):
+        if not isinstance(statement, cst.SimpleStatementLine):
+            continue
+        for small in statement.body:
+            if (
+                isinstance(small, cst.ImportFrom)
+                and not small.relative
+                and small.module is not None
+                and cst.Module(body=[]).code_for_node(small.module) == package
+                and not isinstance(small.names, cst.ImportStar)
+            ):
+                have = {a.evaluated_name for a in small.names}
+                missing = [n for n in names if n not in have]
+                if not missing:
+                    return module
+                new = small.with_changes(names=_merge_aliases(small, missing))
+                body[index] = statement.with_changes(
+                    body=[new if s is small else s for s in statement.body]
+                )
+                return module.with_changes(body=body)
+    statement = cst.parse_statement(f"from {package} import {', '.join(sorted(names))}\n")
+    last = max(
+        (
+            i
+            for i, stmt in enumerate(body)
+            if m.matches(stmt, m.SimpleStatementLine(body=[m.Import() | m.ImportFrom()]))
+        ),
+        default=None,
+    )
+    if last is None:
+        docstring = bool(body) and m.matches(
+            body[0], m.SimpleStatementLine(body=[m.Expr(m.SimpleString())])
+        )
+        index = 1 if docstring else 0
+    else:
+        index = last + 1
+    return module.with_changes(body=[*body[:index], statement, *body[index:]])
+
+
+def _merge_aliases(node: cst.ImportFrom, missing: Sequence[str]) -> list[cst.ImportAlias]:
+    assert not isinstance(node.names, cst.ImportStar)
+    old = list(node.names)
+    added = [cst.ImportAlias(cst.Name(n)) for n in missing]
+    if node.lpar is None:
+        # One line: sorted as isort would, unless an alias makes the order the author's.
+        every = old + added
+        if not any(a.asname for a in old):
+            every = sorted(every, key=lambda a: a.evaluated_name)
+        space = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+        return [a.with_changes(comma=space) for a in every[:-1]] + [
+            every[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+        ]
+    # Parenthesised: one more line each, laid out like the lines before.
+    opening = node.lpar.whitespace_after
+    between = next(
+        (a.comma for a in reversed(old[:-1]) if isinstance(a.comma, cst.Comma)),
+        cst.Comma(whitespace_after=opening)
+        if isinstance(opening, cst.ParenthesizedWhitespace)
+        else cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")),
+    )
+    trailing = old[-1].comma
+    head = [*old[:-1], old[-1].with_changes(comma=between)]
+    tail = [a.with_changes(comma=between) for a in added[:-1]]
+    return [*head, *tail, added[-1].with_changes(comma=trailing)]

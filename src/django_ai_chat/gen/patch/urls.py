@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import libcst as cst
 from libcst import matchers as m
-from libcst.codemod import CodemodContext
-from libcst.codemod.visitors import AddImportsVisitor
 
 from django_ai_chat.gen.patch import _cst
 
@@ -108,7 +106,4 @@ def include_new(source: str, route: str, urlconf: str) -> str | None:
     )
     index = next((i for i, e in enumerate(node.elements) if _catch_all(e)), len(node.elements))
     module = module.deep_replace(node, _cst.insert_sequence(node, index, call))  # type: ignore[assignment]
-    context = CodemodContext()
-    AddImportsVisitor.add_needed_import(context, "django.urls", "include")
-    AddImportsVisitor.add_needed_import(context, "django.urls", "path")
-    return AddImportsVisitor(context).transform_module(module).code
+    return _cst.add_from_import(module, "django.urls", ["include", "path"]).code

@@ -20,4 +20,5 @@ from django.urls import include, path
 urlpatterns = [
     path('admin/', admin.site.urls),
     path('support/chat/', include('support_chat.urls')),
+    path('accounts/', include('django.contrib.auth.urls')),
 ]
