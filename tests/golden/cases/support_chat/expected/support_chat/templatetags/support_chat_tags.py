@@ -47,6 +47,6 @@ def support_chat_component(
         chat = chat_context(request, None, embedded=True, hide_sidebar=hide_sidebar)
     # Assets go out once per page, however many components it holds.
     first = not getattr(request, "_support_chat_assets", False)
-    request._support_chat_assets = True  # type: ignore[attr-defined]
+    request._support_chat_assets = True
     chat["include_assets"] = assets and first
     return render_to_string("support_chat/_component.html", chat, request=request)
