@@ -441,3 +441,30 @@ def test_star_imports_are_followed_from_a_src_directory(tmp_path: Path) -> None:
     assert settings_chain(Project(tmp_path), facts, "MIDDLEWARE") == [
         P("src/config/settings/dev.py")
     ]
+
+
+@pytest.mark.parametrize(
+    ("where", "text"),
+    [
+        ("requirements.txt", "Django==5.1.2\n"),
+        ("requirements/base.txt", "-r common.txt\ndjango>=4.2,<5.1  # LTS\n"),
+        ("pyproject.toml", '[project]\ndependencies = ["Django==5.1.2"]\n'),
+    ],
+)
+def test_a_project_pinned_to_an_unsupported_django_is_refused(
+    root: Path, where: str, text: str
+) -> None:
+    (root / where).parent.mkdir(exist_ok=True)
+    (root / where).write_text(text)
+    project = gen_chat(Project(root), options("--live"), target(root))
+    [issue] = project.issues
+    assert issue.startswith(f"{where} pins ")
+    assert "supports Django >=5.2 (5.2 LTS and 6.0)" in issue
+    assert project.files == {}
+
+
+def test_a_supported_django_pin_gets_a_requirement_that_resolves_with_it(root: Path) -> None:
+    (root / "requirements.txt").write_text("django==5.2.8\n")
+    project = gen_chat(Project(root), options("--live"), target(root))
+    assert not project.issues
+    assert project.files[P("requirements.txt")].after.startswith("django==5.2.8\ndjango-ai-chat")

@@ -86,6 +86,13 @@ def _args(case: str) -> list[str]:
     return shlex.split((CASES_DIR / case / "args.txt").read_text())
 
 
+def _app_dir(case: str) -> Path:
+    """The generated app in the case's expected tree (under `src/` in a src layout)."""
+    expected = CASES_DIR / case / "expected"
+    label = _app_label(case)
+    return expected / label if (expected / label).is_dir() else expected / "src" / label
+
+
 def _app_label(case: str) -> str:
     args = _args(case)
     return args[args.index("--domain") + 1] if "--domain" in args else "chat"
@@ -144,7 +151,7 @@ def test_golden(case: str, tmp_path: Path, update_golden: bool) -> None:
 
 @pytest.mark.parametrize("case", GENERATED)
 def test_generated_code_is_lint_clean(case: str) -> None:
-    app = CASES_DIR / case / "expected" / _app_label(case)
+    app = _app_dir(case)
     if not any(app.rglob("*.py")):
         pytest.skip(f"{case}: the app templates render no Python yet")
     done = subprocess.run(
@@ -181,7 +188,7 @@ def _against_known(kind: str, found: set[str], output: str) -> None:
 @pytest.mark.parametrize("case", GENERATED)
 def test_generated_code_is_formatted(case: str) -> None:
     app_label = _app_label(case)
-    app = CASES_DIR / case / "expected" / app_label
+    app = _app_dir(case)
     done = subprocess.run(
         [RUFF, "format", "--diff", "--no-cache", "--config", str(RUFF_CONFIG), "."],
         cwd=app,

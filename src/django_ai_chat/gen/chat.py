@@ -11,6 +11,8 @@ from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from packaging.requirements import Requirement
+
 from django_ai_chat import __version__
 from django_ai_chat.gen.manifest import (
     MANIFEST_NAME,
@@ -38,9 +40,11 @@ def gen_chat(
     `templates` is the app template directory (another one in tests: "version N's templates").
     """
     context = opts.context()
-    app = PurePosixPath(opts.app_label)
+    app = target.source_root / opts.app_label
     if (project.root / app).exists() and not (project.root / app).is_dir():
         project.add_issue(f"{str(app)!r} exists and is not a directory: choose another --domain.")
+        return project
+    if _django_pinned_away(project):
         return project
     rendered = render_files(context, templates)
     if not opts.ui:
@@ -448,7 +452,7 @@ def _urls(project: Project, opts: ChatOptions, target: Target) -> None:
 
 def _login(project: Project, opts: ChatOptions, target: Target) -> None:
     """Make `LOGIN_URL` a login page: Django's auth URLs and a template, when nothing serves it."""
-    template = PurePosixPath(opts.app_label, "templates", "registration", "login.html")
+    template = target.source_root / opts.app_label / "templates" / "registration" / "login.html"
     context = {**opts.context(), "login_url": target.login_url}
     if target.login_url_resolves:
         if target.login_template_missing == "registration/login.html":
@@ -507,6 +511,55 @@ def _dependencies(project: Project, opts: ChatOptions) -> None:
             return
     notice = render_snippet("notices/dependencies.txt-tpl", {"requirements": wanted})
     project.add_notice(notice)
+
+
+def supported_django() -> str:
+    """The Django versions this django-ai-chat supports (its own requirement, e.g. `>=5.2`)."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    try:
+        declared = requires("django-ai-chat") or []
+    except PackageNotFoundError:
+        declared = []
+    for line in declared:
+        requirement = Requirement(line)
+        if requirement.name.lower() == "django" and requirement.marker is None:
+            return str(requirement.specifier)
+    return ">=5.2"
+
+
+def _django_pinned_away(project: Project) -> bool:
+    """Refuse when the project's dependencies pin a Django this version does not support.
+
+    Installing django-ai-chat upgrades Django behind such a pin, and a requirement line added
+    next to it could never be resolved.
+    """
+    supported = supported_django()
+    sources: list[tuple[str, list[str]]] = []
+    pyproject = project.read(PurePosixPath("pyproject.toml"))
+    if pyproject is not None:
+        sources.append(("pyproject.toml", deps.pyproject_requirements(pyproject)))
+    names = {*_REQUIREMENTS_FILES}
+    for pattern in (
+        "requirements*.txt",
+        "requirements*.in",
+        "requirements/*.txt",
+        "requirements/*.in",
+    ):
+        names |= {p.relative_to(project.root).as_posix() for p in project.root.glob(pattern)}
+    for name in sorted(names):
+        text = project.read(PurePosixPath(name))
+        if text is not None:
+            sources.append((name, deps.requirements_lines(text)))
+    for where, lines in sources:
+        for line in deps.conflicting(lines, "django", supported):
+            project.add_issue(
+                f"{where} pins {line!r}, but django-ai-chat {__version__} supports Django "
+                f"{supported} (5.2 LTS and 6.0): installing it upgrades Django behind that pin. "
+                "Move the project to Django 5.2 first (e.g. 'Django>=5.2,<6.1'), then run the "
+                "generator again."
+            )
+    return bool(project.issues)
 
 
 def _has_migrations(project: Project, app: PurePosixPath) -> bool:

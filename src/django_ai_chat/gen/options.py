@@ -208,8 +208,11 @@ def _app_label(domain: str, root: Path) -> str:
         )
     from django.apps import apps
 
+    from django_ai_chat.gen.target import source_dir
+
+    home = source_dir(root)  # where the app goes: `src/` in a src layout
     for config in apps.get_app_configs():
-        if config.label == label and Path(config.path).resolve() != (root / label).resolve():
+        if config.label == label and Path(config.path).resolve() != (home / label).resolve():
             raise GeneratorError(
                 f"--domain {label!r} clashes with the installed app {config.name!r} "
                 f"(label {label!r}); choose another name."
@@ -217,7 +220,7 @@ def _app_label(domain: str, root: Path) -> str:
     spec = importlib.util.find_spec(label)
     if spec is not None and spec.origin is not None:
         location = Path(spec.origin).resolve().parent
-        if location != (root / label).resolve():
+        if location != (home / label).resolve():
             raise GeneratorError(
                 f"--domain {label!r} would shadow the existing Python module {label!r} "
                 f"({spec.origin}); choose another name."

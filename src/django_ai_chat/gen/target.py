@@ -69,7 +69,7 @@ def setup_django(root: Path, *, app_labels: tuple[str, ...] = ()) -> None:
         module = match.group(1)
         os.environ["DJANGO_SETTINGS_MODULE"] = module
     for label in app_labels:
-        _stand_in(root, label)
+        _stand_in(label, _home(root, module))
     import django
 
     try:
@@ -107,7 +107,13 @@ def _run_manage_py(root: Path) -> None:
         management.execute_from_command_line, sys.argv = saved
 
 
-def _stand_in(root: Path, label: str) -> None:
+def _home(root: Path, settings_module: str) -> Path:
+    """Where the generated app will live (see `source_dir`), found before Django is set up."""
+    found = _found_file(root, settings_module)
+    return root / _source_root(found, settings_module)
+
+
+def _stand_in(label: str, home: Path) -> None:
     import importlib.machinery
     import importlib.util
     import types
@@ -121,7 +127,7 @@ def _stand_in(root: Path, label: str) -> None:
         return
     module = types.ModuleType(label)
     module.__spec__ = importlib.machinery.ModuleSpec(label, None, is_package=True)
-    module.__path__ = [str(root / label)]
+    module.__path__ = [str(home / label)]
     sys.modules[label] = module
 
 
@@ -217,6 +223,18 @@ class Target:
         """The two files that may hold the project module or package `dotted`."""
         base = self.source_root.joinpath(*dotted.split("."))
         return base.with_suffix(".py"), base / "__init__.py"
+
+
+def source_dir(root: Path) -> Path:
+    """The directory the project's packages are imported from (`root/src` in a src layout).
+
+    The generated app goes there, beside the settings' top package, so it imports wherever
+    the project does (an ASGI server run with `--app-dir src` too).
+    """
+    from django.conf import settings
+
+    dotted = str(settings.SETTINGS_MODULE)
+    return root / _source_root(_module_file(root, dotted), dotted)
 
 
 def _source_root(settings_file: PurePosixPath | None, dotted: str) -> PurePosixPath:

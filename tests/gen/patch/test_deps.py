@@ -43,3 +43,23 @@ def test_requirements_get_one_line_each() -> None:
     after = requirements("-r base.txt\nDjango>=5.2")
     assert after == "-r base.txt\nDjango>=5.2\ndjango-ai-chat[openai]>=0.1.0\ndaphne>=4.1\n"
     assert requirements(after) == after
+
+
+def test_a_django_pin_outside_the_supported_versions_conflicts() -> None:
+    from django_ai_chat.gen.patch.deps import conflicting, requirements_lines
+
+    lines = requirements_lines(
+        "-r base.txt\n"
+        "Django==5.1.2  # pinned\n"
+        "django[argon2]>=4.2,<5.0\n"
+        "django==5.2.8  # https://www.djangoproject.com/\n"
+        "Django>=5.2,<6.1\n"
+        "Django~=5.1.0\n"
+        "Django\n"
+        "djangorestframework==3.14\n"
+    )
+    assert conflicting(lines, "django", ">=5.2") == [
+        "Django==5.1.2",
+        "django[argon2]>=4.2,<5.0",
+        "Django~=5.1.0",
+    ]

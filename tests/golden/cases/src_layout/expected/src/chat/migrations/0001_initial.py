@@ -1,0 +1,64 @@
+import django.db.models.deletion
+import django_ai_chat.models
+from django.conf import settings
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+
+    initial = True
+
+    dependencies = [
+        migrations.swappable_dependency(settings.AUTH_USER_MODEL),
+    ]
+
+    operations = [
+        migrations.CreateModel(
+            name='Conversation',
+            fields=[
+                ('id', models.UUIDField(default=django_ai_chat.models.new_id, editable=False, primary_key=True, serialize=False)),
+                ('title', models.CharField(blank=True, default='', max_length=120)),
+                ('title_locked', models.BooleanField(default=False, help_text='Set when a person renamed it: the naming job leaves it alone.')),
+                ('inserted_at', models.DateTimeField(auto_now_add=True)),
+                ('updated_at', models.DateTimeField(auto_now=True, db_index=True)),
+                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='chat_conversations', to=settings.AUTH_USER_MODEL)),
+            ],
+            options={
+                'ordering': ['-updated_at'],
+                'abstract': False,
+            },
+        ),
+        migrations.CreateModel(
+            name='Message',
+            fields=[
+                ('id', models.UUIDField(default=django_ai_chat.models.new_id, editable=False, primary_key=True, serialize=False)),
+                ('text', models.TextField(blank=True)),
+                ('tool_calls', models.JSONField(blank=True, default=list)),
+                ('tool_results', models.JSONField(blank=True, default=list)),
+                ('source', models.CharField(choices=[('user', 'User'), ('agent', 'Agent')], default='user', max_length=5)),
+                ('complete', models.BooleanField(default=True, help_text='False while an answer streams.')),
+                ('stopped', models.BooleanField(default=False, help_text='The person stopped the answer.')),
+                ('error', models.CharField(blank=True, default='', max_length=500)),
+                ('inserted_at', models.DateTimeField(auto_now_add=True)),
+                ('updated_at', models.DateTimeField(auto_now=True)),
+                ('conversation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='messages', to='chat.conversation')),
+                ('response_to', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='response', to='chat.message')),
+            ],
+            options={
+                'ordering': ['id'],
+                'abstract': False,
+            },
+        ),
+        migrations.AddIndex(
+            model_name='conversation',
+            index=models.Index(fields=['user', '-updated_at'], name='chat_conv_recent'),
+        ),
+        migrations.AddIndex(
+            model_name='message',
+            index=models.Index(fields=['conversation', '-id'], name='chat_msg_history'),
+        ),
+        migrations.AddIndex(
+            model_name='message',
+            index=models.Index(condition=models.Q(('complete', False)), fields=['conversation'], name='chat_msg_open'),
+        ),
+    ]

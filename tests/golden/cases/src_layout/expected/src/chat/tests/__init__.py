@@ -1,0 +1,1 @@
+"""Tests of the chat app; they run offline with a scripted model."""
