@@ -9,26 +9,22 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
-from django.db import connections
-from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET, require_POST
-from django_ai_chat import streaming
+from django_ai_chat.forms import MessageForm, RenameForm
+from django_ai_chat.views import ConversationStreamView
+from django_htmx.middleware import HtmxDetails
 
 from . import actions
 from .models import Conversation, Message
 from .responder import responder
 
-_T = TypeVar("_T")
 _UID = re.compile(r"chat-[0-9a-f]{8}")
 
 HISTORY_LIMIT = 50
@@ -41,6 +37,12 @@ A piece goes out at once unless another one went out less than this ago (the fir
 never held); only bursts are merged, so no piece waits longer than this. Raise it to send
 fewer, bigger pieces at high token rates; `0` sends every token as its own event.
 """
+
+
+class HtmxHttpRequest(HttpRequest):
+    """A request through django-htmx's middleware: `request.htmx` says if htmx sent it."""
+
+    htmx: HtmxDetails
 
 
 def chat_context(
@@ -127,17 +129,20 @@ def history(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
 
 @login_required
 @require_POST
-def send(request: HttpRequest, conversation_id: uuid.UUID | None = None) -> HttpResponse:
+def send(request: HtmxHttpRequest, conversation_id: uuid.UUID | None = None) -> HttpResponse:
     """Post a user message; blank or too long text comes back with an inline error, text kept."""
     actor = _actor(request)
-    text = request.POST.get("text", "")
-    try:
-        # Looks the conversation up (actor-scoped) itself: no second query here.
-        message = actions.create_message(actor, text=text, conversation_id=conversation_id)
-    except ValidationError as error:
+    form = MessageForm(request.POST)
+    if not form.is_valid():
         if conversation_id is not None:
             _conversation_or_404(actor, conversation_id)
-        return _composer(request, conversation_id, text=text, error=" ".join(error.messages))
+        error = " ".join(map(str, form.errors["text"]))
+        return _composer(request, conversation_id, text=request.POST.get("text", ""), error=error)
+    try:
+        # Looks the conversation up (actor-scoped) itself: no second query here.
+        message = actions.create_message(
+            actor, text=form.cleaned_data["text"], conversation_id=conversation_id
+        )
     except ObjectDoesNotExist as error:
         raise Http404("No such conversation.") from error
     if not request.htmx:
@@ -153,7 +158,7 @@ def send(request: HttpRequest, conversation_id: uuid.UUID | None = None) -> Http
 
 @login_required
 @require_POST
-def stop(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
+def stop(request: HtmxHttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
     """Cancel the running answer; its partial text is kept and it is marked stopped."""
     actor = _actor(request)
     _conversation_or_404(actor, conversation_id)
@@ -163,23 +168,22 @@ def stop(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
 
 @login_required
 @require_POST
-def rename(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
+def rename(request: HtmxHttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
     """Give the conversation a title of the user's choosing (the naming job leaves it alone)."""
     actor = _actor(request)
     _conversation_or_404(actor, conversation_id)
-    title = request.POST.get("title", "").strip()
-    if title:
-        try:
-            actions.rename_conversation(actor, conversation_id, title)
-        except ValidationError as error:
-            # The dialog's `required` and `maxlength` already ask for a valid title.
-            return HttpResponse(" ".join(error.messages), status=422)
+    form = RenameForm(request.POST)
+    if form.is_valid():
+        actions.rename_conversation(actor, conversation_id, form.cleaned_data["title"])
+    elif not form.has_error("title", code="blank"):
+        # The dialog's `required` and `maxlength` already ask for a valid title.
+        return HttpResponse(" ".join(map(str, form.errors["title"])), status=422)
     return _done(request, conversation_id, event={"refresh": {}})
 
 
 @login_required
 @require_POST
-def delete(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
+def delete(request: HtmxHttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
     """Delete the conversation and its messages, then go to a new chat."""
     actor = _actor(request)
     _conversation_or_404(actor, conversation_id)
@@ -191,7 +195,7 @@ def delete(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
 
 @login_required
 @require_POST
-def regenerate(request: HttpRequest, message_id: uuid.UUID) -> HttpResponse:
+def regenerate(request: HtmxHttpRequest, message_id: uuid.UUID) -> HttpResponse:
     """Answer a user message again; later messages of the conversation are removed."""
     try:
         message = actions.regenerate_response(_actor(request), message_id)
@@ -201,79 +205,19 @@ def regenerate(request: HttpRequest, message_id: uuid.UUID) -> HttpResponse:
     return _done(request, message.conversation_id)
 
 
-@login_required
-async def stream(request: HttpRequest, conversation_id: uuid.UUID | None = None) -> HttpResponse:
+class StreamView(ConversationStreamView):
     """Server-sent events: the conversation's messages (resumable) and sidebar updates.
 
-    The browser's cursor (`after`, `partial`, `end` query parameters, or `Last-Event-ID`)
-    says what it already shows; see `django_ai_chat.streaming.relay`.
-    """
-    if request.method != "GET":
-        return HttpResponse(status=405, headers={"Allow": "GET"})
-    actor = await request.auser()
-    user_id = actor.pk
-
-    def check() -> None:
-        if conversation_id is not None:
-            _conversation_or_404(actor, conversation_id)
-
-    # Also hands back the connection the session and user lookups opened.
-    await _released(check)
-    messages = Message.objects.filter(conversation_id=conversation_id)
-
-    async def load_messages(after: str | None) -> list[Message]:
-        # Never more than a page's worth, however long the conversation or old the cursor: a
-        # (re)connect must not re-render it all. Rows newer than a cursor inside the window are
-        # all in it; the browser's "earlier messages" link reaches the rest.
-        recent = messages.order_by("-id").values("id")[:HISTORY_LIMIT]
-        shown = Q(id__in=recent, id__gt=after) if after else Q(id__in=recent)
-        rows = messages.filter(shown | Q(complete=False))
-        return await _released(lambda: list(rows.order_by("id")))
-
-    async def load_message(message_id: str) -> Message | None:
-        return await _released(messages.filter(id=message_id).first)
-
-    return streaming.event_stream_response(
-        streaming.relay(
-            cursor=streaming.Cursor.from_request(request),
-            messages_topic=streaming.messages_topic(conversation_id) if conversation_id else None,
-            load_messages=load_messages,
-            load_message=load_message,
-            render_message=_arender_message,
-            conversations_topic=streaming.conversations_topic(user_id),
-            render_conversation=_arender_conversation,
-            coalesce=STREAM_COALESCE,
-        ),
-        request=request,
-    )
-
-
-async def _arender_message(message: Any) -> str:
-    # In a thread: an edited template may well touch the database.
-    return await _released(
-        lambda: render_to_string("chat/_message.html", {"message": message})
-    )
-
-
-async def _released(read: Callable[..., _T]) -> _T:
-    """`read()` in the request's thread, then close that thread's database connections.
-
-    A stream stays open for as long as its tab; Django closes a request's connection only when
-    the response ends, so without this every open tab would hold a Postgres connection.
+    Override a step of `ConversationStreamView` here: the actor check, the rendering.
     """
 
-    def run() -> _T:
-        try:
-            return read()
-        finally:
-            connections.close_all()
-
-    return await sync_to_async(run)()
+    message_model = Message
+    message_template_name = "chat/_message.html"
+    history_limit = HISTORY_LIMIT
+    coalesce = STREAM_COALESCE
 
 
-async def _arender_conversation(payload: dict[str, Any]) -> str:
-    # The browser re-fetches its sidebar; the event only says what changed.
-    return json.dumps({"id": str(payload.get("id")), "event": payload.get("event")})
+stream = login_required(StreamView.as_view())
 
 
 def _actor(request: HttpRequest) -> Any:
@@ -292,7 +236,7 @@ def _conversations(actor: Any) -> list[Conversation]:
 
 
 def _composer(
-    request: HttpRequest,
+    request: HtmxHttpRequest,
     conversation_id: uuid.UUID | None,
     *,
     text: str = "",
@@ -320,7 +264,7 @@ def _composer(
 
 
 def _done(
-    request: HttpRequest, conversation_id: uuid.UUID, *, event: dict[str, Any] | None = None
+    request: HtmxHttpRequest, conversation_id: uuid.UUID, *, event: dict[str, Any] | None = None
 ) -> HttpResponse:
     if not request.htmx:
         return _redirect_to(conversation_id)
