@@ -2,11 +2,17 @@
 
 `Workers` runs one procrastinate worker per queue, each with its own concurrency, over one
 connection pool of procrastinate's *worker* connector (the Django connector cannot LISTEN for new
-jobs, see `../shared/reference/deps.md` §1; the web side keeps deferring through Django's
+jobs; the web side keeps deferring through Django's
 connection, so an enqueue stays in the transaction of the write that caused it). Every worker
 started here gets the same settings: a heartbeat every `AI_CHAT_STALLED_AFTER / 3` seconds
 (the periodic rescue of `django_ai_chat.jobs` treats a worker silent for `AI_CHAT_STALLED_AFTER`
 seconds as dead), and successful jobs deleted (the messages are the record that matters).
+
+Procrastinate stops a worker whose side task (heartbeat, periodic deferrer, job listener) fails,
+and `run_worker_async` then simply returns: after a database blip (a failover, a restart,
+PgBouncer recycling connections) a process would sit idle or exit with status 0, which no
+supervisor restarts. `Workers` restarts such a worker on fresh connections, and gives up with
+`WorkerStopped` (a non-zero exit) only when it keeps failing.
 
 Users: `run_workers` (the generated `manage.py <app>_worker`, through `WorkerCommand`) and
 `django_ai_chat.asgi.WorkerLifespan` (`manage.py chat_dev`: workers inside the ASGI server).
@@ -19,9 +25,11 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
+from asgiref.sync import sync_to_async
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connections
 
 from django_ai_chat.conf import ai_chat_settings
 
@@ -30,12 +38,22 @@ if TYPE_CHECKING:
 
     from django_ai_chat.jobs import ChatJobs
 
-__all__ = ["DEFAULT_CONCURRENCY", "WorkerCommand", "Workers", "run_workers"]
+__all__ = ["DEFAULT_CONCURRENCY", "WorkerCommand", "WorkerStopped", "Workers", "run_workers"]
 
 DEFAULT_CONCURRENCY = 10
 """Jobs one worker runs at once when no per-queue limit is given."""
 
+GIVE_UP_AFTER: Final = 60.0
+"""Seconds a worker may keep stopping or failing before the process gives up (exits non-zero)."""
+
+_RESTART_DELAYS: Final = (0.5, 1.0, 2.0, 4.0, 8.0)
+"""Seconds before the 1st, 2nd, ... consecutive restart: a database coming back gets time."""
+
 logger = logging.getLogger(__name__)
+
+
+class WorkerStopped(Exception):
+    """A worker kept stopping (its database unreachable, say): the process cannot go on."""
 
 
 class Workers:
@@ -114,11 +132,46 @@ class Workers:
                 "delete_jobs": "successful",
                 **self.options,
             }
-            task = asyncio.create_task(worker_app.run_worker_async(**options), name=name)
+            task = asyncio.create_task(self._supervise(worker_app, options), name=name)
             task.add_done_callback(_log_unexpected_exit)
             self._tasks.append(task)
         # Let each worker register itself before the caller goes on.
         await asyncio.sleep(0)
+
+    async def _supervise(self, app: App, options: dict[str, Any]) -> None:
+        """Run one worker; restart it when it stops or fails without being asked to."""
+        loop = asyncio.get_running_loop()
+        failing_since: float | None = None
+        restarts = 0
+        while True:
+            started = loop.time()
+            try:
+                await app.run_worker_async(**options)
+                failure = "stopped on its own (a side task failed: see the log above)"
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                failure = f"failed: {error!r}"
+            if self._cancelled:
+                return
+            now = loop.time()
+            if now - started > GIVE_UP_AFTER:  # it served for a while: a new failure
+                failing_since, restarts = None, 0
+            failing_since = started if failing_since is None else failing_since
+            if now - failing_since > GIVE_UP_AFTER and restarts >= 2:
+                raise WorkerStopped(
+                    f"Job worker {options['name']!r} {failure}, and has kept failing for "
+                    f"{now - failing_since:.0f} s; giving up. Is the database reachable?"
+                )
+            delay = _RESTART_DELAYS[min(restarts, len(_RESTART_DELAYS) - 1)]
+            restarts += 1
+            logger.warning(
+                "Job worker %r %s; restarting it in %g s.", options["name"], failure, delay
+            )
+            # The periodic deferrer enqueues through Django's connection, in asgiref's thread:
+            # Django replaces a broken connection only between requests, so close it here.
+            await sync_to_async(connections.close_all)()
+            await asyncio.sleep(delay)
 
     def cancel(self) -> None:
         """Ask every worker to stop: running jobs get `shutdown_timeout` seconds.
@@ -237,17 +290,21 @@ class WorkerCommand(BaseCommand):
                 "(the ChatJobs of your app's jobs.py) on the class."
             )
         self.warm_up(jobs)
-        asyncio.run(
-            run_workers(
-                jobs.queues,
-                shutdown_timeout=options["shutdown_timeout"],
-                name=jobs.app_label,
-                stop_signals=(signal.SIGINT, signal.SIGTERM),
-                on_ready=lambda _workers: self.stdout.write(
-                    f"Worker running: {', '.join(jobs.queues)}"
-                ),
+        try:
+            asyncio.run(
+                run_workers(
+                    jobs.queues,
+                    shutdown_timeout=options["shutdown_timeout"],
+                    name=jobs.app_label,
+                    stop_signals=(signal.SIGINT, signal.SIGTERM),
+                    on_ready=lambda _workers: self.stdout.write(
+                        f"Worker running: {', '.join(jobs.queues)}"
+                    ),
+                )
             )
-        )
+        except WorkerStopped as error:
+            # Exit non-zero, so that systemd, Kubernetes or supervisord restart the process.
+            raise CommandError(str(error)) from error
 
     def warm_up(self, jobs: ChatJobs) -> None:
         """Import the model's SDK and build its client now, not during the first answer.

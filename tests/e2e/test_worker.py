@@ -313,3 +313,51 @@ def test_a_killed_worker_leaves_no_answer_incomplete(chat: Chat) -> None:
     else:
         assert len(text.split()) >= 400  # answered again, in full
     assert "stalled; retrying" in chat.worker_logs()
+
+
+def _kill_the_projects_connections(chat: Chat) -> int:
+    # What a failover, a restart or PgBouncer recycling does to the worker's connections.
+    rows = chat.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    return len(rows)
+
+
+def test_a_worker_keeps_serving_after_its_database_connections_are_killed(chat: Chat) -> None:
+    ids = _conversation(chat, "dave")
+    worker = chat.start_worker()
+    first = _ask(chat, ids, "[tokens:5]")
+    chat.wait_for("the first answer", lambda: (a := chat.answer(first)) and a[2])
+
+    for _ in range(3):  # several blips: each side task (deferrer, heartbeat, listener) meets one
+        assert _kill_the_projects_connections(chat) > 0
+        time.sleep(2.5)  # the periodic deferrer ticks every second here, the heartbeat every 0.7 s
+
+    assert worker.poll() is None, f"the worker exited:\n{chat.worker_logs()}"
+    second = _ask(chat, ids, "[tokens:5]")
+    chat.wait_for("an answer after the blips", lambda: (a := chat.answer(second)) and a[2])
+
+
+def test_a_worker_that_cannot_reach_its_database_exits_non_zero(chat: Chat) -> None:
+    database = chat.query("SELECT current_database()")[0][0]
+    admin_url = chat.project.database_url.rsplit("/", 1)[0] + "/postgres"
+    worker = chat.start_worker()
+    chat.wait_for("the worker to start", lambda: "Worker running" in chat.worker_logs())
+    chat.stopped.add(worker.pid)  # its exit is what this test waits for
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        try:
+            admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (database,),
+            )
+            try:
+                # Each attempt waits for the pool's 30 s connection timeout; it gives up after 60.
+                returncode = worker.wait(WAIT + 90)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"the worker is still running:\n{chat.worker_logs()}")
+        finally:
+            admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+    assert returncode != 0, chat.worker_logs()
+    assert "giving up" in chat.worker_logs()
