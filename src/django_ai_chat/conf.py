@@ -6,6 +6,8 @@ from typing import Any
 
 from django.conf import settings as django_settings
 
+__all__ = ["Settings", "ai_chat_settings"]
+
 
 class Settings:
     """Defaults for every `AI_CHAT_<NAME>` setting; `ai_chat_settings.NAME` reads the live value."""

@@ -9,6 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+__all__ = [
+    "DoneEvent",
+    "ErrorEvent",
+    "ErrorReason",
+    "Event",
+    "TextDeltaEvent",
+    "ToolCallEvent",
+    "ToolResultEvent",
+    "Usage",
+]
+
 
 @dataclass(frozen=True, kw_only=True)
 class Usage:

@@ -16,6 +16,8 @@ from django_ai_chat.exceptions import ConfigurationError
 if TYPE_CHECKING:
     from pydantic_ai.models import Model
 
+__all__ = ["DEFAULT_MODELS", "KNOWN_PREFIXES", "provider_env_var", "resolve_model"]
+
 DEFAULT_MODELS: dict[str, str] = {
     "openai": "openai:gpt-4o",
     # The seed's claude-sonnet-4-5 reaches end of life on 2026-11-30 (the anthropic SDK warns on
