@@ -152,3 +152,17 @@ def test_a_refusal_says_what_to_paste_and_the_rerun_completes(tmp_path: Path) ->
     check = run(tmp_path, "-m", "django_ai_chat.cli", "gen", "--live", "--check")
     assert check.returncode == 0, check.stdout + check.stderr
     assert check.stdout.rstrip().endswith("In sync.")
+
+
+def test_a_src_layout_is_loaded_through_manage_py_and_upgrades_replay_its_app(
+    tmp_path: Path,
+) -> None:
+    shutil.copytree(CASES / "src_layout" / "input", tmp_path, dirs_exist_ok=True)
+    args = ("-m", "django_ai_chat.cli", "gen")
+    done = run(tmp_path, *args, "--live", "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "src" / "chat" / "views.py").is_file()
+    upgrade = run(tmp_path, *args, "--upgrade", "--check")
+    assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr
+    assert upgrade.stdout.startswith("Options from chat/.django-ai-chat.json: --live")
+    assert upgrade.stdout.rstrip().endswith("In sync.")

@@ -12,7 +12,7 @@ from django_ai_chat.gen.errors import GeneratorError
 from django_ai_chat.gen.manifest import MANIFEST_NAME, Manifest, replay_arguments
 from django_ai_chat.gen.options import EXAMPLES, ChatOptions, add_arguments
 from django_ai_chat.gen.project import Project
-from django_ai_chat.gen.target import Target
+from django_ai_chat.gen.target import Target, source_dir
 
 __all__ = ["DESCRIPTION", "EPILOG", "add_arguments", "run"]
 
@@ -59,11 +59,12 @@ def _replayed(ns: argparse.Namespace, *, root: Path, out: Output) -> argparse.Na
     add_arguments(parser)
     defaults = vars(parser.parse_args([]))
     domain = str(ns.domain)
-    if domain == defaults["domain"] and not (root / domain / MANIFEST_NAME).is_file():
-        found = sorted(p.parent.name for p in root.glob(f"*/{MANIFEST_NAME}"))
+    home = source_dir(root)  # `src/` in a src layout: where the app was generated
+    if domain == defaults["domain"] and not (home / domain / MANIFEST_NAME).is_file():
+        found = sorted(p.parent.name for p in home.glob(f"*/{MANIFEST_NAME}"))
         domain = found[0] if len(found) == 1 else domain
     try:
-        manifest = Manifest.read(root / domain)
+        manifest = Manifest.read(home / domain)
     except ValueError as error:
         raise GeneratorError(
             f"{domain}/{error}: restore it from version control, or delete it to upgrade as an "
