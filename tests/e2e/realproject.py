@@ -23,7 +23,8 @@ import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -44,6 +45,8 @@ PASSWORD = "a-long-test-password-42"
 WAIT = 90.0
 """Upper bound for a process or an answer; never a speed assertion."""
 OVERLAY = "ai_chat_e2e_settings"
+MIGRATE = ("migrate", "--no-input")
+MAKEMIGRATIONS = ("makemigrations", "--check", "--dry-run")
 """The settings module (outside the project) that servers and workers run with."""
 
 Outcome = Literal["passed", "failed", "skipped"]
@@ -62,6 +65,10 @@ class Shape:
     """The root URLconf's file: where a notice's "in your root URLconf" goes."""
     runner: Literal["pytest", "django"]
     """How the project runs its tests: `pytest` (pytest-django, its config) or `manage.py test`."""
+    options: tuple[str, ...] = ("--live",)
+    """What `gen` is run with, besides `--yes`."""
+    steps: frozenset[str] | None = None
+    """The tests (names without `test_`) this shape runs; `None`: all of them."""
     remove: tuple[str, ...] = ()
     """Files of the layers the project does not have."""
     edits: tuple[tuple[str, str, str], ...] = ()
@@ -117,6 +124,7 @@ class RealProject:
     generated: subprocess.CompletedProcess[str] | None = None
     notices: Notices = field(default_factory=Notices)
     _steps: dict[str, Any] = field(default_factory=dict)
+    _futures: dict[str, Future[Any]] = field(default_factory=dict)
     _processes: list[subprocess.Popen[str]] = field(default_factory=list)
 
     def __repr__(self) -> str:
@@ -155,14 +163,16 @@ class RealProject:
         """`django-ai-chat gen <args>`, as a user runs it in the project."""
         return self.run(BIN / "django-ai-chat", "gen", *args)
 
-    def once(self, name: str, step: Any) -> Any:
+    def once(self, name: str, step: Callable[[], Any]) -> Any:
         """Run `step()` the first time `name` is asked for; the same result afterwards.
 
-        A step that failed the test fails every later test that asks for it, with its message.
+        A step started ahead (`prefetch`) is waited for. A step that failed the test fails
+        every later test that asks for it, with its message.
         """
         if name not in self._steps:
+            future = self._futures.get(name)
             try:
-                self._steps[name] = step()
+                self._steps[name] = future.result() if future else step()
             except pytest.fail.Exception as failure:
                 self._steps[name] = failure
         result = self._steps[name]
@@ -174,13 +184,44 @@ class RealProject:
         """`manage.py <args>` once, after `gen`; fails the calling test when either failed."""
         self.require_generated()
         done: subprocess.CompletedProcess[str] = self.once(name, lambda: self.manage(*args))
+        assert isinstance(done, subprocess.CompletedProcess), done
         if done.returncode != 0:
             pytest.fail(f"`manage.py {' '.join(args)}` exited {done.returncode}:\n{_tail(done)}")
         return done
 
     def migrated(self) -> None:
         """The database migrated (once), or the test fails."""
-        self.require("migrate", "migrate", "--no-input")
+        self.require("migrate", *MIGRATE)
+
+    def gen_check(self) -> subprocess.CompletedProcess[str]:
+        """`gen --check` with the options of the run (once)."""
+        done: subprocess.CompletedProcess[str] = self.once(
+            "gen --check", lambda: self.gen("--check", *self.shape.options)
+        )
+        return done
+
+    def suite_after(self) -> Suite:
+        """The project's suite after the generation (once)."""
+        suite: Suite = self.once("after", lambda: self.suite("after"))
+        return suite
+
+    def prefetch(self, pool: ThreadPoolExecutor) -> None:
+        """Start the independent steps at once: they only read the project's files.
+
+        The tests wait for the one they look at (`once`); on two busy cores this keeps both
+        working while one process waits for Postgres or imports.
+        """
+        steps: tuple[tuple[str, tuple[str, ...], Callable[[], Any]], ...] = (
+            ("migrate", ("migrate", "serves", "answers"), lambda: self.manage(*MIGRATE)),
+            ("after", ("generated_tests", "own_tests"), lambda: self.suite("after")),
+            ("check", ("check",), lambda: self.manage("check")),
+            ("makemigrations", ("migrations",), lambda: self.manage(*MAKEMIGRATIONS)),
+            ("gen --check", ("gen_check",), lambda: self.gen("--check", *self.shape.options)),
+        )
+        wanted = self.shape.steps
+        for name, tests, step in steps:
+            if wanted is None or wanted.intersection(tests):
+                self._futures[name] = pool.submit(step)
 
     def suite(self, name: str) -> Suite:
         """Run the project's whole test suite with its own runner and settings."""
@@ -205,6 +246,7 @@ class RealProject:
     def _start_site(self) -> Site:
         self.migrated()  # after `gen`
         env = self._overlay_env()
+        worker = self._popen("worker", [sys.executable, "manage.py", f"{APP}_worker"], env)
         info = self._shell(env, _SITE_INFO)
         module, _, attribute = info["asgi"].rpartition(".")
         app_dir = next(
@@ -220,7 +262,6 @@ class RealProject:
              "--port", str(port), "--log-level", "warning", "--timeout-graceful-shutdown", "1"],
             env,
         )  # fmt: skip
-        worker = self._popen("worker", [sys.executable, "manage.py", f"{APP}_worker"], env)
         base = f"http://127.0.0.1:{port}"
         wait_for_http(f"{base}{ROUTE}", server, timeout=WAIT)
         return Site(self, base, info["login"], info["username"], server, worker)
@@ -284,16 +325,19 @@ class RealProject:
         work = tmp / "work"
         work.mkdir()
         project = cls(shape, tmp / shape.name, {**env, "DATABASE_URL": url}, url, work)
+        pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix=f"e2e-{shape.name}")
         try:
             project._lay_out()
             project.baseline = project.suite("before")
-            project.generated = project.gen("--live", "--yes")
+            project.generated = project.gen(*shape.options, "--yes")
             if project.generated.returncode == 0:
                 project.notices = paste_notices(project, project.generated.stdout)
                 for command in project.notices.commands:
                     project.once(" ".join(command), lambda c=command: project.manage(*c))
+                project.prefetch(pool)
             yield project
         finally:
+            pool.shutdown(cancel_futures=True)
             project.stop()
             with psycopg.connect(admin_url, autocommit=True) as conn:
                 conn.execute(

@@ -23,12 +23,42 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.realproject import APP, ROUTE, RealProject, Shape
+from tests.e2e.realproject import APP, MAKEMIGRATIONS, ROUTE, RealProject, Shape
 
 pytestmark = pytest.mark.e2e
 
 SITE = (("site", ""), ("pages", ""))
 """A `startproject` site with a `pages` app, its tests and a login page."""
+
+# Why a step fails today, by the issue 17 item whose fix makes it pass (see the module docstring).
+ITEM_3 = "issue 17 item 3: ATOMIC_REQUESTS: 'You cannot use ATOMIC_REQUESTS with async views.'"
+ITEM_6 = "issue 17 item 6: USE_TZ = False: 'Timezone aware datetime is required' (defer_title)"
+ITEM_7 = (
+    "issue 17 item 7: a catch-all route: the chat's include goes after it (every /chat/ URL is "
+    "the page view's 404) and /accounts/login/ gets no notice and no page"
+)
+ITEM_8 = "issue 17 item 8: manifest static storage: 'Missing staticfiles manifest entry'"
+ITEM_10_USER = (
+    "issue 17 item 10: USERNAME_FIELD = 'email', REQUIRED_FIELDS = ['username']: the generated "
+    "tests' make_user() calls create_user(email=...) ('missing ... argument: username')"
+)
+ITEM_10_SRC = "issue 17 item 10: src layout: gen refuses with \"No module named 'config'\""
+EMPTY_ANSWER = (
+    "not issue 17: since 1117a68 an empty model reply logs no WARNING, which the generated "
+    "test_empty_answers_end_with_an_error_not_a_spinner expects"
+)
+
+
+STEPS = (
+    "generates", "notices", "check", "migrations", "migrate", "generated_tests", "own_tests",
+    "gen_check", "serves", "answers",
+)  # fmt: skip
+"""Every test's step name, in the order they run."""
+
+
+def _because(*reasons: str) -> str:
+    return "; ".join(reasons)
+
 
 SHAPES = (
     Shape(
@@ -37,16 +67,25 @@ SHAPES = (
         settings="config.settings.local",
         urls_file="config/urls.py",
         runner="pytest",
-        xfail={},
+        options=("--live", "--live-component"),
+        xfail={
+            "generated_tests": _because(ITEM_3, ITEM_8, EMPTY_ANSWER),
+            "answers": ITEM_3,
+        },
     ),
     Shape(
-        # AbstractUser keeping its username: the manager needs both fields.
+        # AbstractUser keeping its username: the manager needs both fields. Only the steps the
+        # user model changes (the site is the same as above).
         "cookiecutter_username",
         (("cookiecutter", ""), ("cookiecutter_username", "")),
         settings="config.settings.local",
         urls_file="config/urls.py",
         runner="pytest",
-        xfail={},
+        options=("--live", "--live-component"),
+        steps=frozenset(
+            {"generates", "notices", "migrations", "migrate", "generated_tests", "own_tests"}
+        ),
+        xfail={"generated_tests": _because(ITEM_10_USER, ITEM_3, ITEM_8, EMPTY_ANSWER)},
     ),
     Shape(
         "no_tz",
@@ -55,7 +94,7 @@ SHAPES = (
         urls_file="mysite/urls.py",
         runner="django",
         edits=(("mysite/settings.py", "USE_TZ = True", "USE_TZ = False"),),
-        xfail={},
+        xfail={"generated_tests": _because(ITEM_6, EMPTY_ANSWER), "answers": ITEM_6},
     ),
     Shape(
         "no_asgi",
@@ -64,7 +103,7 @@ SHAPES = (
         urls_file="mysite/urls.py",
         runner="django",
         remove=("mysite/asgi.py",),
-        xfail={},
+        xfail={"generated_tests": EMPTY_ANSWER},
     ),
     Shape(
         "src_layout",
@@ -72,7 +111,7 @@ SHAPES = (
         settings="config.settings",
         urls_file="src/config/urls.py",
         runner="pytest",
-        xfail={},
+        xfail=dict.fromkeys(STEPS, ITEM_10_SRC),
     ),
     Shape(
         "catch_all",
@@ -81,7 +120,11 @@ SHAPES = (
         urls_file="mysite/urls.py",
         runner="django",
         remove=("templates/registration/login.html",),
-        xfail={},
+        xfail={
+            "generated_tests": _because(ITEM_7, EMPTY_ANSWER),
+            "serves": ITEM_7,
+            "answers": ITEM_7,
+        },
     ),
 )
 
@@ -97,6 +140,7 @@ def per_shape(step: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
             else [],
         )
         for shape in SHAPES
+        if shape.steps is None or step in shape.steps
     ]
     return pytest.mark.parametrize("real_project", params, indirect=True)
 
@@ -140,7 +184,7 @@ def test_check(real_project: RealProject) -> None:
 
 @per_shape("migrations")
 def test_migrations_are_complete(real_project: RealProject) -> None:
-    real_project.require("makemigrations", "makemigrations", "--check", "--dry-run")
+    real_project.require("makemigrations", *MAKEMIGRATIONS)
 
 
 @per_shape("migrate")
@@ -151,7 +195,7 @@ def test_migrate(real_project: RealProject) -> None:
 @per_shape("generated_tests")
 def test_the_generated_tests_pass_with_the_projects_runner(real_project: RealProject) -> None:
     real_project.require_generated()
-    suite = real_project.once("after", lambda: real_project.suite("after"))
+    suite = real_project.suite_after()
     generated = suite.of(generated=True)
     assert generated, f"no test of {APP!r} ran:\n{suite.output[-6000:]}"
     failed = sorted(k for k, v in generated.items() if v == "failed")
@@ -164,7 +208,7 @@ def test_the_projects_own_tests_stay_green(real_project: RealProject) -> None:
     before = {k for k, v in real_project.baseline.of(generated=False).items() if v == "passed"}
     assert before, f"the shape's own tests did not pass before:\n{real_project.baseline.output}"
     real_project.require_generated()
-    suite = real_project.once("after", lambda: real_project.suite("after"))
+    suite = real_project.suite_after()
     after = {k for k, v in suite.of(generated=False).items() if v == "passed"}
     assert sorted(before - after) == [], suite.output[-6000:]
 
@@ -172,7 +216,7 @@ def test_the_projects_own_tests_stay_green(real_project: RealProject) -> None:
 @per_shape("gen_check")
 def test_gen_check_is_in_sync(real_project: RealProject) -> None:
     real_project.require_generated()
-    done = real_project.gen("--check", "--live")
+    done = real_project.gen_check()
     assert done.returncode == 0, done.stdout + done.stderr
     assert re.search(r"^In sync\.$", done.stdout, re.M), done.stdout
 
