@@ -604,6 +604,8 @@ def paste_notices(project: RealProject, output: str) -> Notices:
             _prepend_urls(project, project.shape.urls_file, [c for c in code if "path(" in c])
         elif first.startswith("Add to your project's dependencies"):
             continue  # the test environment has them installed
+        elif first.startswith("Embed the chat component"):
+            continue  # "in any template": the user's choice, not a step
         elif m := re.match(r"Add to (\S+\.py)", first):
             _append(project, m[1].rstrip(":"), "\n".join(code))
         elif first.startswith("Next steps"):
