@@ -75,6 +75,10 @@ class Shape:
     """`(file, old, new)` replacements applied after the layers (each must match once)."""
     xfail: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
     """Test name (without `test_`) → why it fails today (an issue 17 item)."""
+    render: Callable[[Path], Path] | None = None
+    """Makes the project's files under a work directory (a template), before the layers."""
+    skip: str | None = None
+    """Why the shape cannot run here (e.g. an opt-in template that is not there)."""
 
 
 @dataclass
@@ -235,6 +239,8 @@ class RealProject:
         else:
             done = self.manage("test", "--no-input", "-v", "2")
             outcomes = _unittest_outcomes(done.stderr)
+        # Kept for a look after the run (a failure message shows only its end).
+        (self.work / f"{name}.out").write_text(done.stdout + done.stderr)
         return Suite(done, outcomes)
 
     # -- the site: uvicorn + the worker ------------------------------------------------------
@@ -351,6 +357,8 @@ class RealProject:
                 )
 
     def _lay_out(self) -> None:
+        if self.shape.render is not None:
+            shutil.copytree(self.shape.render(self.work), self.path)
         for layer, destination in self.shape.layers:
             shutil.copytree(
                 PROJECTS / layer,
