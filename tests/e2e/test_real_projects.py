@@ -35,7 +35,6 @@ SITE = (("site", ""), ("pages", ""))
 
 # Why a step fails today, by the issue 17 item whose fix makes it pass (see the module docstring).
 ITEM_3 = "issue 17 item 3: ATOMIC_REQUESTS: 'You cannot use ATOMIC_REQUESTS with async views.'"
-ITEM_6 = "issue 17 item 6: USE_TZ = False: 'Timezone aware datetime is required' (defer_title)"
 ITEM_7 = (
     "issue 17 item 7: a catch-all route: the chat's include goes after it (every /chat/ URL is "
     "the page view's 404) and /accounts/login/ gets no notice and no page"
@@ -93,7 +92,7 @@ SHAPES = (
         urls_file="mysite/urls.py",
         runner="django",
         edits=(("mysite/settings.py", "USE_TZ = True", "USE_TZ = False"),),
-        xfail={"generated_tests": ITEM_6, "answers": ITEM_6},
+        xfail={},
     ),
     Shape(
         "no_asgi",
