@@ -396,7 +396,7 @@ class Site:
         assert page.status_code == 200, f"{self.login_url}: {page.status_code}"
         form = {
             "csrfmiddlewaretoken": _csrf(page.text),
-            "username": self.username,
+            _login_field(page.text): self.username,
             "password": PASSWORD,
             "next": ROUTE,
         }
@@ -434,6 +434,19 @@ class Site:
             finally:
                 events.closed = True
                 response.close()
+
+
+_INPUT = re.compile(r"<input\b[^>]*>", re.S)
+
+
+def _login_field(html: str) -> str:
+    """The login form's field for the username (`username`; allauth's `login`; ...)."""
+    for tag in _INPUT.findall(html):
+        name = re.search(r'name="([^"]+)"', tag)
+        kind = re.search(r'type="([^"]+)"', tag)
+        if name and (kind is None or kind[1] in ("text", "email")):
+            return name[1]
+    raise AssertionError(f"no username field in the login page:\n{html[:3000]}")
 
 
 _CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
@@ -483,6 +496,7 @@ class Events:
 
 _SITE_INFO = textwrap.dedent(f"""
     import json
+    from django.apps import apps
     from django.conf import settings
     from django.contrib.auth import get_user_model
     from django.db import models
@@ -493,7 +507,11 @@ _SITE_INFO = textwrap.dedent(f"""
     for name in [User.USERNAME_FIELD, *User.REQUIRED_FIELDS]:
         is_email = isinstance(User._meta.get_field(name), models.EmailField)
         fields[name] = "ada@example.com" if is_email else "ada"
-    User.objects.create_user(**fields, password={PASSWORD!r})
+    user = User.objects.create_user(**fields, password={PASSWORD!r})
+    if apps.is_installed("allauth.account"):  # cookiecutter-django: verified addresses only
+        from allauth.account.models import EmailAddress
+
+        EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
     print(json.dumps({{
         "asgi": settings.ASGI_APPLICATION,
         "login": resolve_url(settings.LOGIN_URL),
