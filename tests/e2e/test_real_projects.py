@@ -34,21 +34,11 @@ SITE = (("site", ""), ("pages", ""))
 """A `startproject` site with a `pages` app, its tests and a login page."""
 
 # Why a step fails today, by the issue 17 item whose fix makes it pass (see the module docstring).
-ITEM_3 = "issue 17 item 3: ATOMIC_REQUESTS: 'You cannot use ATOMIC_REQUESTS with async views.'"
 ITEM_7 = (
     "issue 17 item 7: a catch-all route: the chat's include and the login URLs are appended "
     "after it, which swallows them (/chat/ and /accounts/login/ are the page view's 404; "
     "gen --check: '/chat/ is not served')"
 )
-ITEM_8 = "issue 17 item 8: manifest static storage: 'Missing staticfiles manifest entry'"
-ITEM_10_USER = (
-    "issue 17 item 10: USERNAME_FIELD = 'email', REQUIRED_FIELDS = ['username']: the generated "
-    "tests' make_user() calls create_user(email=...) ('missing ... argument: username')"
-)
-
-
-def _because(*reasons: str) -> str:
-    return "; ".join(reasons)
 
 
 SHAPES = (
@@ -59,10 +49,7 @@ SHAPES = (
         urls_file="config/urls.py",
         runner="pytest",
         options=("--live", "--live-component"),
-        xfail={
-            "generated_tests": _because(ITEM_3, ITEM_8),
-            "answers": ITEM_3,
-        },
+        xfail={},
     ),
     Shape(
         # AbstractUser keeping its username: the manager needs both fields. Only the steps the
@@ -76,7 +63,7 @@ SHAPES = (
         steps=frozenset(
             {"generates", "notices", "migrations", "migrate", "generated_tests", "own_tests"}
         ),
-        xfail={"generated_tests": _because(ITEM_10_USER, ITEM_3, ITEM_8)},
+        xfail={},
     ),
     Shape(
         "no_tz",
@@ -127,7 +114,7 @@ SHAPES = (
         options=("--live", "--live-component"),
         render=cookiecutter_django.render,
         skip=cookiecutter_django.unavailable(),
-        xfail={"generated_tests": ITEM_3, "answers": ITEM_3},
+        xfail={},
     ),
 )
 
