@@ -15,6 +15,10 @@ prompts, tools) does the work, `ChatJobs` the mechanics around it:
   silent for `AI_CHAT_STALLED_AFTER` seconds (killed, machine lost); an answer that stalled
   twice ends with an error instead, so nothing shows "Responding…" forever.
 
+A question sent while the previous answer of its conversation is still running waits for that
+job's lock; procrastinate looks at a skipped job again only on a notification or its 5 s poll, so
+each answer job, once its row is finished, wakes the workers for the next job of its lock.
+
 Jobs are deferred in the transaction of the write that makes them due, never polled. Every job
 runs its ORM calls in a thread, so a database connection, of its own (procrastinate runs async
 jobs on the worker's event loop: without that, every running answer would queue on asgiref's
@@ -23,7 +27,9 @@ one shared thread).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime, timedelta
@@ -35,6 +41,7 @@ from django.core.exceptions import FieldDoesNotExist
 from django.db import connections, models, transaction
 from django.utils import timezone
 from procrastinate import JobContext, RetryStrategy
+from procrastinate.connector import BaseAsyncConnector
 from procrastinate.contrib.django import app
 from procrastinate.exceptions import AlreadyEnqueued
 from procrastinate.jobs import Status
@@ -57,6 +64,23 @@ TITLE_DELAY: Final = timedelta(minutes=10)
 """A conversation of 2-3 messages is named this long after it started (4+: at once)."""
 
 _TITLE_AFTER_MESSAGES: Final = 4
+_WAKE_POLL: Final = 0.02
+"""Seconds between two looks at whether procrastinate has finished an answer job's row."""
+
+_WAKE_LOOKS: Final = 250
+"""Looks before giving up (5 s: the poll that wakes the next job anyway)."""
+
+_WAKE_QUERY: Final = """
+    SELECT
+        EXISTS (SELECT 1 FROM procrastinate_jobs WHERE id = %(id)s AND status = 'doing')
+            AS running,
+        (SELECT id FROM procrastinate_jobs WHERE lock = %(lock)s AND status = 'todo'
+            ORDER BY priority DESC, id LIMIT 1) AS waiting
+"""
+
+_background: set[asyncio.Task[None]] = set()
+"""Wake-ups outliving their job (kept referenced until they end)."""
+
 # Naming jobs of one conversation share a lock, and procrastinate runs none while an *earlier*
 # job of the lock waits, even one scheduled minutes ahead: the job due now gets the higher
 # priority so the scheduled one does not hold it up.
@@ -226,6 +250,17 @@ class ChatJobs:
     # -- the tasks (worker side) ----------------------------------------------------------------
 
     async def _respond(self, context: JobContext, message_id: str, actor_id: Any = None) -> None:
+        try:
+            await self._answer(context, message_id, actor_id)
+        finally:
+            job = context.job
+            connector = context.app.connector
+            if job.lock and job.id is not None and isinstance(connector, BaseAsyncConnector):
+                wake = asyncio.create_task(_wake_next(connector, job.id, job.lock, job.queue))
+                _background.add(wake)
+                wake.add_done_callback(_background.discard)
+
+    async def _answer(self, context: JobContext, message_id: str, actor_id: Any) -> None:
         responder = self.responder
         async with _own_db_thread():
             try:
@@ -317,6 +352,36 @@ class ChatJobs:
             return None  # a deactivated account: its agent must not act either
         user.chat_agent = True  # type: ignore[attr-defined]
         return user
+
+
+async def _wake_next(connector: BaseAsyncConnector, job_id: int, lock: str, queue: str) -> None:
+    """Once job `job_id` is finished, wake the workers for the next job waiting on `lock`.
+
+    A job deferred while another of its lock runs is skipped when fetched, and procrastinate
+    fetches again only on a new job's notification or its polling interval (5 s): a follow-up
+    sent the moment an answer ended waited that long for its first token. Procrastinate
+    finishes the row only after the task returns, hence the few looks.
+    """
+    try:
+        for _ in range(_WAKE_LOOKS):
+            await asyncio.sleep(_WAKE_POLL)
+            state = await connector.execute_query_one_async(_WAKE_QUERY, id=job_id, lock=lock)
+            if state["waiting"] is None:
+                return  # no follow-up: nothing to wake
+            if not state["running"]:
+                payload = json.dumps({"type": "job_inserted", "job_id": state["waiting"]})
+                # The channels procrastinate's insert trigger notifies (workers of some queues
+                # listen to theirs only).
+                await connector.execute_query_async(
+                    "SELECT pg_notify('procrastinate_queue_v1#' || %(queue)s, %(payload)s), "
+                    "pg_notify('procrastinate_any_queue_v1', %(payload)s)",
+                    queue=queue,
+                    payload=payload,
+                )
+                return
+    except Exception:
+        # The next job still starts, at the next poll.
+        logger.warning("Could not wake the job after %s (lock %r).", job_id, lock, exc_info=True)
 
 
 @contextlib.asynccontextmanager

@@ -17,6 +17,7 @@ class FakeResponder:
         title_calls: Conversation ids of the naming model calls.
         failures: `respond` raises this many times before it answers.
         title_gate: When set, a naming call waits for it (a model that takes its time).
+        answer_gate: When set, an answer waits for it.
     """
 
     error_text = "Sorry, no answer this time."
@@ -32,6 +33,7 @@ class FakeResponder:
         self.title_calls: list[str] = []
         self.failures = 0
         self.title_gate: asyncio.Event | None = None
+        self.answer_gate: asyncio.Event | None = None
 
     def get_model(self) -> str:
         return "test:scripted"
@@ -41,6 +43,8 @@ class FakeResponder:
         if self.failures:
             self.failures -= 1
             raise RuntimeError("scripted failure")
+        if self.answer_gate is not None:
+            await self.answer_gate.wait()
         question = await Message.objects.aget(pk=message_id)
         await Message.objects.acreate(
             conversation_id=question.conversation_id,

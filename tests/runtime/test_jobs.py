@@ -353,3 +353,36 @@ def test_queues_and_names_follow_the_app_label() -> None:
     assert chat_jobs.name_conversation.name == "jobsapp.name_conversation"
     assert chat_jobs.rescue_stalled_jobs.name == "jobsapp.rescue_stalled_jobs"
     assert chat_jobs.user_model() is User
+
+
+async def test_a_follow_up_sent_while_the_answer_runs_starts_without_the_poll() -> None:
+    # Only notifications wake this worker: without the wake-up after each answer job, a
+    # follow-up deferred while its conversation's lock was held would wait for the poll.
+    workers = Workers(
+        chat_jobs.queues, shutdown_timeout=1, name="tests", fetch_job_polling_interval=3600
+    )
+    await workers.astart()
+    try:
+        conversation = await db(lambda: _conversation(0))
+        user = await db(lambda: User.objects.get(pk=conversation.user_id))
+        responder.answer_gate = asyncio.Event()
+        current = await db(lambda: _ask(conversation, user))
+        for _ in range(20):
+            await eventually("the answer to start", lambda: len(responder.answered) > 0)
+            follow_up = await db(lambda: _ask(conversation, user))
+            gate, responder.answer_gate = responder.answer_gate, asyncio.Event()
+            gate.set()
+            await eventually(
+                "the previous answer",
+                lambda: Message.objects.filter(response_to=current).exists(),  # noqa: B023
+            )
+            await eventually(
+                "the follow-up to start",
+                lambda: responder.answered[-1][0] == str(follow_up.pk),  # noqa: B023
+            )
+            current = follow_up
+        responder.answer_gate.set()
+        await eventually("the last answer", lambda: not _jobs("respond"))
+    finally:
+        responder.answer_gate = None
+        await workers.astop()
