@@ -33,14 +33,6 @@ pytestmark = pytest.mark.e2e
 SITE = (("site", ""), ("pages", ""))
 """A `startproject` site with a `pages` app, its tests and a login page."""
 
-# Why a step fails today, by the issue 17 item whose fix makes it pass (see the module docstring).
-ITEM_7 = (
-    "issue 17 item 7: a catch-all route: the chat's include and the login URLs are appended "
-    "after it, which swallows them (/chat/ and /accounts/login/ are the page view's 404; "
-    "gen --check: '/chat/ is not served')"
-)
-
-
 SHAPES = (
     Shape(
         "cookiecutter",
@@ -98,12 +90,7 @@ SHAPES = (
         urls_file="mysite/urls.py",
         runner="django",
         remove=("templates/registration/login.html",),
-        xfail={
-            "generated_tests": ITEM_7,
-            "gen_check": ITEM_7,
-            "serves": ITEM_7,
-            "answers": ITEM_7,
-        },
+        xfail={},
     ),
     Shape(
         "cookiecutter_django",

@@ -69,6 +69,54 @@ def test_the_include_goes_before_a_catch_all_route() -> None:
     )
 
 
+def test_the_include_goes_before_a_page_router_that_matches_every_path() -> None:
+    check_transformed(
+        include_chat,
+        """\
+        from django.urls import include, path, re_path
+
+        urlpatterns = [
+            path('admin/', admin.site.urls),
+            path('about/', about),
+            re_path(r'^(?P<path>.*)$', page),
+        ]
+        """,
+        """\
+        from django.urls import include, path, re_path
+
+        urlpatterns = [
+            path('admin/', admin.site.urls),
+            path('about/', about),
+            path('chat/', include('chat.urls')),
+            re_path(r'^(?P<path>.*)$', page),
+        ]
+        """,
+    )
+
+
+def test_routes_that_do_not_answer_the_prefix_stay_before_the_include() -> None:
+    check_transformed(
+        include_chat,
+        """\
+        from django.urls import include, path, re_path
+
+        urlpatterns = [
+            re_path(r'^blog/(?P<slug>[-a-z]+)/$', post),
+            path('pages/<slug:slug>/', page),
+        ]
+        """,
+        """\
+        from django.urls import include, path, re_path
+
+        urlpatterns = [
+            re_path(r'^blog/(?P<slug>[-a-z]+)/$', post),
+            path('pages/<slug:slug>/', page),
+            path('chat/', include('chat.urls')),
+        ]
+        """,
+    )
+
+
 def test_missing_urlpatterns_are_left_alone() -> None:
     check_noop(include_chat, "from django.urls import path\n", recognised=False)
 

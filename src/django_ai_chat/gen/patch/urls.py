@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import libcst as cst
+from django.core.exceptions import ImproperlyConfigured
+from django.urls.resolvers import RegexPattern, RoutePattern
 from libcst import matchers as m
 
 from django_ai_chat.gen.patch import _cst
@@ -40,8 +44,12 @@ def _literal_patterns(module: cst.Module) -> cst.List | None:
     return value if isinstance(value, cst.List) else None
 
 
-def _catch_all(element: cst.BaseElement) -> bool:
-    """`path("", include(…))` / `re_path(r"^", …)`: routes after it may never be reached."""
+def _swallows(element: cst.BaseElement, prefix: str) -> bool:
+    """Whether the route `element` would answer URLs under `prefix`, so routes after it never do.
+
+    Judged the way Django resolves: `path("", include(…))` and any regex route whose pattern
+    matches the prefix (a page router's `re_path(r"^(?P<path>.*)$", page)`, Wagtail's `r"^"`).
+    """
     call = element.value
     if not isinstance(call, cst.Call) or not call.args:
         return False
@@ -49,16 +57,20 @@ def _catch_all(element: cst.BaseElement) -> bool:
     name = func.value if isinstance(func, cst.Name) else getattr(func, "attr", None)
     name = name.value if isinstance(name, cst.Name) else name
     first = call.args[0].value
-    if not isinstance(first, cst.SimpleString):
+    if name not in ("path", "re_path") or not isinstance(first, cst.SimpleString):
         return False
     route = first.evaluated_value
-    if name == "path":
-        return (
-            route == ""
-            and len(call.args) > 1
-            and m.matches(call.args[1].value, m.Call(func=m.Name("include")))
-        )
-    return name == "re_path" and route in ("", "^")
+    if not isinstance(route, str):
+        return False
+    is_include = len(call.args) > 1 and m.matches(
+        call.args[1].value, m.Call(func=m.Name("include"))
+    )
+    pattern_class = RoutePattern if name == "path" else RegexPattern
+    try:
+        pattern = pattern_class(route, is_endpoint=not is_include)
+        return pattern.match(prefix) is not None
+    except (re.error, ImproperlyConfigured):
+        return False
 
 
 def mentions(source: str, text: str) -> bool:
@@ -83,8 +95,10 @@ def include_new(source: str, route: str, urlconf: str) -> str | None:
     Returns:
         The new source (unchanged when `urlconf` is already mentioned), or `None` when
         `urlpatterns` is not defined by one literal list at module level that later lines only
-        extend (`+=`, `urlpatterns = urlpatterns + […]`). The include goes before a catch-all
-        route of that list (`path("", include(wagtail_urls))`) so it can be reached.
+        extend (`+=`, `urlpatterns = urlpatterns + […]`). The include goes before the first
+        route of that list that would answer its URLs (a catch-all such as
+        `path("", include(wagtail_urls))` or `re_path(r"^(?P<path>.*)$", page)`), so it can be
+        reached.
     """
     if mentions(source, urlconf):
         return source
@@ -104,6 +118,9 @@ def include_new(source: str, route: str, urlconf: str) -> str | None:
             ),
         ],
     )
-    index = next((i for i, e in enumerate(node.elements) if _catch_all(e)), len(node.elements))
+    prefix = f"{route}/" if route else ""
+    index = next(
+        (i for i, e in enumerate(node.elements) if _swallows(e, prefix)), len(node.elements)
+    )
     module = module.deep_replace(node, _cst.insert_sequence(node, index, call))  # type: ignore[assignment]
     return _cst.add_from_import(module, "django.urls", ["include", "path"]).code
