@@ -4,7 +4,7 @@
 *lifespan* handler that starts procrastinate workers when the server starts and stops them,
 gracefully, when it stops. The web side keeps deferring jobs through Django's connection (so an
 enqueue stays in the same transaction as the ORM write); the workers use procrastinate's worker
-connector, because the Django connector cannot LISTEN (see `../shared/reference/deps.md` §1).
+connector, because the Django connector cannot LISTEN (`docs/design.md`, "Jobs").
 The workers are `django_ai_chat.worker.Workers`, with the same heartbeat, stall and deletion
 settings as the generated `manage.py <app>_worker`.
 
