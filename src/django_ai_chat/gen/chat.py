@@ -47,10 +47,6 @@ def gen_chat(
     if _django_pinned_away(project):
         return project
     rendered = render_files(context, templates)
-    if not opts.ui:
-        # Static assets are copied verbatim, so no template can switch them off: without a UI
-        # they would be dead weight in the user's app.
-        rendered = {p: c for p, c in rendered.items() if p.parts[0] != "static"}
     has_urls = PurePosixPath("urls.py") in rendered
     if has_urls and _route_taken(project, opts, target):
         return project
@@ -75,7 +71,7 @@ def gen_chat(
         # --skip-checks: a project still on SQLite fails django_ai_chat's Postgres check, which
         # must not stop the migration from being written (migrate reports it later).
         project.add_task("makemigrations", opts.app_label, "--no-header", "--skip-checks")
-    _notices(project, opts, target, {**context, "makemigrations": False})
+    _notices(project, opts, target, context)
     if opts.check:
         for problem in effective_problems(opts, target, has_urls=has_urls):
             project.add_pending(problem)
