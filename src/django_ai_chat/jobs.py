@@ -32,7 +32,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
@@ -47,6 +47,7 @@ from procrastinate.exceptions import AlreadyEnqueued
 from procrastinate.jobs import Status
 
 from django_ai_chat.conf import ai_chat_settings
+from django_ai_chat.models import TITLE_AFTER_MESSAGES, TITLE_DELAY
 from django_ai_chat.worker import DEFAULT_CONCURRENCY
 
 if TYPE_CHECKING:
@@ -60,10 +61,6 @@ logger = logging.getLogger(__name__)
 RESPOND_ATTEMPTS: Final = 2
 """Runs of an answer (failed or stalled) before it is given up; the question then shows an error."""
 
-TITLE_DELAY: Final = timedelta(minutes=10)
-"""A conversation of 2-3 messages is named this long after it started (4+: at once)."""
-
-_TITLE_AFTER_MESSAGES: Final = 4
 _WAKE_POLL: Final = 0.02
 """Seconds between two looks at whether procrastinate has finished an answer job's row."""
 
@@ -213,7 +210,7 @@ class ChatJobs:
         if conversation.title or conversation.title_locked:  # type: ignore[attr-defined]
             return
         count = self._message_model()._default_manager.filter(conversation=conversation).count()
-        if count >= _TITLE_AFTER_MESSAGES:
+        if count >= TITLE_AFTER_MESSAGES:
             self._defer_title_job(conversation, f"{self.app_label}-title-{conversation.pk}")
         elif count > 1:
             inserted_at: datetime = conversation.inserted_at  # type: ignore[attr-defined]

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from django.db.models.fields.related_descriptors import RelatedManager
 
 __all__ = [
+    "TITLE_AFTER_MESSAGES",
+    "TITLE_DELAY",
     "TITLE_MAX_LENGTH",
     "AbstractConversation",
     "AbstractMessage",
@@ -49,8 +51,12 @@ __all__ = [
 TITLE_MAX_LENGTH: Final = 120
 """Longest conversation title, in characters."""
 
-_TITLE_AFTER_MESSAGES: Final = 4
-_TITLE_DELAY: Final = timedelta(minutes=10)
+TITLE_AFTER_MESSAGES: Final = 4
+"""A conversation with this many messages is named at once."""
+
+TITLE_DELAY: Final = timedelta(minutes=10)
+"""A conversation of 2 or more messages (fewer than `TITLE_AFTER_MESSAGES`) is named this long
+after it started."""
 
 _C = TypeVar("_C", bound="AbstractConversation")
 _M = TypeVar("_M", bound="AbstractMessage")
@@ -88,8 +94,8 @@ class ConversationQuerySet(models.QuerySet[_C]):
             self.filter(title="", title_locked=False)
             .annotate(message_count=models.Count("messages"))
             .filter(
-                models.Q(message_count__gte=_TITLE_AFTER_MESSAGES)
-                | models.Q(message_count__gt=1, inserted_at__lt=timezone.now() - _TITLE_DELAY)
+                models.Q(message_count__gte=TITLE_AFTER_MESSAGES)
+                | models.Q(message_count__gt=1, inserted_at__lt=timezone.now() - TITLE_DELAY)
             )
         )
 
@@ -178,8 +184,8 @@ class AbstractConversation(models.Model):
         if self.title or self.title_locked:
             return False
         count = self.messages.count()
-        old = self.inserted_at < timezone.now() - _TITLE_DELAY
-        return count >= _TITLE_AFTER_MESSAGES or (count > 1 and old)
+        old = self.inserted_at < timezone.now() - TITLE_DELAY
+        return count >= TITLE_AFTER_MESSAGES or (count > 1 and old)
 
 
 class AbstractMessage(models.Model):
