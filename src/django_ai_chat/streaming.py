@@ -237,6 +237,9 @@ class AnswerWriter:
         self._interval = float(interval) if interval else 0.0
         self._lock = asyncio.Lock()
         self._finished = False
+        # Every field `save` was given: `finish` writes them again, so a run cut off while a
+        # `save` was still writing (a worker shutting down) keeps its tool calls.
+        self._fields: dict[str, Any] = {}
         self._stop_requested = False
         self._scope: _StopScope | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -334,7 +337,9 @@ class AnswerWriter:
         """Write the text together with `fields` (e.g. tool calls) and publish `message`.
 
         Use it for state changes the browser should show at once, such as a tool call.
+        The fields are kept: `finish` writes them too.
         """
+        self._fields.update(fields)  # before any wait: a cancelled save is still kept
         async with self._lock:
             if self._finished:
                 raise RuntimeError(f"AnswerWriter for message {self.message_id!r} is finished.")
@@ -343,6 +348,8 @@ class AnswerWriter:
 
     async def finish(self, *, text: str | None = None, **fields: Any) -> None:
         """Write the final state (`fields`, e.g. `complete=True`) and publish `message`.
+
+        Every field given to `save` so far is written again with `fields` (which win).
 
         Args:
             text: Replaces the text (e.g. the text plus an error note); it should only extend
@@ -354,7 +361,7 @@ class AnswerWriter:
             if text is not None:
                 self._text = text
             self._finished = True
-            await self._write(fields)
+            await self._write({**self._fields, **fields})
         await self._publish({"type": "message", "id": self.message_id})
 
     def stoppable(self) -> _StopScope:

@@ -418,6 +418,30 @@ async def test_save_and_finish_announce_the_new_state(rows: Rows) -> None:
     assert (row.text, row.complete) == ("abc!", True)
 
 
+async def test_finish_writes_again_what_a_cut_off_save_was_writing(rows: Rows) -> None:
+    # A worker shutting down cancels the run while it saves a tool call: the last write keeps it.
+    written: list[dict[str, Any]] = []
+    saving = asyncio.Event()
+
+    async def flush(text: str, fields: dict[str, Any]) -> None:
+        written.append(fields)
+        if "tool_calls" in fields and not saving.is_set():
+            saving.set()
+            await asyncio.Event().wait()
+
+    calls = [{"id": "1", "name": "wait", "arguments": {}}]
+    async with AnswerWriter(uuid.uuid4(), topic=rows.topic, flush=flush) as writer:
+        save = asyncio.create_task(writer.save(tool_calls=calls))
+        async with asyncio.timeout(WAIT):
+            await saving.wait()
+        save.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await save
+        await writer.finish(complete=True, error="interrupted")
+
+    assert written[-1] == {"tool_calls": calls, "complete": True, "error": "interrupted"}
+
+
 async def test_a_big_delta_is_published_in_slices_that_fit_a_notify(rows: Rows) -> None:
     """A provider may send any size of piece; each live delta must stay under the payload cap."""
     answer_id = await rows.create()
