@@ -8,7 +8,10 @@ last user message, so separate processes (browser tests, benchmarks) can steer i
 * `[error:500]` fail with HTTP 500 before streaming; `[error:midstream]` cut the stream halfway;
 * `[ttft:SECONDS]`, `[tps:N]` override the timing for this request.
 
-After a tool result arrives, the answer names the tool and quotes its result. Every streamed chunk
+After a tool result arrives, the answer names the tool and quotes its result. A request ending
+with an unfinished answer and a plain request to continue it (an answer a stopping worker handed
+over, `Responder.resume`) gets the rest of what that answer would have been, as an ideal model
+would. Every streamed chunk
 carries `x_emit_ts` (float epoch seconds when it was written) for latency measurements.
 """
 
@@ -214,6 +217,15 @@ class FakeOpenAIApp:
                 )
 
     def _plan_directives(self, plan: _Plan, messages: list[dict[str, Any]]) -> None:
+        if (continued := _continuation(messages)) is not None:
+            earlier, partial = continued
+            whole = _Plan(ttft=plan.ttft, tps=plan.tps)
+            self._plan_directives(whole, earlier)
+            text = "".join(whole.text)
+            if not whole.calls and whole.error is None and text.startswith(partial):
+                plan.text = _split_tokens(text[len(partial) :])
+                plan.ttft, plan.tps = whole.ttft, whole.tps
+                return
         after_prompt = itertools.takewhile(lambda m: m.get("role") != "user", reversed(messages))
         answered_tools = [m for m in after_prompt if m.get("role") == "tool"]
         prompt = next((_content_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
@@ -315,6 +327,19 @@ class FakeOpenAIApp:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+
+
+def _continuation(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str] | None:
+    """`(messages before the unfinished answer, its text)` for a request to continue it."""
+    if len(messages) < 3:
+        return None
+    answer, request = messages[-2], messages[-1]
+    if request.get("role") != "user" or answer.get("role") != "assistant":
+        return None
+    prompt, partial = _content_text(request), _content_text(answer)
+    if "continue" not in prompt.lower() or _DIRECTIVE.search(prompt) or not partial:
+        return None
+    return messages[:-2], partial
 
 
 def _tool_summary(tool_messages: Sequence[dict[str, Any]], messages: list[dict[str, Any]]) -> str:

@@ -2,8 +2,8 @@
 
 A generated app's `responder.py` subclasses `Responder` with its models and what a person edits
 (model, prompts, tools, history length, the texts shown when something goes wrong) and exposes
-one instance; its jobs call `respond`, `finish_interrupted` and `name_conversation`. Every step
-is a method: override one to change it (`get_system_prompt` per actor, `get_tools` per
+one instance; its jobs call `respond`, `resume`, `finish_interrupted` and `name_conversation`.
+Every step is a method: override one to change it (`get_system_prompt` per actor, `get_tools` per
 conversation, `history` to choose what the model sees, ...).
 
 What a run guarantees: it answers only a question of the actor's own conversation; a stale
@@ -11,7 +11,9 @@ unfinished answer (its run died) is removed and announced; one answer per questi
 job or a stop racing it loses, see `MessageQuerySet.create_answer`); the answer row exists from
 the start (`complete=False`) and always ends `complete=True`, with `error` set when something
 went wrong (the streamed text is kept) and `stopped` when the person stopped it; no pooled
-database connection is held while the model thinks.
+database connection is held while the model thinks. A worker that stops (a deploy) while an
+answer streams hands it over: the text so far is written to the row and `resume`, in another
+worker, asks the model to go on from there, appending at the same offset (nothing shown twice).
 
 Example:
     ```python
@@ -33,6 +35,7 @@ import contextlib
 import logging
 import re
 import unicodedata
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from asgiref.sync import sync_to_async
@@ -58,6 +61,7 @@ from django_ai_chat.streaming import (
     amessage_changed,
     messages_topic,
 )
+from django_ai_chat.worker import HandedOver, handover_scope
 
 __all__ = ["Responder", "release_connections"]
 
@@ -70,6 +74,11 @@ You are a helpful assistant inside this application's chat.
 Use the tools at your disposal to look things up and to act for the user; never guess what a
 tool could tell you, and say so when no tool can help.
 Answer in Markdown. Be concise, and ask a short question when a request is ambiguous.
+"""
+
+CONTINUE_PROMPT = """\
+Your previous answer was cut off. Continue it exactly where it stops, without repeating any of \
+it and without comment.
 """
 
 TITLE_PROMPT = """\
@@ -101,6 +110,8 @@ class Responder:
         model: Model string (`provider:model`); `settings.AI_CHAT_MODEL`, when set, wins.
         system_prompt: Instructions sent with every question.
         title_prompt: Instructions for naming a conversation.
+        continue_prompt: Sent after the text of an answer a stopping worker handed over, so
+            that the model goes on from there (`resume`).
         tools: `True` (every registered tool the actor may use), `False`, or names / tools.
         history_limit: Most recent messages sent to the model with each question.
         title_history_limit: First messages the naming run shows the model.
@@ -117,6 +128,7 @@ class Responder:
     model: str = ""
     system_prompt: str = SYSTEM_PROMPT
     title_prompt: str = TITLE_PROMPT
+    continue_prompt: str = CONTINUE_PROMPT
     tools: ToolsArg = True
     history_limit: int = 50
     title_history_limit: int = 10
@@ -238,8 +250,67 @@ class Responder:
             return  # already answered, or stopped before it started
         history = await self.history(question)
         answer_id = new_id()
+        topic = messages_topic(conversation.pk)
+        async with AnswerWriter(answer_id, topic=topic, flush=self._flusher(answer_id)) as writer:
+            answer = await self.message_model.objects.acreate_answer(
+                question, id=answer_id, complete=False
+            )
+            if answer is None:
+                return  # stopped, or answered by a duplicate job, just now
+            await amessage_changed(conversation.pk, answer_id)
+            await self.release_connections()
+            result = await self._stream(writer, history, conversation=conversation, actor=actor)
+            await writer.finish(complete=True, **result)
+        await self.answered(conversation)
+
+    async def resume(self, message_id: Any, answer_id: Any, *, actor: Any) -> None:
+        """Continue the unfinished answer `answer_id` to `message_id`, handed over by a worker.
+
+        The row holds exactly the text browsers were shown (the stopping worker wrote it): the
+        model gets it back, followed by `continue_prompt`, and what it says is appended at the
+        same offset, so nothing is shown twice and nothing is lost. Tool calls already recorded
+        are kept. Does nothing when the answer was stopped, finished or removed meanwhile.
+        """
+        question = await self.get_question(message_id, actor=actor)
+        if question is None:
+            return
+        conversation: AbstractConversation = question.conversation
+        answer = await self.message_model.objects.filter(
+            pk=answer_id, response_to=question, complete=False
+        ).afirst()
+        if answer is None:
+            return
+        history = await self.history(question)
+        if answer.text.strip():
+            history += [
+                ChatMessage("assistant", answer.text),
+                ChatMessage("user", self.continue_prompt),
+            ]
+        flush = self._flusher(
+            answer.pk, tool_calls=answer.tool_calls, tool_results=answer.tool_results
+        )
+        topic = messages_topic(conversation.pk)
+        async with AnswerWriter(answer.pk, topic=topic, flush=flush, text=answer.text) as writer:
+            await self.release_connections()
+            result = await self._stream(writer, history, conversation=conversation, actor=actor)
+            await writer.finish(complete=True, **result)
+        await self.answered(conversation)
+
+    def _flusher(
+        self,
+        answer_id: Any,
+        *,
+        tool_calls: list[dict[str, Any]] | None = None,
+        tool_results: list[dict[str, Any]] | None = None,
+    ) -> Callable[[str, dict[str, Any]], Awaitable[None]]:
+        """The writer's flush callback; a resumed run's tool lists go after the earlier ones."""
+        earlier = {"tool_calls": list(tool_calls or []), "tool_results": list(tool_results or [])}
 
         async def write(text: str, fields: dict[str, Any]) -> None:
+            fields = {
+                name: [*earlier[name], *value] if earlier.get(name) else value
+                for name, value in fields.items()
+            }
             # Never after completion, never a shorter text: an older state cannot win.
             await (
                 self.message_model.objects.filter(pk=answer_id, complete=False)
@@ -249,25 +320,38 @@ class Responder:
             )
             await self.release_connections()
 
-        topic = messages_topic(conversation.pk)
-        async with AnswerWriter(answer_id, topic=topic, flush=write) as writer:
-            answer = await self.message_model.objects.acreate_answer(
-                question, id=answer_id, complete=False
-            )
-            if answer is None:
-                return  # stopped, or answered by a duplicate job, just now
-            await amessage_changed(conversation.pk, answer_id)
-            await self.release_connections()
-            try:
+        return write
+
+    async def _stream(
+        self,
+        writer: AnswerWriter,
+        history: list[ChatMessage],
+        *,
+        conversation: AbstractConversation,
+        actor: Any,
+    ) -> dict[str, Any]:
+        """`stream_answer`, handed over when the worker stops, interrupted when cancelled.
+
+        Raises:
+            HandedOver: The worker is stopping: the text so far is in the row, a job should
+                continue it (`resume`).
+        """
+        result: dict[str, Any] | None = None
+        try:
+            async with handover_scope() as handover:
                 result = await self.stream_answer(
                     writer, history, conversation=conversation, actor=actor
                 )
-            except asyncio.CancelledError:
-                # The worker is shutting down (or the job was aborted): keep what was said.
-                await writer.finish(complete=True, error=self.interrupted_text)
-                raise
-            await writer.finish(complete=True, **result)
-        await self.answered(conversation)
+        except asyncio.CancelledError:
+            # The job was aborted (or the worker gave up waiting): keep what was said.
+            await writer.finish(complete=True, error=self.interrupted_text)
+            raise
+        if handover.handed_over and not writer.stopped:
+            await writer.flush()  # what browsers were shown, for the worker that goes on
+            raise HandedOver(writer.message_id)
+        if result is None:  # stopped while handing over
+            result = {"text": writer.text, "stopped": writer.stopped, "error": ""}
+        return result
 
     async def finish_interrupted(self, message_id: Any, *, error: str | None = None) -> None:
         """End the answer to `message_id` with `error` (its run died and will not run again).

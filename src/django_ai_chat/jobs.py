@@ -8,7 +8,9 @@ prompts, tools) does the work, `ChatJobs` the mechanics around it:
   question ends with the responder's `error_text` when the retry fails too. The job acts for
   the person who asked: the user row is re-read (a deactivated or deleted user gets no answer,
   only the error) and marked `chat_agent = True`, so that permission checks and tools can tell
-  the agent acting for them apart. After the answer it defers the title.
+  the agent acting for them apart. After the answer it defers the title. An answer cut off by a
+  stopping worker (`worker.HandedOver`) is continued by a new job of the same task
+  (`resume=<answer id>`, same lock), which the next free worker picks up.
 - `<app>.name_conversation` (queue `conversations`): titles a conversation. Jobs of one
   conversation run one at a time (a `lock`), so it is named by exactly one model call.
 - `<app>.rescue_stalled_jobs` (periodic, `AI_CHAT_RESCUE_CRON`): retries the jobs of workers
@@ -48,7 +50,7 @@ from procrastinate.jobs import Status
 
 from django_ai_chat.conf import ai_chat_settings
 from django_ai_chat.models import TITLE_AFTER_MESSAGES, TITLE_DELAY
-from django_ai_chat.worker import DEFAULT_CONCURRENCY
+from django_ai_chat.worker import DEFAULT_CONCURRENCY, HandedOver, keep_until_stopped
 
 if TYPE_CHECKING:
     from procrastinate.tasks import Task
@@ -75,9 +77,6 @@ _WAKE_QUERY: Final = """
             ORDER BY priority DESC, id LIMIT 1) AS waiting
 """
 
-_background: set[asyncio.Task[None]] = set()
-"""Wake-ups outliving their job (kept referenced until they end)."""
-
 # Naming jobs of one conversation share a lock, and procrastinate runs none while an *earlier*
 # job of the lock waits, even one scheduled minutes ahead: the job due now gets the higher
 # priority so the scheduled one does not hold it up.
@@ -98,7 +97,11 @@ class ResponderLike(Protocol):
         ...
 
     async def respond(self, message_id: str, *, actor: Any) -> None:
-        """Answer the question `message_id` as `actor`."""
+        """Answer the question `message_id` as `actor`.
+
+        May raise `worker.HandedOver` (the worker is stopping); then the job calls `resume`, if
+        the responder has it, in another worker.
+        """
         ...
 
     async def finish_interrupted(self, message_id: str, *, error: str | None = None) -> None:
@@ -124,7 +127,8 @@ class ChatJobs:
             queue name → number; default `DEFAULT_CONCURRENCY` (10).
 
     Attributes:
-        respond: The `<app_label>.respond` task (`message_id`, `actor_id`).
+        respond: The `<app_label>.respond` task (`message_id`, `actor_id`, and `resume`: the
+            answer a stopping worker handed over).
         name_conversation: The `<app_label>.name_conversation` task (`conversation_id`).
         rescue_stalled_jobs: The periodic `<app_label>.rescue_stalled_jobs` task.
         queues: Queue name → concurrency, for the worker (`WorkerCommand`, `with_worker`).
@@ -246,19 +250,32 @@ class ChatJobs:
 
     # -- the tasks (worker side) ----------------------------------------------------------------
 
-    async def _respond(self, context: JobContext, message_id: str, actor_id: Any = None) -> None:
+    async def _respond(
+        self,
+        context: JobContext,
+        message_id: str,
+        actor_id: Any = None,
+        resume: str | None = None,
+    ) -> None:
         try:
-            await self._answer(context, message_id, actor_id)
+            await self._answer(context, message_id, actor_id, resume)
         finally:
             job = context.job
             connector = context.app.connector
             if job.lock and job.id is not None and isinstance(connector, BaseAsyncConnector):
-                wake = asyncio.create_task(_wake_next(connector, job.id, job.lock, job.queue))
-                _background.add(wake)
-                wake.add_done_callback(_background.discard)
+                keep_until_stopped(
+                    asyncio.create_task(_wake_next(connector, job.id, job.lock, job.queue))
+                )
 
-    async def _answer(self, context: JobContext, message_id: str, actor_id: Any) -> None:
+    async def _answer(
+        self, context: JobContext, message_id: str, actor_id: Any, resume: str | None
+    ) -> None:
         responder = self.responder
+        resume_answer = getattr(responder, "resume", None)
+        if context.job.attempts:
+            # A retry (its worker died): the row may hold less than browsers were shown, so the
+            # answer starts again (the stale row is removed) instead of going on from the row.
+            resume = None
         async with _own_db_thread():
             try:
                 actor = await self._aload_actor(actor_id)
@@ -270,7 +287,21 @@ class ChatJobs:
                     )
                     await responder.finish_interrupted(message_id, error=responder.error_text)
                     return
-                await responder.respond(message_id, actor=actor)
+                if resume is not None and resume_answer is not None:
+                    await resume_answer(message_id, resume, actor=actor)
+                else:
+                    await responder.respond(message_id, actor=actor)
+            except HandedOver as handed_over:
+                # Same task and lock: it starts once this job has ended, on a free worker.
+                await self.respond.configure(lock=context.job.lock).defer_async(
+                    message_id=message_id, actor_id=actor_id, resume=handed_over.message_id
+                )
+                logger.info(
+                    "Answer %s to %s handed over: the worker is stopping.",
+                    handed_over.message_id,
+                    message_id,
+                )
+                return
             except Exception:
                 if context.job.attempts + 1 >= RESPOND_ATTEMPTS:
                     # No retry left: the person gets an error instead of an endless spinner.

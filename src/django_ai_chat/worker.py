@@ -14,6 +14,12 @@ PgBouncer recycling connections) a process would sit idle or exit with status 0,
 supervisor restarts. `Workers` restarts such a worker on fresh connections, and gives up with
 `WorkerStopped` (a non-zero exit) only when it keeps failing.
 
+Stopping (a deploy): the workers take no new job at once, so other worker processes get them;
+running jobs get `shutdown_timeout` seconds to finish; answers still running then are *handed
+over* (`handover_scope`: the answer's text so far is written to its row and a job to continue it
+is queued, which another worker, or this one once restarted, picks up), and whatever is left
+after `HANDOVER_SECONDS` more is cancelled.
+
 Users: `run_workers` (the generated `manage.py <app>_worker`, through `WorkerCommand`) and
 `django_ai_chat.asgi.WorkerLifespan` (`manage.py chat_dev`: workers inside the ASGI server).
 """
@@ -24,8 +30,10 @@ import asyncio
 import contextlib
 import logging
 import signal
+import weakref
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final, Self
 
 from asgiref.sync import sync_to_async
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -38,7 +46,17 @@ if TYPE_CHECKING:
 
     from django_ai_chat.jobs import ChatJobs
 
-__all__ = ["DEFAULT_CONCURRENCY", "WorkerCommand", "WorkerStopped", "Workers", "run_workers"]
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "HANDOVER_SECONDS",
+    "HandedOver",
+    "HandoverScope",
+    "WorkerCommand",
+    "WorkerStopped",
+    "Workers",
+    "handover_scope",
+    "run_workers",
+]
 
 DEFAULT_CONCURRENCY = 10
 """Jobs one worker runs at once when no per-queue limit is given."""
@@ -49,7 +67,108 @@ GIVE_UP_AFTER: Final = 60.0
 _RESTART_DELAYS: Final = (0.5, 1.0, 2.0, 4.0, 8.0)
 """Seconds before the 1st, 2nd, ... consecutive restart: a database coming back gets time."""
 
+HANDOVER_SECONDS: Final = 5.0
+"""Seconds a stopping worker's answers get to hand themselves over before they are cancelled."""
+
 logger = logging.getLogger(__name__)
+
+_handovers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Event] = (
+    weakref.WeakKeyDictionary()
+)
+"""Per event loop: set when the workers running on it ask their answers to hand over."""
+
+_side_jobs: set[asyncio.Task[Any]] = set()
+"""Short tasks jobs leave behind (waking the next job): awaited before the pool closes."""
+
+
+def _handover_event() -> asyncio.Event:
+    loop = asyncio.get_running_loop()
+    event = _handovers.get(loop)
+    if event is None:
+        event = _handovers[loop] = asyncio.Event()
+    return event
+
+
+def keep_until_stopped(task: asyncio.Task[Any]) -> None:
+    """Keep `task` (a job's short afterthought) referenced; stopping workers wait for it."""
+    _side_jobs.add(task)
+    task.add_done_callback(_side_jobs.discard)
+
+
+class HandedOver(Exception):
+    """Raised by a job that a stopping worker cut off after it saved its state.
+
+    `ChatJobs` queues a job that continues the answer (`Responder.resume`).
+
+    Attributes:
+        message_id: The unfinished answer, its text so far in its row.
+    """
+
+    def __init__(self, message_id: str) -> None:
+        super().__init__(f"Answer {message_id!r} handed over to another worker.")
+        self.message_id = message_id
+
+
+class HandoverScope:
+    """Cancels its body when the workers of this event loop hand their answers over.
+
+    The cancellation is absorbed on exit; `handed_over` tells whether it happened. See
+    `handover_scope`.
+    """
+
+    def __init__(self) -> None:
+        self.handed_over = False
+        self._task: asyncio.Task[Any] | None = None
+        self._waiter: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Self:
+        self._task = asyncio.current_task()
+        if self._task is None:
+            raise RuntimeError("handover_scope() must be used inside a task.")
+        event = _handover_event()
+        self._waiter = asyncio.get_running_loop().create_task(self._wait(event))
+        await asyncio.sleep(0)  # an event already set cancels the body right away
+        return self
+
+    async def _wait(self, event: asyncio.Event) -> None:
+        await event.wait()
+        if self._task is not None and not self.handed_over:
+            self.handed_over = True
+            self._task.cancel()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiter
+        if self.handed_over and self._task is not None and self._task.uncancel() == 0:
+            # Our cancellation and no other one pending: absorb it.
+            return exc_type is asyncio.CancelledError
+        return False
+
+
+def handover_scope() -> HandoverScope:
+    """An async context manager whose body is cancelled when a stopping worker hands over.
+
+    A job wraps the part it can hand over (an answer streaming from the model) in it; after the
+    body, `scope.handed_over` says whether it was cut off so that another worker can continue.
+    Outside a worker (a test, a web process) it never fires.
+
+    Example:
+        ```python
+        async with handover_scope() as scope:
+            await stream_the_answer()
+        if scope.handed_over:
+            ...  # save the state, queue a job to continue
+        ```
+    """
+    return HandoverScope()
 
 
 class WorkerStopped(Exception):
@@ -62,8 +181,10 @@ class Workers:
     Attributes:
         queues: Queue name → how many of its jobs run at once; empty: one worker for every
             queue running up to `DEFAULT_CONCURRENCY` jobs.
-        shutdown_timeout: Seconds running jobs get to finish when the workers stop; after that
-            they are cancelled (an answer keeps its partial text).
+        shutdown_timeout: Seconds running jobs get to finish when the workers stop; answers
+            still running then are handed over (`handover_scope`), other jobs get
+            `HANDOVER_SECONDS` more and are then cancelled. Keep it below
+            `AI_CHAT_STALLED_AFTER`: a stopping worker sends no heartbeat.
         name: Prefix of the worker names (`<name>:<queue>`), shown in procrastinate's tables.
         options: Further keyword arguments of `procrastinate.App.run_worker_async`
             (e.g. `fetch_job_polling_interval`); they win over the settings above.
@@ -84,6 +205,7 @@ class Workers:
         self._app: App | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._cancelled = False
+        self._handover: asyncio.TimerHandle | None = None
 
     @property
     def names(self) -> list[str]:
@@ -108,6 +230,7 @@ class Workers:
         # A separate app sharing the tasks: replacing the connector of the shared app would
         # take web-side enqueues out of their transaction.
         worker_app = app.with_connector(app.connector.get_worker_connector())
+        _handover_event().clear()  # a restart in the same loop (tests, chat_dev)
         await worker_app.open_async()
         self._app = worker_app
         if self._cancelled:
@@ -126,7 +249,8 @@ class Workers:
                 "concurrency": concurrency,
                 "name": name,
                 "install_signal_handlers": False,
-                "shutdown_graceful_timeout": self.shutdown_timeout,
+                # Answers hand over at `shutdown_timeout`; the rest is a margin for that.
+                "shutdown_graceful_timeout": self.shutdown_timeout + HANDOVER_SECONDS,
                 "update_heartbeat_interval": stalled_after / 3,
                 "stalled_worker_timeout": stalled_after,
                 "delete_jobs": "successful",
@@ -174,13 +298,26 @@ class Workers:
             await asyncio.sleep(delay)
 
     def cancel(self) -> None:
-        """Ask every worker to stop: running jobs get `shutdown_timeout` seconds.
+        """Ask every worker to stop: no new job; running jobs get `shutdown_timeout` seconds.
 
-        A second call cancels them at once.
+        Answers still running then are handed over. A second call hands them over at once.
         """
+        first = not self._cancelled
         self._cancelled = True
-        for task in self._tasks:
-            task.cancel()
+        if first:
+            for task in self._tasks:
+                task.cancel()
+            self._handover = asyncio.get_running_loop().call_later(
+                max(self.shutdown_timeout, 0.0), self.hand_over
+            )
+        else:
+            self.hand_over()
+
+    def hand_over(self) -> None:
+        """Ask the running answers to hand themselves over to another worker now."""
+        if self._handover is not None:
+            self._handover.cancel()
+        _handover_event().set()
 
     async def wait(self) -> None:
         """Return once every worker has stopped, or raise the error a worker stopped with."""
@@ -194,11 +331,18 @@ class Workers:
     async def astop(self) -> None:
         """Stop the workers (running jobs get `shutdown_timeout` seconds) and close the pool."""
         tasks, self._tasks = self._tasks, []
+        if not self._cancelled:
+            self.cancel()
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self._handover is not None:
+            self._handover.cancel()
+        if _side_jobs:
+            # E.g. waking the job that continues a handed-over answer: it needs the pool.
+            await asyncio.wait(set(_side_jobs), timeout=HANDOVER_SECONDS)
         if self._app is not None:
             app, self._app = self._app, None
             await app.close_async()
@@ -220,7 +364,8 @@ async def run_workers(
             empty: one worker for every queue.
         shutdown_timeout: Seconds running jobs get to finish once asked to stop.
         name: Prefix of the worker names.
-        stop_signals: Signals that stop the workers gracefully (a second one: at once), e.g.
+        stop_signals: Signals that stop the workers gracefully (a second one: running answers
+            are handed over at once), e.g.
             `(signal.SIGINT, signal.SIGTERM)`; handlers are removed on return.
         on_ready: Called with the `Workers` once they run.
         **options: Further arguments of `procrastinate.App.run_worker_async`.
@@ -277,7 +422,8 @@ class WorkerCommand(BaseCommand):
             "--shutdown-timeout",
             type=float,
             default=self.shutdown_timeout,
-            help="Seconds running jobs get to finish on SIGTERM/SIGINT "
+            help="Seconds running jobs get to finish on SIGTERM/SIGINT; answers still running "
+            "then are handed over to another worker (or to this one once restarted) "
             f"(default: {self.shutdown_timeout:g}).",
         )
 

@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from django_ai_chat._fake_openai import _filler
 from django_ai_chat.testing import FakeOpenAIServer
 from tests.e2e.conftest import GeneratedProject
 
@@ -45,10 +46,11 @@ class Chat:
         done = self.project.manage("shell", "-c", textwrap.dedent(code), env=self.env)
         return json.loads(done.stdout.strip().splitlines()[-1])
 
-    def start_worker(self) -> subprocess.Popen[str]:
+    def start_worker(self, *args: str) -> subprocess.Popen[str]:
         log = (self.logs / f"worker-{len(self.workers)}.log").open("w")
         worker = self.project.popen(
             f"{self.project.app_label}_worker",
+            *args,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -361,3 +363,31 @@ def test_a_worker_that_cannot_reach_its_database_exits_non_zero(chat: Chat) -> N
             admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
     assert returncode != 0, chat.worker_logs()
     assert "giving up" in chat.worker_logs()
+
+
+def test_a_stopping_worker_hands_its_answer_over_without_a_seam(chat: Chat) -> None:
+    ids = _conversation(chat, "erin")
+    spy = Spy(chat, f"chat:messages:{ids['conversation']}")
+    try:
+        first = chat.start_worker("--shutdown-timeout", "1")
+        question = _ask(chat, ids, "[tokens:600] [tps:40]")  # 15 s: longer than its grace
+        answer_id = chat.wait_for(
+            "a streaming answer", lambda: (a := chat.answer(question)) and not a[2] and a[0]
+        )
+        chat.wait_for("some deltas", lambda: len(spy.deltas(str(answer_id))) > 5)
+        chat.start_worker()  # idle, ready to take over
+        chat.wait_for("the second worker", lambda: chat.worker_logs().count("Worker running") > 1)
+        chat.stop_worker(first, signal.SIGTERM)
+        assert first.returncode == 0, chat.worker_logs()
+        answer = chat.wait_for("the answer", lambda: (a := chat.answer(question)) and a[2] and a)
+        time.sleep(0.5)  # the last payloads are on their way
+    finally:
+        spy.stop()
+    same_id, text, _complete, stopped, error, _calls, _results = answer
+    assert (same_id, stopped, error) == (answer_id, False, "")
+    assert text == "".join(_filler(600))  # the model's answer, once, whole
+    rebuilt = ""
+    for delta in spy.deltas(str(answer_id)):
+        assert delta["offset"] == len(rebuilt), "a browser would see a gap or a repeat"
+        rebuilt += delta["text"]
+    assert rebuilt == text
