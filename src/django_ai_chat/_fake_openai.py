@@ -6,7 +6,14 @@ last user message, so separate processes (browser tests, benchmarks) can steer i
 * `[tool:NAME {json}]` call a tool first (several directives: parallel calls);
 * `[say:TEXT]` answer exactly TEXT; `[tokens:N]` answer N filler tokens;
 * `[error:500]` fail with HTTP 500 before streaming; `[error:midstream]` cut the stream halfway;
-* `[ttft:SECONDS]`, `[tps:N]` override the timing for this request.
+* `[ttft:SECONDS]`, `[tps:N]` override the timing for this request;
+* `[reasoning:N]` report N reasoning tokens (counted in the completion tokens, as OpenAI does).
+
+Usage is reported like OpenAI's (in the last chunk when `stream_options.include_usage` asks,
+else in the body): prompt tokens ~ a quarter of the messages' JSON; the messages before the last
+user message count as cached (`prompt_tokens_details.cached_tokens`: the prefix a provider has
+seen in the previous request); completion tokens = text tokens + tool calls' argument size.
+Each reported usage is kept in `.usages`, for tests to compare with what was stored.
 
 After a tool result arrives, the answer names the tool and quotes its result. A request ending
 with an unfinished answer and a plain request to continue it (an answer a stopping worker handed
@@ -35,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeAlias
 import uvicorn
 
 if TYPE_CHECKING:
-    from django_ai_chat.testing import ToolCall, Turn
+    from django_ai_chat.testing import ReportedUsage, ScriptItem, Turn
 
 Scope: TypeAlias = MutableMapping[str, Any]
 Message: TypeAlias = MutableMapping[str, Any]
@@ -47,7 +54,7 @@ _FILLER_TEXT = (
     "while they are written. Each chunk carries its emit time, which lets a benchmark measure "
     "how long a token takes to reach the browser."
 )
-_DIRECTIVE = re.compile(r"\[(tool|say|tokens|error|ttft|tps):")
+_DIRECTIVE = re.compile(r"\[(tool|say|tokens|error|ttft|tps|reasoning):")
 _TOKENS = re.compile(r"\s*\S+\s*|\s+")
 
 
@@ -76,6 +83,9 @@ class _Plan:
     """Cut the connection before this text token (`len(text)`: after the text)."""
     ttft: float = 0.0
     tps: float = 0.0
+    reasoning_tokens: int = 0
+    reported: ReportedUsage | None = None
+    """A script's usage to report instead of the computed one."""
 
 
 def _content_text(message: dict[str, Any]) -> str:
@@ -146,10 +156,9 @@ class FakeOpenAIApp:
             script: Turns (as for `ScriptedLLM`) served one per request before directives apply.
         """
         self.ttft, self.tps, self.tokens = ttft, tps, tokens
-        self.script: deque[list[str | ToolCall | BaseException]] = deque(
-            list(turn) for turn in script or ()
-        )
+        self.script: deque[list[ScriptItem]] = deque(list(turn) for turn in script or ())
         self.requests: list[dict[str, Any]] = []
+        self.usages: list[dict[str, Any]] = []
         self._ids = itertools.count(1)
         self._call_ids = itertools.count(1)
 
@@ -194,7 +203,8 @@ class FakeOpenAIApp:
             await asyncio.sleep(plan.ttft)
             if plan.drop_at is not None:
                 raise _DropConnection
-            await _send_json(send, 200, _completion(request, plan, completion_id))
+            completion = _completion(request, plan, completion_id)
+            await _send_json(send, 200, {**completion, "usage": self._usage(request, plan)})
 
     def _plan(self, request: dict[str, Any]) -> _Plan:
         plan = _Plan(ttft=self.ttft, tps=self.tps)
@@ -204,12 +214,16 @@ class FakeOpenAIApp:
             self._plan_directives(plan, request.get("messages") or [])
         return plan
 
-    def _plan_script(self, plan: _Plan, turn: list[str | ToolCall | BaseException]) -> None:
+    def _plan_script(self, plan: _Plan, turn: list[ScriptItem]) -> None:
+        from django_ai_chat.testing import ReportedUsage  # it imports this module
+
         for item in turn:
             if isinstance(item, BaseException):
                 plan.drop_at = len(plan.text)  # as `ScriptedLLM` raises there
                 return
-            if isinstance(item, str):
+            if isinstance(item, ReportedUsage):
+                plan.reported = item
+            elif isinstance(item, str):
                 plan.text.append(item)
             else:
                 plan.calls.append(
@@ -241,6 +255,8 @@ class FakeOpenAIApp:
                     plan.ttft = float(value)
                 elif kind == "tps":
                     plan.tps = float(value)
+                elif kind == "reasoning":
+                    plan.reasoning_tokens = int(value)
                 elif kind == "error" and not answered_tools:
                     plan.error = value
                 elif kind == "tool" and not answered_tools:
@@ -252,6 +268,11 @@ class FakeOpenAIApp:
         plan.text.extend(_split_tokens(say) if say is not None else _filler(tokens))
         if plan.error == "midstream":
             plan.drop_at = max(1, len(plan.text) // 2)
+
+    def _usage(self, request: dict[str, Any], plan: _Plan) -> dict[str, Any]:
+        usage = _usage(request, plan)
+        self.usages.append(usage)
+        return usage
 
     def _call_id(self) -> str:
         # The same ids as `ScriptedLLM`, so both produce identical event sequences.
@@ -315,7 +336,7 @@ class FakeOpenAIApp:
                 )
             await chunk({}, "tool_calls" if plan.calls else "stop")
             if include_usage:
-                usage = _usage(request, plan)
+                usage = self._usage(request, plan)
                 await _send_sse(send, {"id": completion_id, "object": "chat.completion.chunk",
                                        "created": int(time.time()), "model": model, "choices": [],
                                        "usage": usage, "x_emit_ts": time.time()})  # fmt: skip
@@ -356,13 +377,27 @@ def _tool_summary(tool_messages: Sequence[dict[str, Any]], messages: list[dict[s
     return "\n".join(parts)
 
 
-def _usage(request: dict[str, Any], plan: _Plan) -> dict[str, int]:
-    prompt_tokens = max(1, len(json.dumps(request.get("messages", []))) // 4)
+def _usage(request: dict[str, Any], plan: _Plan) -> dict[str, Any]:
+    if (reported := plan.reported) is not None:
+        return {
+            "prompt_tokens": reported.input_tokens,
+            "completion_tokens": reported.output_tokens,
+            "total_tokens": reported.input_tokens + reported.output_tokens,
+            "prompt_tokens_details": {"cached_tokens": reported.cache_read_tokens},
+            "completion_tokens_details": {"reasoning_tokens": reported.reasoning_tokens},
+        }
+    messages = request.get("messages") or []
+    prompt_tokens = max(1, len(json.dumps(messages)) // 4)
+    last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=0)
+    cached_tokens = min(prompt_tokens, len(json.dumps(messages[:last_user])) // 4)
     completion_tokens = len(plan.text) + sum(1 + len(c.arguments) // 4 for c in plan.calls)
+    completion_tokens += plan.reasoning_tokens
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": cached_tokens},
+        "completion_tokens_details": {"reasoning_tokens": plan.reasoning_tokens},
     }
 
 
@@ -385,7 +420,6 @@ def _completion(request: dict[str, Any], plan: _Plan, completion_id: str) -> dic
                 "finish_reason": "tool_calls" if plan.calls else "stop",
             }
         ],
-        "usage": _usage(request, plan),
     }
 
 
@@ -483,6 +517,11 @@ class FakeOpenAIServer:
     def requests(self) -> list[dict[str, Any]]:
         """Every request body received so far."""
         return self.app.requests
+
+    @property
+    def usages(self) -> list[dict[str, Any]]:
+        """Every usage reported so far (OpenAI's `usage` objects), one per answered request."""
+        return self.app.usages
 
     def start(self) -> Self:
         """Start serving on a daemon thread; returns once the port accepts connections."""

@@ -45,10 +45,18 @@ from django.db.models.functions import Length
 from django.utils import timezone
 
 from django_ai_chat.conf import ai_chat_settings
-from django_ai_chat.events import ErrorEvent, TextDeltaEvent, ToolCallEvent, ToolResultEvent
+from django_ai_chat.events import (
+    DoneEvent,
+    ErrorEvent,
+    TextDeltaEvent,
+    ToolCallEvent,
+    ToolResultEvent,
+    Usage,
+)
 from django_ai_chat.exceptions import ConfigurationError
 from django_ai_chat.loop import ChatMessage, ToolsArg, agenerate_text, astream
 from django_ai_chat.models import (
+    MODEL_NAME_MAX_LENGTH,
     TITLE_MAX_LENGTH,
     AbstractConversation,
     AbstractMessage,
@@ -456,6 +464,7 @@ class Responder:
         tool_results: list[dict[str, Any]] = []
         error = ""
         after_tool = False
+        usage: dict[str, Any] = {}
         try:
             async with writer.stoppable():
                 events = astream(
@@ -490,6 +499,8 @@ class Responder:
                         elif isinstance(event, ErrorEvent) and event.reason != "cancelled":
                             logger.warning("Answer %s failed: %s", writer.message_id, event.message)
                             error = self.error_for(event)
+                        elif isinstance(event, DoneEvent):
+                            usage = self.usage_fields(event.usage)
         except Exception:
             logger.exception("Answer %s failed.", writer.message_id)
             error = self.error_text
@@ -505,6 +516,18 @@ class Responder:
             "tool_results": tool_results,
             "stopped": writer.stopped,
             "error": error,
+            **usage,
+        }
+
+    def usage_fields(self, usage: Usage) -> dict[str, Any]:
+        """The answer's fields recording what its run cost (tokens as reported, and the price)."""
+        return {
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cache_read_tokens": usage.cache_read_tokens,
+            "reasoning_tokens": usage.reasoning_tokens,
+            "cost": usage.cost,
+            "model_name": usage.model_name[:MODEL_NAME_MAX_LENGTH],
         }
 
     async def answered(self, conversation: AbstractConversation) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -70,6 +71,14 @@ class Settings:
 
     RESCUE_CRON: str = "* * * * * */15"
     """How often the stalled-job rescue runs (cron; the 6th field is seconds)."""
+
+    PRICES: Mapping[str, Mapping[str, Any]] = {}
+    """Prices per model overriding the `genai-prices` table (see `django_ai_chat.pricing`).
+
+    Keys: `"<provider>:<model>"` or `"<model>"` as the provider names it; values: US dollars per
+    million tokens under genai-prices' `ModelPrice` keys (`input_mtok`, `output_mtok`,
+    `cache_read_mtok`, `cache_write_mtok`, ...).
+    """
 
     def __getattribute__(self, name: str) -> Any:
         if name.isupper():

@@ -7,6 +7,7 @@ class or switch on `event.kind` after a JSON round trip.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Literal
 
 __all__ = [
@@ -23,11 +24,28 @@ __all__ = [
 
 @dataclass(frozen=True, kw_only=True)
 class Usage:
-    """Token usage summed over every model request of one run."""
+    """Token usage summed over every model request of one run, as the provider reported it.
+
+    Attributes:
+        input_tokens: Prompt tokens, cached ones included.
+        output_tokens: Completion tokens, reasoning ones included.
+        requests: Model requests made.
+        cache_read_tokens: Input tokens read from the provider's prompt cache.
+        cache_write_tokens: Input tokens written to it.
+        reasoning_tokens: Output tokens spent thinking.
+        cost: US dollars, from `AI_CHAT_PRICES` or the `genai-prices` table; `None` when a
+            request's model is in neither (unknown, not free).
+        model_name: The model that answered, as the provider named it (the last request's).
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
     requests: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost: Decimal | None = None
+    model_name: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)

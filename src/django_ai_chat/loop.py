@@ -31,7 +31,7 @@ from pydantic_ai.messages import (
     ToolCallPart,
     UserPromptPart,
 )
-from pydantic_ai.usage import RunUsage, UsageLimits
+from pydantic_ai.usage import UsageLimits
 
 from django_ai_chat._toolset import (
     UNBOUNDED_RETRIES,
@@ -52,9 +52,11 @@ from django_ai_chat.events import (
 )
 from django_ai_chat.exceptions import ConfigurationError
 from django_ai_chat.llm import resolve_model
+from django_ai_chat.pricing import usage_of
 
 if TYPE_CHECKING:
     from pydantic_ai.models import Model
+    from pydantic_ai.run import AgentRun
 
 __all__ = [
     "ChatMessage",
@@ -207,14 +209,15 @@ def _tool_event(event: object) -> ToolCallEvent | ToolResultEvent | None:
     return None
 
 
-def _usage(run_usage: RunUsage | None) -> Usage:
-    if run_usage is None:
+def _usage(run: AgentRun[None, str] | None) -> Usage:
+    if run is None:
         return Usage()
-    return Usage(
-        input_tokens=run_usage.input_tokens,
-        output_tokens=run_usage.output_tokens,
-        requests=run_usage.requests,
-    )
+    try:
+        responses = [m for m in run.new_messages() if isinstance(m, ModelResponse)]
+    except Exception:  # usage must never fail an answer
+        logger.exception("Could not read the usage of a model run.")
+        return Usage()
+    return usage_of(responses)
 
 
 def _root_cause(error: BaseException) -> BaseException:
@@ -258,7 +261,7 @@ async def _produce(run_spec: _Run, emit: Callable[[Event], Awaitable[None]]) -> 
     """Run the agent and `emit` every event; always ends with a `DoneEvent`."""
     text: list[str] = []
     rounds = 0
-    run_usage: RunUsage | None = None
+    agent_run: AgentRun[None, str] | None = None
     error: ErrorEvent | None = None
     try:
         toolset = ActorToolset(await resolve_tools(run_spec.tools, run_spec.actor), run_spec.actor)
@@ -273,6 +276,7 @@ async def _produce(run_spec: _Run, emit: Callable[[Event], Awaitable[None]]) -> 
             message_history=run_spec.history,
             usage_limits=UsageLimits(request_limit=None),
         ) as run:
+            agent_run = run
             node = run.next_node
             while not Agent.is_end_node(node):
                 if Agent.is_model_request_node(node):
@@ -298,14 +302,12 @@ async def _produce(run_spec: _Run, emit: Callable[[Event], Awaitable[None]]) -> 
                         async for event in tools_stream:
                             if tool_event := _tool_event(event):
                                 await emit(tool_event)
-                run_usage = run.usage
                 node = await run.next(node)
-            run_usage = run.usage
     except Exception as caught:
         error = _error_for(caught)
     if error is not None:
         await emit(error)
-    await emit(DoneEvent(text="".join(text), usage=_usage(run_usage), rounds=rounds))
+    await emit(DoneEvent(text="".join(text), usage=_usage(agent_run), rounds=rounds))
 
 
 _END: Final = object()

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, Self, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import IntegrityError, models, transaction
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from uuid_utils.compat import uuid7
 
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from django.db.models.fields.related_descriptors import RelatedManager
 
 __all__ = [
+    "MODEL_NAME_MAX_LENGTH",
     "TITLE_AFTER_MESSAGES",
     "TITLE_DELAY",
     "TITLE_MAX_LENGTH",
@@ -50,6 +52,9 @@ __all__ = [
 
 TITLE_MAX_LENGTH: Final = 120
 """Longest conversation title, in characters."""
+
+MODEL_NAME_MAX_LENGTH: Final = 100
+"""Longest model name stored with an answer, in characters."""
 
 TITLE_AFTER_MESSAGES: Final = 4
 """A conversation with this many messages is named at once."""
@@ -88,6 +93,20 @@ class ConversationQuerySet(models.QuerySet[_C]):
             return self.none()
         return self.filter(**{owner_field: actor})
 
+    def with_usage(self) -> Self:
+        """Annotated with what their answers cost: `total_tokens` (input + output), `total_cost`.
+
+        `total_cost` is `None` for a conversation without a priced answer.
+        """
+        return self.annotate(
+            total_tokens=Coalesce(
+                models.Sum(models.F("messages__input_tokens"))
+                + models.Sum(models.F("messages__output_tokens")),
+                0,
+            ),
+            total_cost=models.Sum("messages__cost"),
+        )
+
     def needing_title(self) -> Self:
         """Untitled conversations with 4+ messages, or 2+ messages and older than 10 minutes."""
         return (
@@ -120,6 +139,18 @@ class MessageQuerySet(models.QuerySet[_M]):
         """User messages that no agent message answers yet (not even a stopped or failed one)."""
         return self.filter(source=AbstractMessage.Source.USER, response__isnull=True)
 
+    def usage_totals(self) -> dict[str, Any]:
+        """What these messages' answers cost, summed.
+
+        Keys: `answers`, `input_tokens`, `output_tokens`, `cache_read_tokens`,
+        `reasoning_tokens` (0 when none), `cost` (`None` when none is priced).
+        """
+        return self.aggregate(**_USAGE_TOTALS)
+
+    async def ausage_totals(self) -> dict[str, Any]:
+        """Async `usage_totals`."""
+        return await self.aaggregate(**_USAGE_TOTALS)
+
     def running(self) -> Self:
         """Agent messages still streaming (`complete=False`)."""
         return self.filter(source=AbstractMessage.Source.AGENT, complete=False)
@@ -145,6 +176,16 @@ class MessageQuerySet(models.QuerySet[_M]):
     async def acreate_answer(self, question: AbstractMessage, **fields: Any) -> _M | None:
         """Async `create_answer` (one thread hop: the savepoint cannot span several)."""
         return await sync_to_async(self.create_answer)(question, **fields)
+
+
+_USAGE_TOTALS: Final[dict[str, Any]] = {
+    "answers": models.Count("pk", filter=models.Q(source="agent")),
+    **{
+        name: Coalesce(models.Sum(name), 0)
+        for name in ("input_tokens", "output_tokens", "cache_read_tokens", "reasoning_tokens")
+    },
+    "cost": models.Sum("cost"),
+}
 
 
 class AbstractConversation(models.Model):
@@ -214,6 +255,20 @@ class AbstractMessage(models.Model):
     response_to = models.OneToOneField(
         "self", on_delete=models.CASCADE, null=True, blank=True, related_name="response"
     )
+    # What the answer's run cost, as the provider reported it (0 for questions and for runs that
+    # never reached the provider); `cost` in US dollars, `None` when the model has no known price.
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cache_read_tokens = models.PositiveIntegerField(
+        default=0, help_text="Input tokens read from the provider's prompt cache."
+    )
+    reasoning_tokens = models.PositiveIntegerField(
+        default=0, help_text="Output tokens the model spent thinking."
+    )
+    cost = models.DecimalField(
+        max_digits=14, decimal_places=8, null=True, blank=True, help_text="US dollars."
+    )
+    model_name = models.CharField(max_length=MODEL_NAME_MAX_LENGTH, blank=True, default="")
     inserted_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -15,15 +15,17 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from django.core.exceptions import FieldDoesNotExist
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
+from pydantic_ai.usage import RequestUsage
 
 from django_ai_chat._demo_model import DemoModel
 from django_ai_chat._fake_openai import FakeOpenAIApp, FakeOpenAIServer, main
@@ -31,13 +33,16 @@ from django_ai_chat._llm_guard import RealLLMRequestBlocked, block_real_llm_requ
 from django_ai_chat.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
-    from pydantic_ai.models import Model
+    from pydantic_ai import RunContext
+    from pydantic_ai.models import Model, ModelRequestParameters, StreamedResponse
+    from pydantic_ai.settings import ModelSettings
 
 __all__ = [
     "DemoModel",
     "FakeOpenAIApp",
     "FakeOpenAIServer",
     "RealLLMRequestBlocked",
+    "ReportedUsage",
     "ScriptExhausted",
     "ScriptedLLM",
     "ToolCall",
@@ -71,8 +76,39 @@ class ToolCall:
         return json.dumps(self.arguments)
 
 
-ScriptItem: TypeAlias = str | ToolCall | BaseException
-"""A text delta, a tool call, or an exception raised at that point (a provider failure)."""
+@dataclass(frozen=True)
+class ReportedUsage:
+    """What the provider reports a turn used, in a script (anywhere in the turn).
+
+    Without one, a turn reports pydantic-ai's `FunctionModel` estimate (a few tokens per word).
+    Token counts follow pydantic-ai's convention: cached tokens are part of `input_tokens`,
+    reasoning tokens part of `output_tokens`.
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    def request_usage(self) -> RequestUsage:
+        """As pydantic-ai's `RequestUsage`."""
+        return RequestUsage(
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            cache_read_tokens=self.cache_read_tokens,
+            cache_write_tokens=self.cache_write_tokens,
+            output_reasoning_tokens=self.reasoning_tokens,
+        )
+
+
+ScriptItem: TypeAlias = str | ToolCall | ReportedUsage | BaseException
+"""A text delta, a tool call, the usage to report, or an exception raised at that point (a
+provider failure)."""
+
+_streaming: contextvars.ContextVar[StreamedResponse | None] = contextvars.ContextVar(
+    "django_ai_chat_scripted_stream", default=None
+)
 
 Turn: TypeAlias = Sequence[ScriptItem]
 """One model response: what the model streams for one request."""
@@ -89,7 +125,8 @@ class ScriptedLLM(FunctionModel):
         >>> llm = ScriptedLLM([["Let me ", "look."], [ToolCall("search", {"q": "x"})], ["Done."]])
 
     Both streamed and non-streamed requests are served. Every request's messages are recorded in
-    `requests`, and the names of the tools offered in `tool_names`, for assertions.
+    `requests`, the names of the tools offered in `tool_names`, and the usage each response
+    reported (a turn's `ReportedUsage`, else pydantic-ai's estimate) in `usages`, for assertions.
     """
 
     __test__ = False
@@ -99,6 +136,7 @@ class ScriptedLLM(FunctionModel):
         self.turns: deque[list[ScriptItem]] = deque(list(turn) for turn in script)
         self.requests: list[list[ModelMessage]] = []
         self.tool_names: list[list[str]] = []
+        self.usages: list[RequestUsage] = []
         self._call_count = 0
         super().__init__(self._respond, stream_function=self._stream, model_name=model_name)
 
@@ -120,15 +158,46 @@ class ScriptedLLM(FunctionModel):
         self._call_count += 1
         return call.id or f"call_{self._call_count}"
 
+    async def request(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> ModelResponse:
+        """One non-streamed response; its usage is recorded in `usages`."""
+        response = await super().request(messages, model_settings, model_request_parameters)
+        self.usages.append(response.usage)
+        return response
+
+    @contextlib.asynccontextmanager
+    async def request_stream(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+        run_context: RunContext[Any] | None = None,
+    ) -> AsyncGenerator[StreamedResponse, None]:
+        """One streamed response; its usage is recorded in `usages` once it ends."""
+        async with super().request_stream(
+            messages, model_settings, model_request_parameters, run_context
+        ) as response:
+            token = _streaming.set(response)
+            try:
+                yield response
+            finally:
+                _streaming.reset(token)
+                self.usages.append(response.usage)
+
     async def _stream(
         self, messages: list[ModelMessage], info: AgentInfo
     ) -> AsyncIterator[str | DeltaToolCalls]:
         turn = self._next_turn(messages, info)
+        reported = next((item for item in turn if isinstance(item, ReportedUsage)), None)
+        turn = [item for item in turn if not isinstance(item, ReportedUsage)]
         if not turn:
             # A provider's empty reply is a stream without content; FunctionModel insists on one
             # item, and an empty string is what such a stream amounts to.
             yield ""
-            return
         for index, item in enumerate(turn):
             if isinstance(item, BaseException):
                 raise item
@@ -140,21 +209,27 @@ class ScriptedLLM(FunctionModel):
                         tool_call_id=self._call_id(item),
                     )
                 }
-            else:
+            elif isinstance(item, str):
                 yield item
+        if reported is not None and (response := _streaming.get()) is not None:
+            # As a provider's last chunk: its figures replace whatever was estimated.
+            response._usage = reported.request_usage()
 
     async def _respond(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         turn = self._next_turn(messages, info)
         text = ""
         calls: list[ToolCallPart] = []
+        usage = RequestUsage()
         for item in turn:
             if isinstance(item, BaseException):
                 raise item
-            if isinstance(item, ToolCall):
+            if isinstance(item, ReportedUsage):
+                usage = item.request_usage()
+            elif isinstance(item, ToolCall):
                 calls.append(ToolCallPart(item.name, item.arguments_json(), self._call_id(item)))
             else:
                 text += item
-        return ModelResponse(parts=[*([TextPart(text)] if text else []), *calls])
+        return ModelResponse(parts=[*([TextPart(text)] if text else []), *calls], usage=usage)
 
 
 _registry: dict[str, Model] = {}

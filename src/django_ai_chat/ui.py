@@ -16,6 +16,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Final
 
@@ -31,8 +32,11 @@ __all__ = [
     "ToolResultView",
     "ToolsExtractor",
     "ToolsView",
+    "UsageView",
     "extract_tools",
+    "format_cost",
     "get_tools_extractor",
+    "usage_view",
 ]
 
 logger = logging.getLogger(__name__)
@@ -238,3 +242,63 @@ def _result_view(entry: Mapping[str, Any], names: Mapping[str, str]) -> ToolResu
     except Exception:  # the UI must render even when one stored entry is odd
         logger.debug("Skipped a malformed tool result entry", exc_info=True)
         return None
+
+
+def format_cost(cost: Decimal | None) -> str:
+    """US dollars for people: `$0.0042`, `$1.23`, `<$0.0001`, `""` when unknown."""
+    if cost is None:
+        return ""
+    if cost == 0:
+        return "$0"
+    if cost < Decimal("0.0001"):
+        return "<$0.0001"
+    if cost < 1:
+        return f"${cost:.4f}"
+    return f"${cost:,.2f}"
+
+
+@dataclass(frozen=True)
+class UsageView:
+    """What an answer (or a conversation's answers) cost, ready for a template.
+
+    `str()` is the short form (`1,234 tokens · $0.0042`); `detail` the long one (input, cached,
+    output, reasoning, model) for a tooltip. Falsy when nothing was used.
+    """
+
+    tokens: int = 0
+    cost: Decimal | None = None
+    detail: str = ""
+
+    def __bool__(self) -> bool:
+        return self.tokens > 0
+
+    def __str__(self) -> str:
+        text = f"{self.tokens:,} token{'s' if self.tokens != 1 else ''}"
+        cost = format_cost(self.cost)
+        return f"{text} · {cost}" if cost else text
+
+
+def usage_view(item: Any) -> UsageView:
+    """The usage of a message, or of a conversation annotated by `with_usage()`.
+
+    A message gives its token fields; a conversation from `ConversationQuerySet.with_usage()`
+    its `total_tokens` and `total_cost`; anything else an empty view.
+    """
+    if hasattr(item, "total_tokens"):
+        return UsageView(tokens=int(item.total_tokens or 0), cost=item.total_cost)
+    input_tokens = getattr(item, "input_tokens", None)
+    output_tokens = getattr(item, "output_tokens", None)
+    if not isinstance(input_tokens, int) or not isinstance(output_tokens, int):
+        return UsageView()
+    parts = [f"{input_tokens:,} in"]
+    if cached := getattr(item, "cache_read_tokens", 0):
+        parts[-1] += f" ({cached:,} cached)"
+    parts.append(f"{output_tokens:,} out")
+    if reasoning := getattr(item, "reasoning_tokens", 0):
+        parts[-1] += f" ({reasoning:,} reasoning)"
+    if model_name := getattr(item, "model_name", ""):
+        parts.append(str(model_name))
+    cost = getattr(item, "cost", None)
+    if cost is not None:
+        parts.append(format_cost(cost))
+    return UsageView(tokens=input_tokens + output_tokens, cost=cost, detail=" · ".join(parts))

@@ -66,7 +66,12 @@ def gen_chat(
     if opts.user_model and opts.ui:
         _login(project, opts, target)
     _dependencies(project, opts)
-    migrate = PurePosixPath("models.py") in rendered and not _has_migrations(project, app)
+    # An upgrade makes the migration of the fields the runtime's abstract models gained since
+    # (usage and cost, after 0.1.0); makemigrations writes nothing when there are none. Not
+    # under --check: a task would count as a change there.
+    migrate = PurePosixPath("models.py") in rendered and (
+        (opts.upgrade and not opts.check) or not _has_migrations(project, app)
+    )
     if migrate:
         # --skip-checks: a project still on SQLite fails django_ai_chat's Postgres check, which
         # must not stop the migration from being written (migrate reports it later).

@@ -3,6 +3,8 @@
 - `{{ message.text|markdown }}`: sanitised HTML from Markdown (`django_ai_chat.markdown`).
 - `{% with tools=message|tool_badges %}…{% for call in tools.tool_calls %}`: the message's tool
   calls and results for badges, through the extractor `AI_CHAT_TOOLS_EXTRACTOR` selects.
+- `{% with usage=message|usage %}{% if usage %}{{ usage }}…{{ usage.detail }}`: what an answer,
+  or a conversation annotated by `with_usage()`, cost (`django_ai_chat.ui.usage_view`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from django import template
 from django.utils.safestring import SafeString
 
 from django_ai_chat.markdown import render_markdown
-from django_ai_chat.ui import ToolsView, get_tools_extractor
+from django_ai_chat.ui import ToolsView, UsageView, get_tools_extractor, usage_view
 
 register = template.Library()
 
@@ -48,3 +50,14 @@ def tool_badges(message: Any) -> ToolsView:
         return get_tools_extractor()(message)
     except ValueError:
         return ToolsView()
+
+
+@register.filter(name="usage")
+def usage(item: Any) -> UsageView:
+    """What `item` (a message, or a conversation annotated by `with_usage()`) cost.
+
+    Returns:
+        A `UsageView` (`str()`: "1,234 tokens · $0.0042", `.detail` for a tooltip); falsy when
+        nothing was used or `item` is neither.
+    """
+    return usage_view(item)

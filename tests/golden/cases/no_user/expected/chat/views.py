@@ -223,7 +223,7 @@ def _conversation_or_404(actor: Any, conversation_id: uuid.UUID | str) -> Conver
 
 
 def _conversations(actor: Any) -> list[Conversation]:
-    return list(actions.list_conversations(actor=None))
+    return list(actions.list_conversations(actor=None).with_usage())
 
 
 def _composer(

@@ -14,10 +14,9 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 from django_ai_chat.forms import clean_message_text, clean_title
-from django_ai_chat.models import TITLE_MAX_LENGTH, signed_in
+from django_ai_chat.models import TITLE_MAX_LENGTH, ConversationQuerySet, signed_in
 from django_ai_chat.streaming import (
     ConversationEvent,
     conversation_changed,
@@ -48,7 +47,7 @@ def get_conversation(actor: Any, conversation_id: Any) -> Conversation:
     return Conversation.objects.for_actor(actor).get(pk=_uuid(conversation_id, Conversation))
 
 
-def my_conversations(actor: Any) -> QuerySet[Conversation]:
+def my_conversations(actor: Any) -> ConversationQuerySet[Conversation]:
     """The actor's conversations, most recently active first."""
     return Conversation.objects.for_actor(actor).order_by("-updated_at")
 

@@ -234,7 +234,7 @@ def _conversation_or_404(actor: Any, conversation_id: uuid.UUID | str) -> Conver
 
 
 def _conversations(actor: Any) -> list[Conversation]:
-    return list(actions.my_conversations(actor))
+    return list(actions.my_conversations(actor).with_usage())
 
 
 def _composer(
