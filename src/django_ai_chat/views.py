@@ -5,6 +5,8 @@ One GET per open page: the actor check, the catch-up from the database (bounded 
 sidebar's conversation events, gzip-compressed when the browser accepts it. The view holds no
 database connection while it waits: each read runs in the request's thread and closes that
 thread's connections afterwards (an open tab would otherwise keep a Postgres connection).
+When the server process is told to stop (SIGTERM, SIGINT), every open stream ends at once, so
+that the server can exit; browsers reconnect, with their cursor, to a process still serving.
 
 Example (a generated app's `views.py`):
     ```python
@@ -38,7 +40,7 @@ from django.http import Http404, HttpRequest, StreamingHttpResponse
 from django.template.loader import render_to_string
 from django.views import View
 
-from django_ai_chat import streaming
+from django_ai_chat import _shutdown, streaming
 from django_ai_chat.models import AbstractConversation, AbstractMessage, signed_in
 
 if TYPE_CHECKING:
@@ -102,6 +104,7 @@ class ConversationStreamView(View):
 
         # Also hands back the connection the session and user lookups opened.
         await self._released(check)
+        _shutdown.watch_signals()  # here: servers install their own handlers as they start
         events = streaming.relay(
             cursor=streaming.Cursor.from_request(request),
             messages_topic=(
@@ -116,7 +119,7 @@ class ConversationStreamView(View):
             render_conversation=self._arender_conversation,
             coalesce=self.coalesce,
         )
-        return streaming.event_stream_response(events, request=request)
+        return streaming.event_stream_response(_shutdown.until_stopping(events), request=request)
 
     # Steps to override -----------------------------------------------------------------------
 
