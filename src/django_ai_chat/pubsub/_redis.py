@@ -1,4 +1,4 @@
-"""Redis transport of `django_ai_chat.pubsub` (imported only when `AI_CHAT_PUBSUB_URL` is Redis)."""
+"""Redis backend of `django_ai_chat.pubsub` (imported only when `AI_CHAT_PUBSUB_URL` is Redis)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,10 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
         'pip install "django-ai-chat[redis]"'
     ) from exc
 
-from django_ai_chat.pubsub import _BatchingPublisher, _Outgoing
+from django.db import connections, transaction
+
+from django_ai_chat.pubsub._batching import BatchingPublisher
+from django_ai_chat.pubsub._codec import Outgoing
 
 _clients: dict[str, redis.Redis] = {}
 _clients_lock = threading.Lock()
@@ -37,19 +40,47 @@ def _client(url: str) -> redis.Redis:
     return client
 
 
-def publish(url: str, channel: str, data: str) -> None:
-    """Publish `data` on `channel` (sync)."""
-    _client(url).publish(channel, data)
+class RedisBackend:
+    """Redis pub/sub at `url`; `using` is the database whose transactions `publish` follows."""
+
+    def __init__(self, url: str, *, using: str) -> None:
+        self._url = url
+        self._using = using
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        """`("redis", url)`."""
+        return ("redis", self._url)
+
+    def transport(self, channel: str) -> RedisTransport:
+        """A pub/sub connection of its own on `channel`."""
+        return RedisTransport(self._url, channel)
+
+    def async_publisher(self) -> AsyncPublisher:
+        """A pooled asyncio client for the running event loop."""
+        return AsyncPublisher(self._url)
+
+    def publish(self, channel: str, data: str) -> None:
+        """Publish now, or at commit inside `atomic()` (Redis has no transactions of ours)."""
+        url = self._url
+        if not connections[self._using].in_atomic_block:
+            _client(url).publish(channel, data)
+            return
+        # robust: the transaction is already committed when this runs, so a Redis outage is
+        # logged rather than turned into an error for work that did succeed.
+        transaction.on_commit(
+            lambda: _client(url).publish(channel, data), using=self._using, robust=True
+        )
 
 
-class AsyncPublisher(_BatchingPublisher):
+class AsyncPublisher(BatchingPublisher):
     """A pooled asyncio client for one event loop; a batch is one pipeline."""
 
     def __init__(self, url: str) -> None:
         super().__init__()
         self._client = aredis.Redis.from_url(url)
 
-    async def _send(self, messages: list[_Outgoing]) -> None:
+    async def _send(self, messages: list[Outgoing]) -> None:
         if len(messages) == 1:
             await self._client.publish(*messages[0])
             return

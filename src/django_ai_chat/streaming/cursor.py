@@ -1,0 +1,98 @@
+"""What a browser already holds of a conversation (`Cursor`), and what `relay` needs of a row.
+
+The cursor travels as query parameters on (re)connect (`after`, `partial`, `end`) and as the SSE
+`id:` field, `<after>` or `<after>/<partial>:<end>`, which EventSource sends back as
+`Last-Event-ID`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+__all__ = ["Cursor", "StreamedMessage"]
+
+
+class StreamedMessage(Protocol):
+    """What `relay` needs of a message row (a generated `Message` instance fits)."""
+
+    @property
+    def id(self) -> Any:
+        """Primary key (a UUID v7 or its string)."""
+
+    @property
+    def text(self) -> str:
+        """The text the row holds."""
+
+    @property
+    def complete(self) -> bool:
+        """`False` while an agent answer is still streaming."""
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """What the browser already holds, sent on (re)connect.
+
+    Attributes:
+        after: Id of the newest message the browser shows (`None`: none).
+        partial: Id of an incomplete message the browser is streaming, if any.
+        end: How many characters of `partial` the browser holds.
+    """
+
+    after: str | None = None
+    partial: str | None = None
+    end: int = 0
+
+    def __str__(self) -> str:
+        """The SSE `id:` form: `<after>` or `<after>/<partial>:<end>` (`-` for no `after`)."""
+        head = self.after or "-"
+        return f"{head}/{self.partial}:{self.end}" if self.partial else head
+
+    @classmethod
+    def parse(cls, value: str | None) -> Cursor | None:
+        """Parse the `str()` form (as EventSource sends it back in `Last-Event-ID`).
+
+        Returns:
+            The cursor, or `None` when `value` is empty or malformed.
+        """
+        if not value:
+            return None
+        head, _, tail = value.strip().partition("/")
+        partial, _, end = tail.partition(":")
+        return cls._make(None if head == "-" else head, partial or None, end or "0")
+
+    @classmethod
+    def from_query(cls, query: Any) -> Cursor:
+        """Read the query parameters `after`, `partial` and `end` (malformed ones are ignored)."""
+        made = cls._make(query.get("after") or None, query.get("partial") or None, query.get("end"))
+        return made or cls()
+
+    @classmethod
+    def from_request(cls, request: HttpRequest) -> Cursor:
+        """The cursor of an SSE request: `Last-Event-ID` when present, else query parameters.
+
+        EventSource reconnects with the page's original URL, whose query parameters are stale
+        by then, and the last `id:` it received in `Last-Event-ID`, which is current.
+        """
+        return cls.parse(request.headers.get("Last-Event-ID")) or cls.from_query(request.GET)
+
+    @classmethod
+    def _make(cls, after: str | None, partial: str | None, end: Any) -> Cursor | None:
+        try:
+            return cls(
+                after=uuid_str(after) if after else None,
+                partial=uuid_str(partial) if partial else None,
+                end=max(0, int(end or 0)) if partial else 0,
+            )
+        except (TypeError, ValueError):
+            return None
+
+
+def uuid_str(value: object) -> str:
+    """The canonical lowercase form of a UUID (`ValueError` when `value` is not one)."""
+    # Canonical lowercase form: string order then equals UUID v7 (time) order.
+    return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))

@@ -1,0 +1,379 @@
+"""The SSE side of a live answer: `relay` sends one browser what it lacks, then live events.
+
+A browser follows an answer through an SSE stream that subscribes first, asks the worker to
+flush (`sync`), reads the rows, sends what the browser lacks beyond its cursor and then forwards
+live deltas, de-duplicated by offset. A reload, a dropped connection or a restarted web server
+therefore ends with exactly the model's text: no gap, no duplicate.
+
+Example (view):
+    ```python
+    return event_stream_response(relay(
+        messages_topic=messages_topic(cid), cursor=Cursor.from_request(request),
+        load_messages=..., load_message=..., render_message=...,
+    ))
+    ```
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Final
+
+from django_ai_chat import pubsub
+from django_ai_chat.streaming import protocol
+from django_ai_chat.streaming.cursor import Cursor, StreamedMessage, uuid_str
+from django_ai_chat.streaming.http import RETRY_MS, sse
+from django_ai_chat.streaming.topics import control_topic
+
+__all__ = ["KEEPALIVE_SECONDS", "SYNC_TIMEOUT_SECONDS", "relay"]
+
+KEEPALIVE_SECONDS: Final = 15.0
+"""Idle time after which `relay` sends an SSE comment, so proxies keep the connection open."""
+
+SYNC_TIMEOUT_SECONDS: Final = 1.0
+"""How long `relay` waits for the worker's `flushed` reply before reading the rows anyway."""
+
+
+class _Relay:
+    """The state of one SSE connection: what the browser holds, what it still lacks."""
+
+    def __init__(
+        self,
+        cursor: Cursor,
+        *,
+        messages_topic: str | None,
+        load_messages: Callable[[str | None], Awaitable[Sequence[StreamedMessage]]],
+        load_message: Callable[[str], Awaitable[StreamedMessage | None]],
+        render_message: Callable[[StreamedMessage], Awaitable[str]],
+        render_conversation: Callable[[dict[str, Any]], Awaitable[str | None]] | None,
+        coalesce: float = 0.0,
+    ) -> None:
+        self.after = cursor.after
+        # Incomplete messages the browser streams: id → characters it holds.
+        self.sent: dict[str, int] = {cursor.partial: cursor.end} if cursor.partial else {}
+        self.latest_partial = cursor.partial
+        self.complete: set[str] = set()
+        # Messages with a gap (deltas missed): their deltas wait here for the worker's flush.
+        self.waiting: dict[str, list[dict[str, Any]]] = {}
+        self.topic = messages_topic
+        self._load_messages = load_messages
+        self._load_message = load_message
+        self._render_message = render_message
+        self._render_conversation = render_conversation
+        self.coalesce = coalesce
+        # A live delta held back to merge with the ones right behind it: (id, offset, text).
+        self.held: tuple[str, int, str] | None = None
+        self.held_since = 0.0
+        # When the last live delta of each streaming message went out (loop time).
+        self.last_sent: dict[str, float] = {}
+
+    def cursor(self) -> str:
+        partial = self.latest_partial if self.latest_partial in self.sent else None
+        return str(Cursor(self.after, partial, self.sent[partial] if partial else 0))
+
+    async def catch_up(
+        self, events: pubsub.Subscription, timeout: float
+    ) -> tuple[list[str], list[tuple[str, dict[str, Any]]]]:
+        """Sync incomplete rows, read what the browser lacks; returns chunks and held events."""
+        held: list[tuple[str, dict[str, Any]]] = []
+        if self.topic is None:
+            return [], held
+        rows = list(await self._load_messages(self.after))
+        # The message the browser was streaming may have completed meanwhile; when it is also
+        # the newest one (`after`), `load_messages` leaves it out: read it on its own.
+        gone: list[str] = []
+        listed = {uuid_str(row.id) for row in rows}
+        for message_id in [m for m in self.sent if m not in listed]:
+            row = await self._load_message(message_id)
+            if row is None:
+                gone.append(message_id)
+            else:
+                rows.append(row)
+        rows.sort(key=lambda row: uuid_str(row.id))
+        incomplete = [uuid_str(row.id) for row in rows if not row.complete]
+        if incomplete:
+            pending = set(incomplete)
+            for message_id in incomplete:
+                await pubsub.apublish(control_topic(self.topic), protocol.sync(message_id))
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            while pending and (remaining := deadline - loop.time()) > 0:
+                try:
+                    topic, payload = await asyncio.wait_for(anext(events), remaining)
+                except (TimeoutError, StopAsyncIteration):
+                    break
+                if payload.get("type") == protocol.FLUSHED:
+                    pending.discard(str(payload.get("id")))
+                held.append((topic, payload))
+            fresh = {mid: await self._load_message(mid) for mid in incomplete}
+            reread: list[StreamedMessage] = []
+            for row in rows:
+                current = row if row.complete else fresh.get(uuid_str(row.id))
+                if current is not None:
+                    reread.append(current)
+            rows = reread
+        chunks: list[str] = []
+        for message_id in gone:
+            self.sent.pop(message_id, None)
+            chunks.append(sse("removed", json.dumps({"id": message_id})))
+        for row in rows:
+            chunks += await self.send_row(row)
+        return chunks, held
+
+    async def send_row(self, row: StreamedMessage) -> list[str]:
+        """Send one row: a `delta` with the missing text when the browser streams it, else HTML."""
+        held = self.flush()
+        if held:
+            return held + await self.send_row(row)
+        message_id = uuid_str(row.id)
+        if self.after is None or message_id > self.after:
+            self.after = message_id
+        have = self.sent.get(message_id)
+        if not row.complete and have is not None and have <= len(row.text):
+            self.latest_partial = message_id
+            if have == len(row.text):
+                return []
+            self.sent[message_id] = len(row.text)
+            return [self._delta(message_id, have, row.text[have:])]
+        if not row.complete and have is not None:
+            # The browser holds more than the row (a flush is still on its way): keep going.
+            return []
+        if row.complete:
+            self.sent.pop(message_id, None)
+            self.last_sent.pop(message_id, None)
+            self.complete.add(message_id)
+        else:
+            self.sent[message_id] = len(row.text)
+            self.latest_partial = message_id
+        html = await self._render_message(row)
+        return [sse("message", html, self.cursor())]
+
+    async def handle(self, payload: dict[str, Any]) -> list[str]:
+        """Turn one pub/sub payload into SSE chunks."""
+        kind = payload.get("type")
+        if kind not in (protocol.DELTA, protocol.FLUSHED):
+            # Whatever else goes out must not overtake a held delta.
+            held = self.flush()
+            if held:
+                return held + await self.handle(payload)
+        if kind == protocol.CONVERSATION:
+            if self._render_conversation is None:
+                return []
+            data = await self._render_conversation(payload)
+            return [] if data is None else [sse("conversation", data)]
+        if kind == protocol.RESYNC:
+            return await self._resync()
+        try:
+            message_id = uuid_str(payload.get("id"))
+        except ValueError:
+            return []
+        if kind == protocol.MESSAGE:
+            return await self._reread(message_id)
+        if kind == protocol.DELTA:
+            return await self._on_delta(message_id, payload)
+        if kind == protocol.FLUSHED and message_id in self.waiting:
+            deltas = self.waiting.pop(message_id)
+            chunks = await self._reread(message_id)
+            for delta in deltas:
+                chunks += await self._on_delta(message_id, delta)
+            return chunks
+        return []
+
+    async def _reread(self, message_id: str) -> list[str]:
+        row = await self._load_message(message_id)
+        if row is None:
+            self.sent.pop(message_id, None)
+            self.waiting.pop(message_id, None)
+            return [*self.flush(), sse("removed", json.dumps({"id": message_id}))]
+        self.sent.pop(message_id, None)  # a state change: the browser gets the whole message
+        return await self.send_row(row)
+
+    async def _on_delta(self, message_id: str, payload: dict[str, Any]) -> list[str]:
+        if message_id in self.complete:
+            return []
+        if message_id in self.waiting:
+            self.waiting[message_id].append(payload)
+            return []
+        offset, text = int(payload.get("offset", 0)), str(payload.get("text", ""))
+        chunks: list[str] = []
+        have = self.sent.get(message_id)
+        if have is None:
+            # A message this connection has not seen yet: read it first.
+            chunks += await self._reread(message_id)
+            have = self.sent.get(message_id)
+            if have is None:
+                return chunks
+        end = offset + len(text)
+        if end <= have:
+            return chunks
+        if offset > have:
+            row = await self._load_message(message_id)
+            if row is not None and not row.complete and len(row.text) >= offset:
+                chunks += await self.send_row(row)
+                have = self.sent.get(message_id, have)
+            if offset > have:
+                # Deltas were missed and the row lacks them too: ask for a flush, hold deltas.
+                self.waiting[message_id] = [payload]
+                if self.topic is not None:
+                    await pubsub.apublish(control_topic(self.topic), protocol.sync(message_id))
+                return chunks
+            if end <= have:
+                return chunks
+        text = text[have - offset :]
+        self.sent[message_id] = end
+        self.latest_partial = message_id
+        return [*chunks, *self._hold(message_id, have, text)]
+
+    def _hold(self, message_id: str, offset: int, text: str) -> list[str]:
+        """Send a live delta at once, or hold it when one went out less than `coalesce` ago.
+
+        Leading edge: the first delta of an answer, and any delta after a pause of `coalesce`,
+        goes out immediately (no added latency); only the deltas of a burst wait, merged into
+        one event due `coalesce` after the previous one sent.
+        """
+        if self.coalesce <= 0:
+            return [self._delta(message_id, offset, text)]
+        held = self.held
+        if held is not None and held[0] == message_id and held[1] + len(held[2]) == offset:
+            self.held = (message_id, held[1], held[2] + text)
+            return []
+        chunks = self.flush()
+        now = asyncio.get_running_loop().time()
+        last = self.last_sent.get(message_id)
+        if last is None or now - last >= self.coalesce:
+            self.last_sent[message_id] = now
+            return [*chunks, self._delta(message_id, offset, text)]
+        self.held = (message_id, offset, text)
+        self.held_since = last
+        return chunks
+
+    def flush(self) -> list[str]:
+        """The held delta as an SSE chunk (nothing when none is held)."""
+        if self.held is None:
+            return []
+        message_id, offset, text = self.held
+        self.held = None
+        self.last_sent[message_id] = asyncio.get_running_loop().time()
+        return [self._delta(message_id, offset, text)]
+
+    def flush_due(self) -> float | None:
+        """Seconds until the held delta must go out (`None`: nothing held)."""
+        if self.held is None:
+            return None
+        return self.held_since + self.coalesce - asyncio.get_running_loop().time()
+
+    async def _resync(self) -> list[str]:
+        # Messages may have been lost: every incomplete message is re-read in full.
+        chunks: list[str] = []
+        self.waiting.clear()
+        rows = await self._load_messages(self.after)
+        for row in rows:
+            self.sent.pop(uuid_str(row.id), None)
+            chunks += await self.send_row(row)
+        return chunks
+
+    def _delta(self, message_id: str, offset: int, text: str) -> str:
+        data = json.dumps(
+            {"id": message_id, "offset": offset, "text": text},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        return sse("delta", data, self.cursor())
+
+
+async def relay(
+    *,
+    cursor: Cursor,
+    messages_topic: str | None,
+    load_messages: Callable[[str | None], Awaitable[Sequence[StreamedMessage]]],
+    load_message: Callable[[str], Awaitable[StreamedMessage | None]],
+    render_message: Callable[[StreamedMessage], Awaitable[str]],
+    conversations_topic: str | None = None,
+    render_conversation: Callable[[dict[str, Any]], Awaitable[str | None]] | None = None,
+    keepalive: float = KEEPALIVE_SECONDS,
+    sync_timeout: float = SYNC_TIMEOUT_SECONDS,
+    coalesce: float = 0.0,
+) -> AsyncIterator[str]:
+    """Server-sent events for one browser: catch-up from the database, then live events.
+
+    Order matters and is what makes resuming exact: subscribe first; publish `sync` for each
+    incomplete message and wait up to `sync_timeout` for the worker's `flushed`; read the rows;
+    send what the browser lacks beyond `cursor`; then forward live events, deltas de-duplicated
+    by offset (a delta ending at or before what was sent is dropped, an overlapping one is
+    trimmed, a gap triggers a flush and a re-read). Every `message`/`delta` event carries the
+    cursor as its SSE `id:`, which EventSource sends back as `Last-Event-ID`.
+
+    SSE events: `message` (`data`: HTML from `render_message`), `delta` (`data`: JSON
+    `{"id", "offset", "text"}`), `removed` (`data`: JSON `{"id"}`, the row is gone),
+    `conversation` (`data`: from `render_conversation`), and a comment every `keepalive` seconds.
+    Closing the generator (client disconnect) ends the subscription.
+
+    Args:
+        cursor: What the browser holds (`Cursor.from_request(request)`).
+        messages_topic: `messages_topic(conversation_id)`, or `None` on a page without a
+            conversation (then only conversation events are relayed).
+        load_messages: `await load_messages(after)` → the conversation's rows with an id greater
+            than `after` (all when `None`) plus every incomplete row, oldest first. It may bound
+            them to the newest N (the generated view does, to a page's worth), as long as every
+            row newer than `after` within those N is returned. Must check the actor: this is
+            the authorisation point.
+        load_message: `await load_message(id)` → that row of this conversation, or `None`.
+        render_message: `await render_message(row)` → the message's HTML (its element carries
+            `id="message-<uuid>"`, `data-end` and `data-complete`).
+        conversations_topic: `conversations_topic(user_id)` to relay sidebar changes.
+        render_conversation: `await render_conversation(payload)` → `data` of a
+            `conversation` event (`None` skips it).
+        keepalive: Seconds of silence before a keep-alive comment.
+        sync_timeout: Seconds to wait for the worker to flush on (re)connect.
+        coalesce: Seconds a live delta may wait to be merged with the deltas right behind it
+            into one event (`0`: one event per delta). Leading edge: a delta goes out at once
+            unless another one of the same message went out less than `coalesce` ago, so the
+            first token and isolated ones are never delayed; only bursts are merged. Models
+            stream a few characters per token, so per-token events cost several times the text
+            in SSE framing (gzip, see `event_stream_response`, takes most of it away); a few
+            tens of milliseconds bound the events per message at high token rates.
+
+    Yields:
+        SSE-formatted strings, each one complete event or comment.
+    """
+    topics = [t for t in (messages_topic, conversations_topic) if t]
+    if not topics:
+        raise ValueError("relay() needs messages_topic, conversations_topic or both.")
+    state = _Relay(
+        cursor,
+        messages_topic=messages_topic,
+        load_messages=load_messages,
+        load_message=load_message,
+        render_message=render_message,
+        render_conversation=render_conversation,
+        coalesce=coalesce,
+    )
+    async with pubsub.subscribe(*topics) as events:
+        yield f"retry: {RETRY_MS}\n\n"
+        chunks, held = await state.catch_up(events, sync_timeout)
+        for _topic, payload in held:
+            chunks += await state.handle(payload)
+        for chunk in chunks:
+            yield chunk
+        while True:
+            due = state.flush_due()
+            if due is not None and due <= 0:
+                for chunk in state.flush():
+                    yield chunk
+                continue
+            try:
+                _topic, payload = await asyncio.wait_for(
+                    anext(events), keepalive if due is None else min(due, keepalive)
+                )
+            except TimeoutError:
+                if due is None:
+                    yield ": keep-alive\n\n"
+                continue
+            except StopAsyncIteration:
+                for chunk in state.flush():
+                    yield chunk
+                return
+            for chunk in await state.handle(payload):
+                yield chunk
