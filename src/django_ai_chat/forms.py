@@ -22,9 +22,16 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from django_ai_chat.conf import ai_chat_settings
-from django_ai_chat.models import TITLE_MAX_LENGTH
+from django_ai_chat.models import FEEDBACK_NOTE_MAX_LENGTH, TITLE_MAX_LENGTH, AbstractFeedback
 
-__all__ = ["MessageForm", "RenameForm", "clean_message_text", "clean_title"]
+__all__ = [
+    "FeedbackForm",
+    "MessageForm",
+    "RenameForm",
+    "clean_feedback_note",
+    "clean_message_text",
+    "clean_title",
+]
 
 
 def clean_message_text(text: Any) -> str:
@@ -69,6 +76,25 @@ def clean_title(text: Any) -> str:
     return title
 
 
+def clean_feedback_note(text: Any) -> str:
+    """A note left with a rating, stripped (`""` when there is none), or a `ValidationError`.
+
+    Raises:
+        ValidationError: Holds a NUL character (`"null_characters"`) or is longer than
+            `FEEDBACK_NOTE_MAX_LENGTH` (`"max_length"`).
+    """
+    note = text.strip() if isinstance(text, str) else ""
+    if "\x00" in note:
+        raise ValidationError("The note cannot contain NUL characters.", code="null_characters")
+    if len(note) > FEEDBACK_NOTE_MAX_LENGTH:
+        raise ValidationError(
+            f"The note is too long ({len(note)} characters; the limit is "
+            f"{FEEDBACK_NOTE_MAX_LENGTH}).",
+            code="max_length",
+        )
+    return note
+
+
 class _CleanedField(forms.CharField):
     """A text field validated by one function only (its messages and codes, nothing added)."""
 
@@ -90,3 +116,16 @@ class RenameForm(forms.Form):
     """A conversation's new title: `title`, validated by `clean_title` (stripped)."""
 
     title = _CleanedField(clean_title, max_length=TITLE_MAX_LENGTH)
+
+
+class FeedbackForm(forms.Form):
+    """A rating of an answer: `rating` (`"up"`, `"down"`, or `""` to remove it) and a `note`."""
+
+    rating = forms.ChoiceField(
+        choices=[("", "No rating"), *AbstractFeedback.Rating.choices],
+        required=False,
+        error_messages={
+            "invalid_choice": "Unknown rating %(value)r: choose thumbs up or thumbs down."
+        },
+    )
+    note = _CleanedField(clean_feedback_note, required=False)

@@ -5,7 +5,8 @@ what is its own: the owner foreign key, the message's `conversation` foreign key
 `related_name="messages"`) and the indexes. The rules every caller relies on live here once:
 who sees which rows (`for_actor`, also the default scope of `ModelTools`), which conversations
 need a title, which questions need an answer, and the one answer per question
-(`create_answer`: the database refuses a second one).
+(`create_answer`: the database refuses a second one). `AbstractFeedback` is a person's rating of
+an answer (`FeedbackQuerySet.give`: one per person per answer, changed in place).
 
 Example:
     ```python
@@ -29,6 +30,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Self, TypeVar
 
 from asgiref.sync import sync_to_async
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -38,13 +40,16 @@ if TYPE_CHECKING:
     from django.db.models.fields.related_descriptors import RelatedManager
 
 __all__ = [
+    "FEEDBACK_NOTE_MAX_LENGTH",
     "MODEL_NAME_MAX_LENGTH",
     "TITLE_AFTER_MESSAGES",
     "TITLE_DELAY",
     "TITLE_MAX_LENGTH",
     "AbstractConversation",
+    "AbstractFeedback",
     "AbstractMessage",
     "ConversationQuerySet",
+    "FeedbackQuerySet",
     "MessageQuerySet",
     "new_id",
     "signed_in",
@@ -63,8 +68,12 @@ TITLE_DELAY: Final = timedelta(minutes=10)
 """A conversation of 2 or more messages (fewer than `TITLE_AFTER_MESSAGES`) is named this long
 after it started."""
 
+FEEDBACK_NOTE_MAX_LENGTH: Final = 2000
+"""Longest note a person may leave with a rating, in characters."""
+
 _C = TypeVar("_C", bound="AbstractConversation")
 _M = TypeVar("_M", bound="AbstractMessage")
+_F = TypeVar("_F", bound="AbstractFeedback")
 
 
 def new_id() -> uuid.UUID:
@@ -298,6 +307,94 @@ class AbstractMessage(models.Model):
         if self.source != self.Source.USER:
             return False
         return not type(self)._default_manager.filter(response_to_id=self.pk).exists()
+
+
+class FeedbackQuerySet(models.QuerySet[_F]):
+    """Ratings of answers, scoped with `for_actor`; `give` records (or changes) one."""
+
+    def for_actor(self, actor: Any) -> Self:
+        """The ratings `actor` gave (every rating in no-user mode, none for `None` otherwise)."""
+        owner_field = self.model.owner_field
+        if owner_field is None:
+            return self.all()
+        if not signed_in(actor):
+            return self.none()
+        return self.filter(**{owner_field: actor})
+
+    def give(
+        self, answer: AbstractMessage, actor: Any, *, rating: str, note: str = ""
+    ) -> _F | None:
+        """Record `actor`'s rating of `answer`, replacing theirs if any; `rating=""` removes it.
+
+        One rating per person per answer (the generated model's unique constraint); the caller
+        checks that `actor` may see `answer` (an action's `for_actor` lookup). Returns the rating,
+        or `None` when it was removed.
+
+        Raises:
+            ValidationError: `answer` is not the agent's, or `rating` is not one of `Rating`.
+        """
+        if answer.source != AbstractMessage.Source.AGENT:
+            raise ValidationError("Only answers can be rated.", code="invalid")
+        if rating and rating not in AbstractFeedback.Rating.values:
+            raise ValidationError(
+                f"Unknown rating {rating!r}: use one of {AbstractFeedback.Rating.values!r}.",
+                code="invalid_choice",
+            )
+        owner_field = self.model.owner_field
+        lookup: dict[str, Any] = {"message": answer}
+        if owner_field is not None:
+            if not signed_in(actor):
+                raise ValidationError("Sign in to rate an answer.", code="anonymous")
+            lookup[owner_field] = actor
+        if not rating:
+            self.filter(**lookup).delete()
+            return None
+        with transaction.atomic(using=self.db):
+            feedback, _ = self.select_for_update().update_or_create(
+                **lookup, defaults={"rating": rating, "note": note}
+            )
+        return feedback
+
+
+class AbstractFeedback(models.Model):
+    """A person's rating of an answer (thumbs up or down) with an optional note.
+
+    Subclass it, adding `message` (a foreign key to the message model with
+    `related_name="feedback"`), the owner foreign key named by `owner_field`, and a unique
+    constraint on both: one rating per person per answer, changed in place.
+
+    Attributes:
+        owner_field: Name of the foreign key to the person who rated, or `None` (no-user mode:
+            one rating per answer).
+    """
+
+    class Rating(models.TextChoices):
+        """Thumbs up or down."""
+
+        UP = "up", "Thumbs up"
+        DOWN = "down", "Thumbs down"
+
+    owner_field: ClassVar[str | None] = "user"
+
+    id = models.UUIDField(primary_key=True, default=new_id, editable=False)
+    rating = models.CharField(max_length=4, choices=Rating.choices)
+    note = models.TextField(blank=True, default="", max_length=FEEDBACK_NOTE_MAX_LENGTH)
+    inserted_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    objects = FeedbackQuerySet.as_manager()
+
+    if TYPE_CHECKING:
+        message_id: Any
+
+    class Meta:
+        """Subclasses extend it: `class Meta(AbstractFeedback.Meta): constraints = [...]`."""
+
+        abstract = True
+        ordering = ["-updated_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_rating_display()} on {self.message_id}"
 
 
 def _conversation_model(message_model: type[models.Model]) -> type[AbstractConversation]:

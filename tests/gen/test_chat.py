@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
@@ -11,7 +12,7 @@ import pytest
 
 from django_ai_chat.gen.apply import Mode, apply
 from django_ai_chat.gen.chat import effective_problems, gen_chat, settings_chain
-from django_ai_chat.gen.manifest import MANIFEST_NAME
+from django_ai_chat.gen.manifest import MANIFEST_NAME, digest
 from django_ai_chat.gen.options import ChatOptions, add_arguments
 from django_ai_chat.gen.project import Project
 from django_ai_chat.gen.render import render_tree
@@ -122,6 +123,35 @@ def test_rerun_after_writing_changes_nothing(root: Path) -> None:
     again = gen_chat(Project(root), opts, after)
     assert {c.status for c in again.files.values()} == {"identical"}
     assert again.tasks == [] and again.warnings == []
+
+
+def test_an_upgrade_makes_the_next_migration_of_the_models(root: Path) -> None:
+    opts = options("--live")
+    apply(gen_chat(Project(root), opts, target(root)), Mode(yes=True), out=_Null())
+    (root / "chat" / "migrations").mkdir(exist_ok=True)
+    (root / "chat" / "migrations" / "0001_initial.py").write_text("")
+    upgrade = options("--live", "--upgrade")
+    migrate = [("makemigrations", "chat", "--no-header", "--skip-checks")]
+    # The runtime's abstract models may have gained fields: makemigrations says if not.
+    assert [t.args for t in gen_chat(Project(root), upgrade, target(root)).tasks] == migrate
+
+    # An older version's models.py, unedited: the upgrade rewrites it, then migrates it.
+    models = root / "chat" / "models.py"
+    manifest = root / "chat" / MANIFEST_NAME
+    old = models.read_text().replace("class Feedback(", "class Unused(")
+    models.write_text(old)
+    manifest.write_text(manifest.read_text().replace("class Feedback(", "class Unused("))
+    record = json.loads(manifest.read_text())
+    record["files"]["models.py"]["sha256"] = digest(old)
+    manifest.write_text(json.dumps(record))
+
+    again = gen_chat(Project(root), upgrade, target(root))
+    assert again.files[P("chat/models.py")].status == "update"
+    assert [t.args for t in again.tasks] == migrate
+    # A re-run without --upgrade only reports the models as out of date; --check only checks.
+    assert gen_chat(Project(root), opts, target(root)).tasks == []
+    checking = options("--live", "--upgrade", "--check")
+    assert gen_chat(Project(root), checking, target(root)).tasks == []
 
 
 def test_settings_defined_elsewhere_are_not_added_again(root: Path) -> None:

@@ -16,7 +16,7 @@ OLD_MIGRATIONS = Path(__file__).parent / "v0_1_migrations"
 
 
 @pytest.mark.parametrize("case", ["custom_user", "no_user"])
-def test_models_of_this_version_match_the_migration_0_1_generated(
+def test_models_of_this_version_only_add_to_the_migration_0_1_generated(
     case: str, tmp_path: Path
 ) -> None:
     # The fields moved into django_ai_chat.models' abstract models: their definitions must stay
@@ -24,8 +24,10 @@ def test_models_of_this_version_match_the_migration_0_1_generated(
     # migration `gen --upgrade` makes; none may alter or remove one of 0.1's.
     project = tmp_path / "project"
     shutil.copytree(CASES_DIR / case / "expected", project)
-    migration = project / "chat" / "migrations" / "0001_initial.py"
-    migration.write_text((OLD_MIGRATIONS / f"{case}.txt").read_text())
+    migrations = project / "chat" / "migrations"
+    for later in migrations.glob("0*.py"):
+        later.unlink()
+    (migrations / "0001_initial.py").write_text((OLD_MIGRATIONS / f"{case}.txt").read_text())
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
 
     done = subprocess.run(
@@ -43,7 +45,9 @@ def test_models_of_this_version_match_the_migration_0_1_generated(
         for line in done.stdout.splitlines()
         if line.strip().startswith(("+", "-", "~"))
     )
-    assert changes == [f"+ Add field {name} to message" for name in sorted(ADDED_SINCE_0_1)]
+    assert changes == sorted(
+        [*(f"+ Add field {name} to message" for name in ADDED_SINCE_0_1), *CREATED_SINCE_0_1]
+    )
 
 
 ADDED_SINCE_0_1 = {
@@ -55,3 +59,8 @@ ADDED_SINCE_0_1 = {
     "output_tokens",
     "reasoning_tokens",
 }
+
+CREATED_SINCE_0_1 = [
+    # After 0.1.0: ratings of answers (issue 14).
+    "+ Create model Feedback",
+]

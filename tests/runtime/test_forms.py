@@ -6,8 +6,15 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.test import override_settings
 
-from django_ai_chat.forms import MessageForm, RenameForm, clean_message_text, clean_title
-from django_ai_chat.models import TITLE_MAX_LENGTH
+from django_ai_chat.forms import (
+    FeedbackForm,
+    MessageForm,
+    RenameForm,
+    clean_feedback_note,
+    clean_message_text,
+    clean_title,
+)
+from django_ai_chat.models import FEEDBACK_NOTE_MAX_LENGTH, TITLE_MAX_LENGTH
 
 
 def code_of(call: object, value: object) -> tuple[str | None, str]:
@@ -76,3 +83,17 @@ def test_forms_validate_with_the_same_functions() -> None:
     assert not rename.is_valid()
     assert rename.errors["title"] == ["Title cannot be empty."]
     assert f'maxlength="{TITLE_MAX_LENGTH}"' in str(rename["title"])
+
+
+def test_feedback_form_takes_a_rating_or_none_and_strips_the_note() -> None:
+    form = FeedbackForm({"rating": "down", "note": "  Wrong.  "})
+    assert form.is_valid() and form.cleaned_data == {"rating": "down", "note": "Wrong."}
+    assert FeedbackForm({}).is_valid()  # no rating: take it back
+
+    unknown = FeedbackForm({"rating": "meh"})
+    assert not unknown.is_valid()
+    assert unknown.errors["rating"] == ["Unknown rating 'meh': choose thumbs up or thumbs down."]
+    long_note = FeedbackForm({"rating": "up", "note": "x" * (FEEDBACK_NOTE_MAX_LENGTH + 1)})
+    assert not long_note.is_valid() and long_note.has_error("note", code="max_length")
+    with pytest.raises(ValidationError):
+        clean_feedback_note("a\x00b")

@@ -9,13 +9,14 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.db import connections, transaction
 from django.utils import timezone
 
 from django_ai_chat.models import AbstractMessage, new_id
 from django_ai_chat.testing import make_user
-from tests.testapp.models import Conversation, Message
+from tests.testapp.models import Conversation, Feedback, Message
 
 pytestmark = pytest.mark.django_db
 
@@ -107,6 +108,48 @@ async def test_acreate_answer_is_the_async_twin() -> None:
         assert await Message.objects.acreate_answer(question) is None
     finally:
         await sync_to_async(connections.close_all)()
+
+
+def test_give_keeps_one_rating_per_person_per_answer_and_changes_it_in_place() -> None:
+    alice, bob = make_user("alice"), make_user("bob")
+    question = chat(alice, "Hello?").messages.get()
+    answer = Message.objects.create_answer(question, text="Hi.")
+    assert answer is not None
+
+    first = Feedback.objects.give(answer, alice, rating="up")
+    changed = Feedback.objects.give(answer, alice, rating="down", note="Too short.")
+    Feedback.objects.give(answer, bob, rating="up")  # the caller checks who may see it
+
+    assert first is not None and changed is not None and changed.pk == first.pk
+    assert [(f.rating, f.note) for f in Feedback.objects.for_actor(alice)] == [
+        ("down", "Too short.")
+    ]
+    assert Feedback.objects.filter(message=answer).count() == 2
+    assert not Feedback.objects.for_actor(None).exists()
+    assert Feedback.objects.give(answer, alice, rating="") is None
+    assert not Feedback.objects.for_actor(alice).exists()
+
+
+@pytest.mark.parametrize(
+    ("rating", "who", "code"),
+    [("up", "question", "invalid"), ("meh", "answer", "invalid_choice"), ("up", None, "anonymous")],
+)
+def test_give_refuses_questions_unknown_ratings_and_anonymous_people(
+    rating: str, who: str | None, code: str
+) -> None:
+    alice = make_user("alice")
+    question = chat(alice, "Hello?").messages.get()
+    answer = Message.objects.create_answer(question, text="Hi.")
+
+    with pytest.raises(ValidationError) as refused:
+        Feedback.objects.give(
+            question if who == "question" else answer,  # type: ignore[arg-type]
+            alice if who else AnonymousUser(),
+            rating=rating,
+        )
+
+    assert refused.value.code == code
+    assert not Feedback.objects.exists()
 
 
 def test_in_conversation_and_str() -> None:

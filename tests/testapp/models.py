@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.db import models
 
-from django_ai_chat.models import AbstractConversation, AbstractMessage
+from django_ai_chat.models import AbstractConversation, AbstractFeedback, AbstractMessage
 
 
 class NoteQuerySet(models.QuerySet["Note"]):
@@ -82,6 +82,18 @@ class Message(AbstractMessage):
 
     class Meta(AbstractMessage.Meta):
         indexes = [models.Index(fields=["conversation", "-id"], name="testapp_msg_history")]
+
+
+class Feedback(AbstractFeedback):
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="feedback")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_feedback"
+    )
+
+    class Meta(AbstractFeedback.Meta):
+        constraints = [
+            models.UniqueConstraint(fields=["message", "user"], name="testapp_feedback_once")
+        ]
 
 
 class EmailUser(AbstractBaseUser):

@@ -66,13 +66,7 @@ def gen_chat(
     if opts.user_model and opts.ui:
         _login(project, opts, target)
     _dependencies(project, opts)
-    # An upgrade makes the migration of the fields the runtime's abstract models gained since
-    # (usage and cost, after 0.1.0); makemigrations writes nothing when there are none. Not
-    # under --check: a task would count as a change there.
-    migrate = PurePosixPath("models.py") in rendered and (
-        (opts.upgrade and not opts.check) or not _has_migrations(project, app)
-    )
-    if migrate:
+    if PurePosixPath("models.py") in rendered and _needs_migration(project, opts, app):
         # --skip-checks: a project still on SQLite fails django_ai_chat's Postgres check, which
         # must not stop the migration from being written (migrate reports it later).
         project.add_task("makemigrations", opts.app_label, "--no-header", "--skip-checks")
@@ -561,6 +555,20 @@ def _django_pinned_away(project: Project) -> bool:
                 "generator again."
             )
     return bool(project.issues)
+
+
+def _needs_migration(project: Project, opts: ChatOptions, app: PurePosixPath) -> bool:
+    """A new app gets its first migration; an upgrade, the migration of what came since.
+
+    The runtime's abstract models gain fields (usage and cost after 0.1.0) and the templates new
+    models (feedback): `makemigrations` writes nothing when nothing is new. Not under --check (a
+    task would count as a change there), nor after a conflict in models.py (it would not import).
+    """
+    if not _has_migrations(project, app):
+        return True
+    models = project.files.get(app / "models.py")
+    conflict = models is not None and models.status == "conflict"
+    return opts.upgrade and not opts.check and not conflict
 
 
 def _has_migrations(project: Project, app: PurePosixPath) -> bool:

@@ -15,11 +15,12 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET, require_POST
-from django_ai_chat.forms import MessageForm, RenameForm
+from django_ai_chat.forms import FeedbackForm, MessageForm, RenameForm
 from django_ai_chat.views import ConversationStreamView
 from django_htmx.middleware import HtmxDetails
 
@@ -207,6 +208,26 @@ def regenerate(request: HtmxHttpRequest, message_id: uuid.UUID) -> HttpResponse:
     return _done(request, message.conversation_id)
 
 
+@login_required
+@require_POST
+def feedback(request: HtmxHttpRequest, message_id: uuid.UUID) -> HttpResponse:
+    """Rate an answer (thumbs up or down, an optional note); the buttons come back updated."""
+    actor = _actor(request)
+    try:
+        answer = actions.get_answer(actor, message_id)
+    except ObjectDoesNotExist as error:
+        raise Http404("No such answer.") from error
+    form = FeedbackForm(request.POST)
+    if not form.is_valid():
+        errors = [str(error) for field in form.errors.values() for error in field]
+        return HttpResponse(" ".join(errors), status=422)
+    rating = actions.rate_answer(actor, answer.pk, **form.cleaned_data)
+    if not request.htmx:
+        return _redirect_to(answer.conversation_id)
+    context = {"message": answer, "feedback": rating}
+    return render(request, "chat/_feedback.html", context)
+
+
 class StreamView(ConversationStreamView):
     """Server-sent events: the conversation's messages (resumable) and sidebar updates.
 
@@ -217,6 +238,10 @@ class StreamView(ConversationStreamView):
     message_template_name = "chat/_message.html"
     history_limit = HISTORY_LIMIT
     coalesce = STREAM_COALESCE
+
+    def get_messages(self, conversation_id: Any) -> QuerySet[Message]:
+        """The conversation's rows, with their ratings (the answers show them)."""
+        return Message.objects.in_conversation(conversation_id).prefetch_related("feedback")
 
 
 stream = login_required(StreamView.as_view())

@@ -16,7 +16,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
-from django_ai_chat.forms import clean_message_text, clean_title
+from django_ai_chat.forms import clean_feedback_note, clean_message_text, clean_title
 from django_ai_chat.models import TITLE_MAX_LENGTH, ConversationQuerySet
 from django_ai_chat.streaming import (
     ConversationEvent,
@@ -27,7 +27,7 @@ from django_ai_chat.streaming import (
 )
 
 from . import jobs
-from .models import Conversation, Message
+from .models import Conversation, Feedback, Message
 
 
 def create_conversation(actor: Any, *, title: str | None = None) -> Conversation:
@@ -76,7 +76,7 @@ def message_history(
 ) -> list[Message]:
     """The conversation's messages, newest first; pass the oldest id seen as `before` for more."""
     conversation = get_conversation(actor, conversation_id)
-    messages = conversation.messages.order_by("-id")
+    messages = conversation.messages.prefetch_related("feedback").order_by("-id")
     if before is not None:
         messages = messages.filter(id__lt=_uuid(before, Message))
     return list(messages[: max(0, min(limit, 500))])
@@ -154,6 +154,29 @@ def edit_message(actor: Any, message_id: Any, text: str) -> Message:
         message.save(update_fields=["text", "updated_at"])
         _answer_again(message, actor)
     return message
+
+
+def rate_answer(actor: Any, message_id: Any, *, rating: str, note: str = "") -> Feedback | None:
+    """Rate an answer thumbs up (`"up"`) or down (`"down"`) with an optional note.
+
+    One rating per answer: rating again changes it; `rating=""` removes it (returns `None`).
+
+    Raises:
+        Message.DoesNotExist: Not an answer in one of the actor's conversations.
+        ValidationError: Not an answer, an unknown rating, or a note too long.
+    """
+    note = clean_feedback_note(note)
+    return Feedback.objects.give(get_answer(actor, message_id), actor, rating=rating, note=note)
+
+
+def get_answer(actor: Any, message_id: Any) -> Message:
+    """An answer (agent message) in one of the actor's conversations.
+
+    Raises:
+        Message.DoesNotExist: No such answer for this actor (or a malformed id).
+    """
+    answers = Message.objects.for_actor(actor).filter(source=Message.Source.AGENT)
+    return answers.get(pk=_uuid(message_id, Message))
 
 
 # -- helpers ----------------------------------------------------------------------------------

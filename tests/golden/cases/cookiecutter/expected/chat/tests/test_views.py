@@ -20,7 +20,7 @@ from django_ai_chat.conf import ai_chat_settings
 from django_ai_chat.testing import make_user
 
 from chat import actions
-from chat.models import Conversation, Message
+from chat.models import Conversation, Feedback, Message
 from chat.views import HISTORY_LIMIT
 
 WAIT = 20.0  # upper bound for the stream to deliver; never a speed assertion
@@ -91,11 +91,60 @@ class BadInputTests(TestCase):
 
 
 @plain_static_files
+class FeedbackTests(TestCase):
+    """Thumbs up or down on an answer, with a note: one rating per user, changed in place."""
+
+    def setUp(self) -> None:
+        self.actor = _actor()
+        self.client.force_login(self.actor)
+        question = actions.create_message(self.actor, text="Hello")
+        answer = Message.objects.create_answer(question, text="Hi there.")
+        assert answer is not None
+        self.answer = answer
+        self.url = reverse("chat:feedback", args=[answer.pk])
+
+    def test_a_rating_is_given_changed_with_a_note_and_taken_back(self) -> None:
+        response = self.client.post(self.url, {"rating": "up"}, headers=HTMX)
+        self.assertContains(response, 'aria-label="Good answer" aria-pressed="true"')
+        self.assertEqual([f.rating for f in Feedback.objects.all()], ["up"])
+
+        response = self.client.post(
+            self.url, {"rating": "down", "note": " Wrong date. "}, headers=HTMX
+        )
+        self.assertContains(response, 'aria-label="Bad answer" aria-pressed="true"')
+        self.assertContains(response, "Wrong date.")
+        feedback = Feedback.objects.get()
+        self.assertEqual((feedback.rating, feedback.note), ("down", "Wrong date."))
+
+        self.client.post(self.url, {"rating": ""}, headers=HTMX)
+        self.assertFalse(Feedback.objects.exists())
+
+    def test_an_unknown_rating_or_a_question_is_refused(self) -> None:
+        response = self.client.post(self.url, {"rating": "meh"}, headers=HTMX)
+        self.assertContains(response, "Unknown rating", status_code=422)
+        question_url = reverse("chat:feedback", args=[self.answer.response_to_id])
+        self.assertEqual(self.client.post(question_url, {"rating": "up"}).status_code, 404)
+        self.assertFalse(Feedback.objects.exists())
+
+    def test_the_page_shows_the_rating_given(self) -> None:
+        actions.rate_answer(self.actor, self.answer.pk, rating="down", note="Too long")
+        url = reverse("chat:panel") + f"?conversation={self.answer.conversation_id}"
+
+        response = self.client.get(url)
+
+        self.assertContains(response, 'aria-label="Bad answer" aria-pressed="true"')
+        self.assertContains(response, "Edit note")
+
+
+@plain_static_files
 class AnotherUsersConversationTests(TestCase):
     """Every view answers 404 for a conversation that is not the user's, and changes nothing."""
 
     def setUp(self) -> None:
         self.theirs = actions.create_message(make_user("bob"), text="Bob's secret plan")
+        their_answer = Message.objects.create_answer(self.theirs, text="A fine plan.")
+        assert their_answer is not None
+        self.their_answer = their_answer
         self.client.force_login(make_user("alice"))
 
     def test_pages_are_404(self) -> None:
@@ -120,6 +169,7 @@ class AnotherUsersConversationTests(TestCase):
             ("rename", conversation_id, {"title": "Mine now"}),
             ("delete", conversation_id, {}),
             ("regenerate", self.theirs.pk, {}),
+            ("feedback", self.their_answer.pk, {"rating": "down"}),
         ]
         for name, object_id, data in posts:
             with self.subTest(view=name, data=data):
@@ -127,7 +177,10 @@ class AnotherUsersConversationTests(TestCase):
                 self.assertEqual(self.client.post(url, data, headers=HTMX).status_code, 404)
         conversation = Conversation.objects.get(pk=conversation_id)
         self.assertEqual(conversation.title, "")
-        self.assertEqual([m.text for m in conversation.messages.all()], ["Bob's secret plan"])
+        self.assertEqual(
+            [m.text for m in conversation.messages.all()], ["Bob's secret plan", "A fine plan."]
+        )
+        self.assertFalse(Feedback.objects.exists())
 
     def test_a_visitor_who_is_not_signed_in_is_sent_to_log_in(self) -> None:
         self.client.logout()
@@ -141,7 +194,7 @@ class AnotherUsersConversationTests(TestCase):
                 self.assertEqual(self.client.get(url).status_code, 302)
         response = self.client.post(reverse("chat:send_new"), {"text": "Hello"})
         self.assertEqual(response.status_code, 302)
-        self.assertEqual(Message.objects.count(), 1)
+        self.assertEqual(Message.objects.count(), 2)  # the question and its answer
 
 
 class StreamTests(TransactionTestCase):

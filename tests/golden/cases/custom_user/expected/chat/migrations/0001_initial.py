@@ -55,6 +55,22 @@ class Migration(migrations.Migration):
                 'abstract': False,
             },
         ),
+        migrations.CreateModel(
+            name='Feedback',
+            fields=[
+                ('id', models.UUIDField(default=django_ai_chat.models.new_id, editable=False, primary_key=True, serialize=False)),
+                ('rating', models.CharField(choices=[('up', 'Thumbs up'), ('down', 'Thumbs down')], max_length=4)),
+                ('note', models.TextField(blank=True, default='', max_length=2000)),
+                ('inserted_at', models.DateTimeField(auto_now_add=True)),
+                ('updated_at', models.DateTimeField(auto_now=True, db_index=True)),
+                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='chat_feedback', to=settings.AUTH_USER_MODEL)),
+                ('message', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='feedback', to='chat.message')),
+            ],
+            options={
+                'ordering': ['-updated_at'],
+                'abstract': False,
+            },
+        ),
         migrations.AddIndex(
             model_name='conversation',
             index=models.Index(fields=['user', '-updated_at'], name='chat_conv_recent'),
@@ -66,5 +82,9 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name='message',
             index=models.Index(condition=models.Q(('complete', False)), fields=['conversation'], name='chat_msg_open'),
+        ),
+        migrations.AddConstraint(
+            model_name='feedback',
+            constraint=models.UniqueConstraint(fields=('message', 'user'), name='chat_feedback_once'),
         ),
     ]

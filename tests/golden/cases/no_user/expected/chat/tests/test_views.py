@@ -19,7 +19,7 @@ from django_ai_chat import streaming
 from django_ai_chat.conf import ai_chat_settings
 
 from chat import actions
-from chat.models import Message
+from chat.models import Feedback, Message
 from chat.views import HISTORY_LIMIT
 
 WAIT = 20.0  # upper bound for the stream to deliver; never a speed assertion
@@ -86,6 +86,51 @@ class BadInputTests(TestCase):
         self.assertContains(response, "Title is too long", status_code=422)
         conversation.refresh_from_db()
         self.assertEqual(conversation.title, "")
+
+
+@plain_static_files
+class FeedbackTests(TestCase):
+    """Thumbs up or down on an answer, with a note: one rating per answer, changed in place."""
+
+    def setUp(self) -> None:
+        self.actor = _actor()
+        question = actions.create_message(self.actor, text="Hello")
+        answer = Message.objects.create_answer(question, text="Hi there.")
+        assert answer is not None
+        self.answer = answer
+        self.url = reverse("chat:feedback", args=[answer.pk])
+
+    def test_a_rating_is_given_changed_with_a_note_and_taken_back(self) -> None:
+        response = self.client.post(self.url, {"rating": "up"}, headers=HTMX)
+        self.assertContains(response, 'aria-label="Good answer" aria-pressed="true"')
+        self.assertEqual([f.rating for f in Feedback.objects.all()], ["up"])
+
+        response = self.client.post(
+            self.url, {"rating": "down", "note": " Wrong date. "}, headers=HTMX
+        )
+        self.assertContains(response, 'aria-label="Bad answer" aria-pressed="true"')
+        self.assertContains(response, "Wrong date.")
+        feedback = Feedback.objects.get()
+        self.assertEqual((feedback.rating, feedback.note), ("down", "Wrong date."))
+
+        self.client.post(self.url, {"rating": ""}, headers=HTMX)
+        self.assertFalse(Feedback.objects.exists())
+
+    def test_an_unknown_rating_or_a_question_is_refused(self) -> None:
+        response = self.client.post(self.url, {"rating": "meh"}, headers=HTMX)
+        self.assertContains(response, "Unknown rating", status_code=422)
+        question_url = reverse("chat:feedback", args=[self.answer.response_to_id])
+        self.assertEqual(self.client.post(question_url, {"rating": "up"}).status_code, 404)
+        self.assertFalse(Feedback.objects.exists())
+
+    def test_the_page_shows_the_rating_given(self) -> None:
+        actions.rate_answer(self.actor, self.answer.pk, rating="down", note="Too long")
+        url = reverse("chat:panel") + f"?conversation={self.answer.conversation_id}"
+
+        response = self.client.get(url)
+
+        self.assertContains(response, 'aria-label="Bad answer" aria-pressed="true"')
+        self.assertContains(response, "Edit note")
 
 
 class StreamTests(TransactionTestCase):

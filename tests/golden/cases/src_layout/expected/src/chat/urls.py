@@ -25,4 +25,5 @@ urlpatterns = [
     path("<uuid:conversation_id>/rename/", views.rename, name="rename"),
     path("<uuid:conversation_id>/delete/", views.delete, name="delete"),
     path("messages/<uuid:message_id>/regenerate/", views.regenerate, name="regenerate"),
+    path("messages/<uuid:message_id>/feedback/", views.feedback, name="feedback"),
 ]

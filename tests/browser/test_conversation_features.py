@@ -1,0 +1,88 @@
+"""Conversation features in headless Chromium, as a person uses them: rating answers.
+
+Same real project, servers and fake provider as `test_chat_ui.py` (the session's `site`).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import Site, Watch
+from tests.browser.test_chat_ui import assert_clean, message_id, start_conversation, wait_for_answer
+from tests.e2e.newproject import manage
+
+pytestmark = pytest.mark.browser
+
+
+def feedback_rows(site: Site, answer_id: str) -> list[dict[str, str]]:
+    """The stored ratings of an answer, read by the project itself."""
+    code = (
+        "import json; from chat.models import Feedback; "
+        f"print(json.dumps(list(Feedback.objects.filter(message_id={answer_id!r})"
+        ".values('rating', 'note', 'user__email'))))"
+    )
+    result = manage(site.project, "shell", "-c", code, env=site.env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    rows: list[dict[str, str]] = json.loads(result.stdout.strip().splitlines()[-1])
+    return rows
+
+
+def csrf_headers(page: Page) -> dict[str, str]:
+    csrf = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
+    return {"X-CSRFToken": csrf, "Referer": page.url}
+
+
+def test_an_answer_is_rated_changed_and_noted_and_the_rating_survives_a_reload(
+    alice: tuple[Page, Watch], bob: tuple[Page, Watch], site: Site
+) -> None:
+    page, watch = alice
+    start_conversation(page, "[say:The capital of France is Paris.]")
+    answer = wait_for_answer(page)
+    answer_id = message_id(answer)
+    good = answer.get_by_role("button", name="Good answer")
+    bad = answer.get_by_role("button", name="Bad answer")
+    expect(good).to_have_attribute("aria-pressed", "false")
+
+    good.click()
+    expect(answer.get_by_role("button", name="Good answer")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    answer.get_by_role("button", name="Bad answer").click()
+    expect(bad).to_have_attribute("aria-pressed", "true")
+    expect(good).to_have_attribute("aria-pressed", "false")
+
+    answer.get_by_role("button", name="Add a note").click()
+    dialog = page.get_by_role("dialog", name="What was wrong with this answer?")
+    dialog.get_by_label("Note (optional)").fill("It should cite a source.")
+    dialog.get_by_role("button", name="Save note").click()
+    expect(answer.get_by_role("button", name="Edit note")).to_be_visible()
+    assert feedback_rows(site, answer_id) == [
+        {"rating": "down", "note": "It should cite a source.", "user__email": "alice@example.com"}
+    ]
+
+    page.reload()
+    answer = page.locator(f"#message-{answer_id}")
+    expect(answer.get_by_role("button", name="Bad answer")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    answer.get_by_role("button", name="Bad answer").click()  # pressed again: taken back
+    expect(answer.get_by_role("button", name="Bad answer")).to_have_attribute(
+        "aria-pressed", "false"
+    )
+    expect(answer.get_by_role("button", name="Add a note")).to_have_count(0)
+    assert feedback_rows(site, answer_id) == []
+
+    # Another user cannot rate it, nor learn that it exists.
+    bob_page, _ = bob
+    bob_page.goto("/chat/")
+    response = bob_page.request.post(
+        f"/chat/messages/{answer_id}/feedback/",
+        form={"rating": "up"},
+        headers=csrf_headers(bob_page),
+    )
+    assert response.status == 404
+    assert feedback_rows(site, answer_id) == []
+    assert_clean(watch)
