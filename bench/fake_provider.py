@@ -1,6 +1,6 @@
 """The fake OpenAI server as its own process, plus a recorder of when each token left it.
 
-    .venv/bin/python bench/fake_provider.py --port 8900 --ttft 0.2 --tps 20 --tokens 200
+    .venv/bin/python bench/fake_provider.py --port 8900 --ttft 0.2 --tps 20 --jitter 0.5
 
 It serves `django_ai_chat.testing`'s `FakeOpenAIApp` unchanged (same directives, same timing)
 wrapped in a thin ASGI layer that, for every streamed completion, notes the arrival time of the
@@ -118,8 +118,11 @@ def main() -> None:
     parser.add_argument("--ttft", type=float, default=0.0)
     parser.add_argument("--tps", type=float, default=0.0)
     parser.add_argument("--tokens", type=int, default=30)
+    parser.add_argument("--jitter", type=float, default=0.0)
     args = parser.parse_args()
-    app = Recorder(FakeOpenAIApp(ttft=args.ttft, tps=args.tps, tokens=args.tokens))
+    app = Recorder(
+        FakeOpenAIApp(ttft=args.ttft, tps=args.tps, tokens=args.tokens, jitter=args.jitter)
+    )
     sock = bind(args.host, args.port)
     print(f"Fake OpenAI server: http://{args.host}:{sock.getsockname()[1]}/v1", flush=True)
     config = uvicorn.Config(

@@ -147,6 +147,8 @@ class Bench:
                 str(self.args.ttft),
                 "--tps",
                 str(self.args.tps),
+                "--jitter",
+                str(self.args.jitter),
             ],
             cwd=ROOT,
             env=dict(os.environ) | {"PYTHONPATH": str(ROOT / "src")},
@@ -681,6 +683,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tokens", type=int, default=60, help="answer length on the ladder")
     p.add_argument("--tps", type=float, default=20, help="provider tokens/s on the ladder")
     p.add_argument("--ttft", type=float, default=0.1, help="provider time to first token (s)")
+    p.add_argument(
+        "--jitter", type=float, default=0.5, help="fraction of 1/tps a token may move either way"
+    )
     p.add_argument("--stagger", type=float, default=1.0, help="spread of start times (s)")
     p.add_argument("--min-answers", type=int, default=20, help="answers per level, at least")
     p.add_argument("--users", type=int, default=0, help="default: the top level")

@@ -6,8 +6,13 @@ last user message, so separate processes (browser tests, benchmarks) can steer i
 * `[tool:NAME {json}]` call a tool first (several directives: parallel calls);
 * `[say:TEXT]` answer exactly TEXT; `[tokens:N]` answer N filler tokens;
 * `[error:500]` fail with HTTP 500 before streaming; `[error:midstream]` cut the stream halfway;
-* `[ttft:SECONDS]`, `[tps:N]` override the timing for this request;
+* `[ttft:SECONDS]`, `[tps:N]`, `[jitter:FRACTION]` override the timing for this request;
 * `[reasoning:N]` report N reasoning tokens (counted in the completion tokens, as OpenAI does).
+
+Timing is an absolute schedule, as a real provider's: token `i` leaves at `t0 + ttft + i / tps`
+(`t0`: the request's arrival), moved by up to `jitter / 2` of an interval either way (never
+before the token ahead of it), so tokens sometimes arrive closer together than `1 / tps`. A
+server that falls behind (a loaded machine) catches up instead of drifting later.
 
 Usage is reported like OpenAI's (in the last chunk when `stream_options.include_usage` asks,
 else in the body): prompt tokens ~ a quarter of the messages' JSON; the messages before the last
@@ -30,6 +35,7 @@ import contextlib
 import itertools
 import json
 import logging
+import random
 import re
 import socket
 import threading
@@ -54,7 +60,7 @@ _FILLER_TEXT = (
     "while they are written. Each chunk carries its emit time, which lets a benchmark measure "
     "how long a token takes to reach the browser."
 )
-_DIRECTIVE = re.compile(r"\[(tool|say|tokens|error|ttft|tps|reasoning):")
+_DIRECTIVE = re.compile(r"\[(tool|say|tokens|error|ttft|tps|jitter|reasoning):")
 _TOKENS = re.compile(r"\s*\S+\s*|\s+")
 
 
@@ -86,6 +92,26 @@ class _Plan:
     reasoning_tokens: int = 0
     reported: ReportedUsage | None = None
     """A script's usage to report instead of the computed one."""
+    jitter: float = 0.0
+
+
+def emit_schedule(
+    count: int, *, ttft: float, tps: float, jitter: float = 0.0, rng: random.Random | None = None
+) -> list[float]:
+    """Seconds after the request at which each of `count` tokens is emitted.
+
+    Token `i` at `ttft + i / tps`, moved uniformly by up to `jitter / 2` of an interval either
+    way, never before `ttft` nor before the token ahead of it. `tps` 0: all at `ttft`.
+    """
+    if tps <= 0:
+        return [ttft] * count
+    rng = rng or random.Random()
+    interval, times, previous = 1 / tps, [], ttft
+    for index in range(count):
+        shift = (rng.random() - 0.5) * jitter * interval if jitter else 0.0
+        previous = max(previous, ttft + index * interval + shift)
+        times.append(previous)
+    return times
 
 
 def _content_text(message: dict[str, Any]) -> str:
@@ -146,16 +172,18 @@ class FakeOpenAIApp:
         tps: float = 0.0,
         tokens: int = 30,
         script: Iterable[Turn] | None = None,
+        jitter: float = 0.0,
     ) -> None:
         """Create the app.
 
         Args:
             ttft: Seconds before the first chunk of each answer.
-            tps: Tokens per second (0: as fast as possible).
+            tps: Tokens per second (0: as fast as possible), on an absolute schedule.
             tokens: Length of a filler answer, in tokens.
             script: Turns (as for `ScriptedLLM`) served one per request before directives apply.
+            jitter: Fraction of `1 / tps` by which a token may leave early or late (0 to 1).
         """
-        self.ttft, self.tps, self.tokens = ttft, tps, tokens
+        self.ttft, self.tps, self.tokens, self.jitter = ttft, tps, tokens, jitter
         self.script: deque[list[ScriptItem]] = deque(list(turn) for turn in script or ())
         self.requests: list[dict[str, Any]] = []
         self.usages: list[dict[str, Any]] = []
@@ -177,6 +205,7 @@ class FakeOpenAIApp:
             await _send_json(send, 404, {"error": {"message": f"Not found: {method} {path}"}})
 
     async def _completions(self, receive: Receive, send: Send) -> None:
+        arrived = asyncio.get_running_loop().time()
         body = b""
         while True:
             message = await receive()
@@ -198,16 +227,16 @@ class FakeOpenAIApp:
         completion_id = f"chatcmpl-fake-{next(self._ids)}"
         if request.get("stream"):
             include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
-            await self._stream(send, receive, request, plan, completion_id, include_usage)
+            await self._stream(send, receive, request, plan, completion_id, include_usage, arrived)
         else:
-            await asyncio.sleep(plan.ttft)
+            await _sleep_until(arrived + plan.ttft)
             if plan.drop_at is not None:
                 raise _DropConnection
             completion = _completion(request, plan, completion_id)
             await _send_json(send, 200, {**completion, "usage": self._usage(request, plan)})
 
     def _plan(self, request: dict[str, Any]) -> _Plan:
-        plan = _Plan(ttft=self.ttft, tps=self.tps)
+        plan = _Plan(ttft=self.ttft, tps=self.tps, jitter=self.jitter)
         if self.script:
             self._plan_script(plan, self.script.popleft())
         else:
@@ -257,6 +286,8 @@ class FakeOpenAIApp:
                     plan.tps = float(value)
                 elif kind == "reasoning":
                     plan.reasoning_tokens = int(value)
+                elif kind == "jitter":
+                    plan.jitter = float(value)
                 elif kind == "error" and not answered_tools:
                     plan.error = value
                 elif kind == "tool" and not answered_tools:
@@ -286,6 +317,7 @@ class FakeOpenAIApp:
         plan: _Plan,
         completion_id: str,
         include_usage: bool,
+        arrived: float,
     ) -> None:
         await send(
             {
@@ -312,8 +344,9 @@ class FakeOpenAIApp:
             }
             await _send_sse(send, payload)
 
+        schedule = emit_schedule(len(plan.text), ttft=plan.ttft, tps=plan.tps, jitter=plan.jitter)
         try:
-            await asyncio.sleep(plan.ttft)
+            await _sleep_until(arrived + plan.ttft)
             await chunk({"role": "assistant", "content": ""})
             drop_at = plan.drop_at
             for index, token in enumerate(plan.text):
@@ -321,8 +354,7 @@ class FakeOpenAIApp:
                     return
                 if drop_at is not None and index == drop_at:
                     raise _DropConnection
-                if plan.tps and index:
-                    await asyncio.sleep(1 / plan.tps)
+                await _sleep_until(arrived + schedule[index])
                 await chunk({"content": token})
             if drop_at is not None:
                 raise _DropConnection
@@ -423,6 +455,11 @@ def _completion(request: dict[str, Any], plan: _Plan, completion_id: str) -> dic
     }
 
 
+async def _sleep_until(when: float) -> None:
+    # Always yields once, so a fast schedule still lets the server notice a disconnect.
+    await asyncio.sleep(max(0.0, when - asyncio.get_running_loop().time()))
+
+
 async def _watch_disconnect(receive: Receive, disconnected: asyncio.Event) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
@@ -494,9 +531,10 @@ class FakeOpenAIServer:
         tps: float = 0.0,
         tokens: int = 30,
         script: Iterable[Turn] | None = None,
+        jitter: float = 0.0,
     ) -> None:
         """Configure the server (see `FakeOpenAIApp` for the timing and script arguments)."""
-        self.app = FakeOpenAIApp(ttft=ttft, tps=tps, tokens=tokens, script=script)
+        self.app = FakeOpenAIApp(ttft=ttft, tps=tps, tokens=tokens, script=script, jitter=jitter)
         self.host = host
         self._port = port
         self._server: uvicorn.Server | None = None
@@ -565,8 +603,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--ttft", type=float, default=0.0, help="seconds to first token")
     parser.add_argument("--tps", type=float, default=0.0, help="tokens per second (0: no limit)")
     parser.add_argument("--tokens", type=int, default=30, help="answer length in tokens")
+    parser.add_argument(
+        "--jitter", type=float, default=0.0, help="fraction of 1/tps a token may move (0-1)"
+    )
     args = parser.parse_args(argv)
-    app = FakeOpenAIApp(ttft=args.ttft, tps=args.tps, tokens=args.tokens)
+    app = FakeOpenAIApp(ttft=args.ttft, tps=args.tps, tokens=args.tokens, jitter=args.jitter)
     sock = _bind(args.host, args.port)
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"Fake OpenAI server: http://{host}:{sock.getsockname()[1]}/v1", flush=True)

@@ -28,7 +28,7 @@ from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls
 from pydantic_ai.usage import RequestUsage
 
 from django_ai_chat._demo_model import DemoModel
-from django_ai_chat._fake_openai import FakeOpenAIApp, FakeOpenAIServer, main
+from django_ai_chat._fake_openai import FakeOpenAIApp, FakeOpenAIServer, emit_schedule, main
 from django_ai_chat._llm_guard import RealLLMRequestBlocked, block_real_llm_requests
 from django_ai_chat.exceptions import ConfigurationError
 
@@ -48,6 +48,7 @@ __all__ = [
     "ToolCall",
     "Turn",
     "block_real_llm_requests",
+    "emit_schedule",
     "make_user",
     "register_model",
     "registered_model",

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import itertools
 import json
+import random
 import re
 import subprocess
 import sys
@@ -31,6 +33,7 @@ from django_ai_chat.testing import (
     ToolCall,
     Turn,
     block_real_llm_requests,
+    emit_schedule,
     make_user,
 )
 
@@ -241,6 +244,32 @@ def test_sse_chunks_carry_emit_timestamps_and_end_with_done(server: FakeOpenAISe
     assert stamps == sorted(stamps)
     assert chunks[-1]["usage"]["completion_tokens"] == 3
     assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
+
+
+def test_tokens_follow_an_absolute_schedule_with_bounded_jitter() -> None:
+    # Token i is due at ttft + i/tps whatever came before: a late token does not delay the next.
+    assert emit_schedule(4, ttft=0.5, tps=10) == pytest.approx([0.5, 0.6, 0.7, 0.8])
+    assert emit_schedule(3, ttft=0.2, tps=0) == [0.2, 0.2, 0.2]
+    jittered = emit_schedule(200, ttft=0.1, tps=20, jitter=0.5, rng=random.Random(7))
+    slots = [0.1 + i / 20 for i in range(200)]
+    assert jittered == sorted(jittered) and jittered[0] >= 0.1
+    assert all(abs(t - slot) <= 0.25 / 20 + 1e-9 for t, slot in zip(jittered, slots, strict=True))
+    gaps = [b - a for a, b in itertools.pairwise(jittered)]
+    assert min(gaps) < 1 / 20 < max(gaps)  # some arrive closer together than 1/tps: as users see
+
+
+def test_the_timing_directives_apply_to_one_request(server: FakeOpenAIServer) -> None:
+    response = httpx.post(
+        f"{server.base_url}/chat/completions",
+        json={
+            "model": "fake",
+            "stream": True,
+            "messages": [{"role": "user", "content": "[tps:1000] [jitter:0.5] [say:a b c]"}],
+        },
+    )
+
+    content = [c["choices"][0]["delta"].get("content") for c in sse_payloads(response.text)[:-1]]
+    assert "".join(filter(None, content)) == "a b c"
 
 
 def test_a_streamed_tool_call_has_openai_shape(server: FakeOpenAIServer) -> None:
