@@ -28,7 +28,7 @@ def new_tag() -> str:
 
 
 def prompt(tag: str, *, tokens: int, tps: float, ttft: float) -> str:
-    """A user message steering the fake provider (see `django_ai_chat._fake_openai`)."""
+    """A user message steering the fake provider (see `django_ai_chat.testing.FakeOpenAIServer`)."""
     return f"{tag} please answer [tokens:{tokens}] [tps:{tps:g}] [ttft:{ttft:g}]"
 
 

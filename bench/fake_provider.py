@@ -24,7 +24,7 @@ from typing import Any
 
 import uvicorn
 
-from django_ai_chat._fake_openai import FakeOpenAIApp
+from django_ai_chat.testing import FakeOpenAIApp
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

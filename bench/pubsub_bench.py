@@ -24,7 +24,7 @@ from django.conf import settings
 def setup(redis_url: str | None) -> Any:
     cluster = None
     if not os.environ.get("DATABASE_URL"):
-        from django_ai_chat import devdb
+        from django_ai_chat.dev import devdb
 
         cluster = devdb.start("bench")
         os.environ["DATABASE_URL"] = cluster.url

@@ -112,7 +112,7 @@ class Bench:
     # -- set-up ---------------------------------------------------------------------------------
 
     def start(self) -> None:
-        from django_ai_chat import devdb
+        from django_ai_chat.dev import devdb
 
         log("starting a throwaway PostgreSQL")
         self.cluster = devdb.start("bench", max_connections=600)

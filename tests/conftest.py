@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-pytest_plugins = ["django_ai_chat.pytest_plugin"]
+pytest_plugins = ["django_ai_chat.testing.pytest_plugin"]

@@ -8,7 +8,7 @@ import os
 import dj_database_url
 
 if not os.environ.get("DATABASE_URL"):
-    from django_ai_chat import devdb
+    from django_ai_chat.dev import devdb
 
     _cluster = devdb.start("ai_chat_tests")
     atexit.register(_cluster.stop)

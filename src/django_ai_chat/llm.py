@@ -198,7 +198,7 @@ def _test(name: str) -> Model:
 
 
 def _demo(name: str) -> Model:
-    from django_ai_chat._demo_model import DemoModel
+    from django_ai_chat.dev.demo_model import DemoModel
 
     # `demo:instant` streams without the human-pace pauses (handy in tests).
     return DemoModel(delay=0.0 if name == "instant" else None)

@@ -21,8 +21,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from django_ai_chat._fake_openai import _filler
 from django_ai_chat.testing import FakeOpenAIServer
+from django_ai_chat.testing._fake_openai import _filler
 from tests.e2e.conftest import GeneratedProject
 
 pytestmark = pytest.mark.e2e

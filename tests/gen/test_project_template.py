@@ -7,7 +7,7 @@ from pathlib import PurePosixPath
 
 import pytest
 
-from django_ai_chat.commands.new import render_project
+from django_ai_chat.cli.new import render_project
 from django_ai_chat.gen.options import PROVIDERS, default_model
 
 

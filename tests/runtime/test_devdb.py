@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psycopg
 
-from django_ai_chat import devdb
+from django_ai_chat.dev import devdb
 
 
 def _wait_until_gone(path: Path, seconds: float = 20.0) -> bool:
@@ -36,7 +36,7 @@ def test_a_cluster_whose_owner_dies_without_stopping_it_is_removed() -> None:
         [
             sys.executable,
             "-c",
-            "import os; from django_ai_chat import devdb; c = devdb.start('orphan'); "
+            "import os; from django_ai_chat.dev import devdb; c = devdb.start('orphan'); "
             "print(c.data_dir, c.url, flush=True); os._exit(0)",
         ],
         capture_output=True,

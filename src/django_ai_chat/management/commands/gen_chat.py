@@ -9,7 +9,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from django_ai_chat.gen import command
+from django_ai_chat.cli import gen as command
 from django_ai_chat.gen.target import find_root
 
 
@@ -34,6 +34,6 @@ class Command(BaseCommand):
         """Run the generator in the project that holds `manage.py`; exit with its code."""
         script = Path(sys.argv[0])
         root = script.resolve().parent if script.name == "manage.py" else find_root(Path.cwd())
-        code = command.run(argparse.Namespace(**options), root=root, out=self.stdout)
+        code = command.generate(argparse.Namespace(**options), root=root, out=self.stdout)
         if code:
             raise SystemExit(code)

@@ -28,13 +28,14 @@ from types import FrameType
 
 import httpx
 
-from django_ai_chat import __version__, devdb
-from django_ai_chat.commands.new import (
+from django_ai_chat import __version__
+from django_ai_chat.cli.new import (
     PROJECT_TEMPLATE,
     NewProjectError,
     create_project,
     project_env,
 )
+from django_ai_chat.dev import devdb
 from django_ai_chat.gen.options import PROVIDERS, default_model
 
 PROJECT_NAME = "chat_demo"

@@ -1,23 +1,25 @@
-"""The `django-ai-chat` console script: a thin dispatcher to `django_ai_chat.commands.*`.
+"""The `django-ai-chat` console script: a thin dispatcher to the subcommands beside it.
 
-Every subcommand is a module with `add_arguments(parser)` and `run(args) -> int` (and optionally
-`EPILOG`, text shown after the options in `--help`); add one by adding its module path to
-`SUBCOMMANDS`.
+Every command line of the package lives in `django_ai_chat.cli`: one module per subcommand
+(`new`, `demo`, `gen`), each with a docstring (its first line is the subcommand's help),
+`add_arguments(parser)` and `run(args) -> int` (the exit status; optionally `EPILOG`, text shown
+after the options in `--help`); add one by adding its module path to `SUBCOMMANDS`. Django's
+`manage.py gen_chat` and `chat_dev` stay in `management/commands/` (where Django looks for them)
+as thin adapters onto this package.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import sys
 from collections.abc import Sequence
 
 from django_ai_chat import __version__
 
 SUBCOMMANDS: dict[str, str] = {
-    "new": "django_ai_chat.commands.new",
-    "demo": "django_ai_chat.commands.demo",
-    "gen": "django_ai_chat.commands.gen",
+    "new": "django_ai_chat.cli.new",
+    "demo": "django_ai_chat.cli.demo",
+    "gen": "django_ai_chat.cli.gen",
 }
 """Subcommand name → module implementing it."""
 
@@ -52,7 +54,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     status: int = args._module.run(args)
     return status
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,12 @@
-"""The generator run both entry points share (`django-ai-chat gen`, `manage.py gen_chat`)."""
+"""`django-ai-chat gen`: generate the chat app into the Django project in this directory.
+
+Generates a complete AI chat into an existing Django project: models, actions, jobs, responder,
+tools, views, templates, worker command and tests in a new app, plus the settings, URLconf and
+dependency changes they need. Shows the changes, asks before writing (unless --yes), and is safe
+to re-run: a re-run never changes a generated file; `--upgrade` brings them to this version,
+merging your edits in. Works before
+`django_ai_chat` is in INSTALLED_APPS (afterwards `python manage.py gen_chat` is the same).
+"""
 
 from __future__ import annotations
 
@@ -12,9 +20,9 @@ from django_ai_chat.gen.errors import GeneratorError
 from django_ai_chat.gen.manifest import MANIFEST_NAME, Manifest, replay_arguments
 from django_ai_chat.gen.options import EXAMPLES, ChatOptions, add_arguments
 from django_ai_chat.gen.project import Project
-from django_ai_chat.gen.target import Target, source_dir
+from django_ai_chat.gen.target import Target, find_root, setup_django, source_dir
 
-__all__ = ["DESCRIPTION", "EPILOG", "add_arguments", "run"]
+__all__ = ["DESCRIPTION", "EPILOG", "add_arguments", "generate", "run"]
 
 DESCRIPTION = """\
 Generate a complete AI chat into an existing Django project: models, actions, jobs, responder,
@@ -26,8 +34,21 @@ you did (conflicts marked inline, as `copier update` does)."""
 EPILOG = EXAMPLES
 
 
-def run(ns: argparse.Namespace, *, root: Path, out: Output = sys.stdout) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Find `manage.py`, configure Django as it would, and run the generator."""
+    try:
+        root = find_root(Path.cwd())
+        setup_django(root, app_labels=(str(getattr(args, "domain", "chat")).strip(),))
+    except GeneratorError as error:
+        sys.stderr.write(f"error: {error}\n")
+        return ISSUES
+    return generate(args, root=root)
+
+
+def generate(ns: argparse.Namespace, *, root: Path, out: Output = sys.stdout) -> int:
     """Generate into the project at `root`, whose Django settings are already configured.
+
+    The run both entry points share (`run` above, `manage.py gen_chat`).
 
     Returns:
         The exit code (see `django_ai_chat.gen.apply`).

@@ -139,7 +139,7 @@ def start(database: str = "app", *, max_connections: int = 300) -> ThrowawayPost
 def _start_reaper(cluster: ThrowawayPostgres) -> None:
     args = [str(os.getpid()), str(cluster.data_dir), str(cluster._bin_dir), cluster._user or ""]
     subprocess.Popen(
-        [sys.executable, "-m", "django_ai_chat.devdb", *args],
+        [sys.executable, "-m", "django_ai_chat.dev.devdb", *args],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -27,10 +27,10 @@ from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCall
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
 from pydantic_ai.usage import RequestUsage
 
-from django_ai_chat._demo_model import DemoModel
-from django_ai_chat._fake_openai import FakeOpenAIApp, FakeOpenAIServer, emit_schedule, main
-from django_ai_chat._llm_guard import RealLLMRequestBlocked, block_real_llm_requests
+from django_ai_chat.dev.demo_model import DemoModel
 from django_ai_chat.exceptions import ConfigurationError
+from django_ai_chat.testing._fake_openai import FakeOpenAIApp, FakeOpenAIServer, emit_schedule
+from django_ai_chat.testing._llm_guard import RealLLMRequestBlocked, block_real_llm_requests
 
 if TYPE_CHECKING:
     from pydantic_ai import RunContext
@@ -314,7 +314,3 @@ def _user_field_value(field: Any, name: str) -> str:
         f"make_user cannot make up a value for the user field {field.name!r} "
         f"({type(field).__name__}): pass it, e.g. make_user({name!r}, {field.name}=...)."
     )
-
-
-if __name__ == "__main__":
-    main()

@@ -1,8 +1,9 @@
 """Pytest fixtures for projects using django-ai-chat.
 
-Enable them in a root `conftest.py` with `pytest_plugins = ["django_ai_chat.pytest_plugin"]`, or
-import the fixtures by name into any `conftest.py`
-(`from django_ai_chat.pytest_plugin import no_real_llm_requests, scripted_llm`).
+Enable them in a root `conftest.py` with
+`pytest_plugins = ["django_ai_chat.testing.pytest_plugin"]` (the older path
+`django_ai_chat.pytest_plugin` works too), or import the fixtures by name into any `conftest.py`
+(`from django_ai_chat.testing.pytest_plugin import no_real_llm_requests, scripted_llm`).
 """
 
 from __future__ import annotations

@@ -1,0 +1,5 @@
+"""Developer tooling: what the demo, the test suite and the benchmarks run, never a deployed app.
+
+* `devdb`: a throwaway PostgreSQL cluster from local binaries (`start(name)`).
+* `demo_model`: the offline `"demo:"` model (`DemoModel`).
+"""
