@@ -11,10 +11,11 @@ class DjangoAiChatConfig(AppConfig):
     verbose_name = "AI chat"
 
     def ready(self) -> None:
-        """Register the system checks and import every installed app's `ai_tools` module."""
+        """Register the checks and the `demo:` model; import every installed app's `ai_tools`."""
         from django.utils.module_loading import autodiscover_modules
 
         from django_ai_chat import checks  # noqa: F401  (registers the system checks)
+        from django_ai_chat.dev import demo_model  # noqa: F401  (registers "demo:" in llm)
 
         # Every installed app may declare tools in an `ai_tools` module.
         autodiscover_modules("ai_tools")

@@ -1,14 +1,18 @@
 """Model strings (`"openai:gpt-4o"`) to pydantic-ai models.
 
 Provider SDKs are imported only when a model of theirs is resolved: importing all three costs
-seconds, and a project usually installs one.
+seconds, and a project usually installs one. Two registries let other parts plug models in
+without this module importing them: `register_model(name, model)` names a model for
+`"test:<name>"` (the test kit re-exports it), and `register_provider(prefix, factory)` adds a
+prefix (the offline demo model registers `"demo"` from `django_ai_chat.dev.demo_model`, imported
+by the app config).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from django_ai_chat.conf import ai_chat_settings
 from django_ai_chat.exceptions import ConfigurationError
@@ -16,7 +20,16 @@ from django_ai_chat.exceptions import ConfigurationError
 if TYPE_CHECKING:
     from pydantic_ai.models import Model
 
-__all__ = ["DEFAULT_MODELS", "KNOWN_PREFIXES", "provider_env_var", "resolve_model"]
+__all__ = [
+    "DEFAULT_MODELS",
+    "KNOWN_PREFIXES",
+    "provider_env_var",
+    "register_model",
+    "register_provider",
+    "registered_model",
+    "resolve_model",
+    "unregister_model",
+]
 
 DEFAULT_MODELS: dict[str, str] = {
     "openai": "openai:gpt-4o",
@@ -191,17 +204,36 @@ def _google(name: str) -> Model:
     return _cached(("google", name, api_key), build)
 
 
-def _test(name: str) -> Model:
-    from django_ai_chat.testing import registered_model
-
-    return registered_model(name)
+_named_models: dict[str, Model] = {}
+_M = TypeVar("_M", bound="Model")
 
 
-def _demo(name: str) -> Model:
-    from django_ai_chat.dev.demo_model import DemoModel
+def register_model(name: str, model: _M) -> _M:
+    """Make `model` available as the model string `"test:<name>"`; returns `model`."""
+    _named_models[name] = model
+    return model
 
-    # `demo:instant` streams without the human-pace pauses (handy in tests).
-    return DemoModel(delay=0.0 if name == "instant" else None)
+
+def unregister_model(name: str) -> None:
+    """Forget the model registered as `name` (no error if there is none)."""
+    _named_models.pop(name, None)
+
+
+def registered_model(name: str) -> Model:
+    """The model registered as `name`.
+
+    Raises:
+        ConfigurationError: nothing is registered under `name`.
+    """
+    try:
+        return _named_models[name]
+    except KeyError:
+        known = ", ".join(repr(n) for n in sorted(_named_models)) or "none"
+        raise ConfigurationError(
+            f"No test model is registered as {name!r} (registered: {known}). Call "
+            f"django_ai_chat.testing.register_model({name!r}, ScriptedLLM([...])) first, or use "
+            "the 'scripted_llm' fixture of django_ai_chat.pytest_plugin."
+        ) from None
 
 
 _FACTORIES: dict[str, Callable[[str], Model]] = {
@@ -210,9 +242,18 @@ _FACTORIES: dict[str, Callable[[str], Model]] = {
     "ollama": _ollama,
     "anthropic": _anthropic,
     "google": _google,
-    "test": _test,
-    "demo": _demo,
+    "test": registered_model,
 }
+
+
+def register_provider(prefix: str, factory: Callable[[str], Model]) -> None:
+    """Make `"<prefix>:<name>"` model strings resolve to `factory(name)`.
+
+    A later registration of the same prefix replaces the earlier one. The factory may raise
+    `ImportError` for a missing SDK (reported as a `ConfigurationError` naming the extra when the
+    prefix has one) or `ConfigurationError`.
+    """
+    _FACTORIES[prefix.strip().lower()] = factory
 
 
 def resolve_model(model: str | Model) -> Model:
@@ -236,10 +277,15 @@ def resolve_model(model: str | Model) -> Model:
         return model
     prefix, name = _split(model)
     factory = _FACTORIES.get(prefix)
-    if factory is None:
+    if factory is None and prefix == "demo":
         raise ConfigurationError(
-            f"Unknown model provider {prefix!r} in {model!r}; known providers: "
-            f"{', '.join(KNOWN_PREFIXES)}."
+            f"The demo model {model!r} is registered by the 'django_ai_chat' app: add it to "
+            "INSTALLED_APPS, or import django_ai_chat.dev.demo_model first."
+        )
+    if factory is None:
+        known = dict.fromkeys((*KNOWN_PREFIXES, *_FACTORIES))
+        raise ConfigurationError(
+            f"Unknown model provider {prefix!r} in {model!r}; known providers: {', '.join(known)}."
         )
     if prefix not in ("test", "demo") and not name:
         example = DEFAULT_MODELS.get("gemini" if prefix == "google" else prefix, "openai:gpt-4o")

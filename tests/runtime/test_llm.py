@@ -11,7 +11,13 @@ from pydantic_ai.models.google import GoogleModel
 from pydantic_ai.models.openai import OpenAIChatModel
 
 from django_ai_chat.exceptions import ConfigurationError
-from django_ai_chat.llm import DEFAULT_MODELS, provider_env_var, resolve_model
+from django_ai_chat.llm import (
+    _FACTORIES,
+    DEFAULT_MODELS,
+    provider_env_var,
+    register_provider,
+    resolve_model,
+)
 from django_ai_chat.testing import DemoModel, ScriptedLLM, register_model, unregister_model
 
 KEY_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY")
@@ -231,3 +237,27 @@ def test_default_models_are_known_to_pydantic_ai_and_not_retired() -> None:
     assert DEFAULT_MODELS["gemini"] in known
     assert DEFAULT_MODELS["anthropic"] != "anthropic:claude-sonnet-4-5"
     assert "1.5" not in DEFAULT_MODELS["gemini"]
+
+
+def test_the_runtime_imports_no_test_kit() -> None:
+    # The test kit registers its models into `llm`; the runtime must never need it loaded.
+    code = (
+        "import sys, django_ai_chat.llm, django_ai_chat.loop, django_ai_chat.dev.demo_model; "
+        "print(sorted(m for m in sys.modules if m.startswith('django_ai_chat.testing')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_register_provider_adds_a_prefix() -> None:
+    model = ScriptedLLM()
+    register_provider("acme", lambda name: model)
+    try:
+        assert resolve_model("acme:anything") is model
+    finally:
+        _FACTORIES.pop("acme")
+
+    with pytest.raises(ConfigurationError, match="'acme'"):
+        resolve_model("acme:anything")

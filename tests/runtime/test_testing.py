@@ -451,3 +451,14 @@ def test_make_user_asks_for_a_required_field_it_cannot_invent(
     with pytest.raises(TypeError, match=r"'birth_year'.*make_user\('alice', birth_year=\.\.\.\)"):
         make_user("alice")
     assert make_user("alice", birth_year=1990).birth_year == 1990
+
+
+def test_the_kits_old_import_paths_still_work() -> None:
+    # Projects written against 0.1 enable `django_ai_chat.pytest_plugin` and import `devdb`.
+    from django_ai_chat import devdb, pytest_plugin
+    from django_ai_chat.dev import devdb as new_devdb
+    from django_ai_chat.testing import pytest_plugin as new_plugin
+
+    assert pytest_plugin.scripted_llm is new_plugin.scripted_llm
+    assert pytest_plugin.no_real_llm_requests is new_plugin.no_real_llm_requests
+    assert devdb.start is new_devdb.start

@@ -1,4 +1,4 @@
-"""The offline demo model behind `"demo:"` model strings."""
+"""The offline demo model behind `"demo:"` model strings (registered into `llm` on import)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
+
+from django_ai_chat.llm import register_provider
 
 _STARTER_TOOL_PREFIX = "chat_list_conversations"
 _WORDS = re.compile(r"\s*\S+\s*|\s+")
@@ -88,6 +90,9 @@ def _describe(result: ToolReturnPart) -> str:
     return f"I called `{result.tool_name}` first; it answered `{text[:80]}`."
 
 
+__all__ = ["DemoModel"]
+
+
 class DemoModel(FunctionModel):
     """Streams a friendly Markdown answer word by word; calls a starter tool when one exists.
 
@@ -140,3 +145,11 @@ class DemoModel(FunctionModel):
         # Non-streamed requests are titles: a few words of the user's message.
         words = _last_user_text(messages).split()[:6]
         return ModelResponse(parts=[TextPart(" ".join(["Demo:", *words]))])
+
+
+def _demo(name: str) -> DemoModel:
+    # `demo:instant` streams without the human-pace pauses (handy in tests).
+    return DemoModel(delay=0.0 if name == "instant" else None)
+
+
+register_provider("demo", _demo)

@@ -47,8 +47,10 @@ from typing import TYPE_CHECKING, Any, Self, TypeAlias
 
 import uvicorn
 
+from django_ai_chat.testing._scripted import ReportedUsage
+
 if TYPE_CHECKING:
-    from django_ai_chat.testing import ReportedUsage, ScriptItem, Turn
+    from django_ai_chat.testing._scripted import ScriptItem, Turn
 
 Scope: TypeAlias = MutableMapping[str, Any]
 Message: TypeAlias = MutableMapping[str, Any]
@@ -244,8 +246,6 @@ class FakeOpenAIApp:
         return plan
 
     def _plan_script(self, plan: _Plan, turn: list[ScriptItem]) -> None:
-        from django_ai_chat.testing import ReportedUsage  # it imports this module
-
         for item in turn:
             if isinstance(item, BaseException):
                 plan.drop_at = len(plan.text)  # as `ScriptedLLM` raises there
