@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 PASSWORD = "bench-password"
 _MESSAGE = re.compile(r'<article id="message-([0-9a-f-]{36})"[^>]*?data-source="(\w+)"', re.S)
+_RAW = re.compile(r'<script[^>]*type="application/json"[^>]*>(.*?)</script>', re.S)
 _CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 
 
@@ -52,6 +53,15 @@ def expected_text(tokens: int) -> str:
     from django_ai_chat._fake_openai import _filler
 
     return "".join(_filler(tokens))
+
+
+def _plain(html: str) -> str:
+    """The words of a message's rendered HTML (its Markdown body), whitespace collapsed."""
+    import html as html_module
+
+    body = html.split("data-body", 1)[-1].split(">", 1)[-1]
+    body = body.split("</div>", 1)[0]
+    return " ".join(html_module.unescape(re.sub(r"<[^>]+>", " ", body)).split())
 
 
 def _attribute(html: str, name: str) -> str | None:
@@ -161,9 +171,14 @@ class Client:
                 return
             message_id = found.group(1)
             if message_id not in self.texts and message_id not in self.finals:
-                if int(_attribute(payload, "data-end") or 0):
-                    self.problems.append(f"{message_id} arrived as HTML, not from its start")
-                self.texts[message_id] = ""
+                # Started while this page was away: as chat.js, adopt the raw text the
+                # HTML carries (`json_script`) and go on from its end.
+                raw = _RAW.search(payload)
+                self.texts[message_id] = json.loads(raw.group(1)) if raw else ""
+                incomplete = _attribute(payload, "data-complete") != "true"
+                end = int(_attribute(payload, "data-end") or 0)
+                if incomplete and len(self.texts[message_id]) != end:
+                    self.problems.append(f"{message_id}: no raw text to go on from")
                 self.order.append(message_id)
             if _attribute(payload, "data-complete") == "true":
                 self.finals[message_id] = payload
@@ -214,8 +229,8 @@ class Client:
             time.sleep(0.5)
         self.problems.append("POST never went through")
 
-    def ask_until(self, deadline: float, prompt: str, wait: float) -> None:
-        while time.monotonic() < deadline and not self.closed:
+    def ask_until(self, stop: threading.Event, prompt: str, wait: float) -> None:
+        while not stop.is_set() and not self.closed:
             with self.changed:
                 known = len(self.order)
             self.post(prompt)
@@ -250,7 +265,10 @@ def _create_project(root: Path, database_url: str, concurrency: int) -> Project:
     )
     project.set_worker_concurrency(concurrency)
     with settings.open("a") as file:  # the handovers, counted from the workers' logs
-        file.write('\nLOGGING["loggers"] = {"django_ai_chat.jobs": {"level": "INFO"}}\n')
+        file.write(
+            '\nLOGGING["loggers"] = {"django_ai_chat.jobs": {"level": "INFO"}, '
+            '"procrastinate.worker": {"level": "INFO"}}\n'
+        )
     project.manage("migrate", "--noinput")
     return project
 
@@ -346,10 +364,10 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 (a script, in orde
         prompt = f"[tokens:{args.tokens}] [tps:{args.tps:g}]"
         answer_seconds = args.tokens / args.tps
         started = time.monotonic()
-        deadline = started + args.seconds
+        stop_asking = threading.Event()
         askers = [
             threading.Thread(
-                target=c.ask_until, args=(deadline, prompt, answer_seconds * 4 + 60), daemon=True
+                target=c.ask_until, args=(stop_asking, prompt, answer_seconds * 4 + 60), daemon=True
             )
             for c in clients
         ]
@@ -379,6 +397,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 (a script, in orde
                         "restart_s": round(time.monotonic() - t1, 2)}  # fmt: skip
                 deploy.append(step)
                 log(f"  {step}")
+            # The same load after the deploy, for as long as before it.
+            time.sleep(args.seconds / 4)
+        time.sleep(max(0.0, started + args.seconds - time.monotonic()))
+        stop_asking.set()
+        results["load_seconds"] = round(time.monotonic() - started, 1)
         for thread in askers:
             thread.join()
         log("clients done; checking every answer")
@@ -396,7 +419,17 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 (a script, in orde
         lost = sum(1 for r in rows if r[1] is None or not r[3])
         errors_db = sum(1 for r in rows if r[4])
         wrong_db = sum(1 for r in rows if r[1] is not None and r[3] and r[2] != text)
-        wrong_shown = sum(1 for c, m in shown if m in c.finals and c.texts.get(m) != text)
+
+        def as_shown(client: Client, message_id: str) -> str:
+            # Completed while the page was reconnecting: the page shows the final HTML.
+            final = client.finals[message_id]
+            built = client.texts.get(message_id, "")
+            if len(built) == int(_attribute(final, "data-end") or -1):
+                return built
+            from_html = _plain(final)
+            return text if from_html == " ".join(text.split()) else from_html
+
+        wrong_shown = sum(1 for c, m in shown if m in c.finals and as_shown(c, m) != text)
         errors_shown = sum(
             1 for c, m in shown if m in c.finals and _attribute(c.finals[m], "data-error")
         )
@@ -419,6 +452,16 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 (a script, in orde
             "post_retries": sum(c.post_retries for c in clients),
             "client_problems": sorted({p for c in clients for p in c.problems})[:20],
         }
+        results["mismatches_shown"] = [
+            {
+                "id": m,
+                "shown_chars": len(c.texts.get(m, "")),
+                "final_end": _attribute(c.finals[m], "data-end"),
+                "shown_tail": c.texts.get(m, "")[-60:],
+            }
+            for c, m in shown
+            if m in c.finals and as_shown(c, m) != text
+        ][:10]
         results["deploy"] = deploy
         print(json.dumps(results["summary"], indent=2))
         RESULTS.mkdir(exist_ok=True)
