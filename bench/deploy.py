@@ -50,7 +50,7 @@ def log(message: str) -> None:
 
 
 def expected_text(tokens: int) -> str:
-    from django_ai_chat._fake_openai import _filler
+    from django_ai_chat.testing._fake_openai import _filler
 
     return "".join(_filler(tokens))
 
