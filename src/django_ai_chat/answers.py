@@ -483,7 +483,12 @@ class Responder:
                             await writer.append(_storable(event.text))
                         elif isinstance(event, ToolCallEvent):
                             call = {"id": event.call_id, "name": event.name}
-                            tool_calls.append({**call, "arguments": _storable(event.arguments)})
+                            # `offset`: where in the text the call was made (the AI SDK's
+                            # parts put it there, see `ai_sdk`).
+                            arguments = _storable(event.arguments)
+                            tool_calls.append(
+                                {**call, "arguments": arguments, "offset": len(writer.text)}
+                            )
                             await writer.save(tool_calls=tool_calls)
                         elif isinstance(event, ToolResultEvent):
                             after_tool = True

@@ -34,6 +34,7 @@ def test_defaults_follow_the_seed() -> None:
         "live": False,
         "live_component": False,
         "admin": False,
+        "api": "",
         "version": "0.1.0",
     }
 
@@ -46,6 +47,7 @@ def test_every_option_reaches_the_context() -> None:
         "--extend=admin",
         "--live",
         "--live-component",
+        "--api=AI-SDK",
     )
     context = opts.context()
     assert (context["app_label"], context["camel"], context["route"]) == (
@@ -58,6 +60,12 @@ def test_every_option_reaches_the_context() -> None:
         "ANTHROPIC_API_KEY",
     )
     assert context["admin"] and context["live"] and context["live_component"]
+    assert context["api"] == "ai-sdk"
+
+
+def test_unknown_api_lists_the_known_ones() -> None:
+    with pytest.raises(GeneratorError, match=r"Unknown --api 'graphql'; choose one of: ai-sdk\."):
+        options("--api", "graphql")
 
 
 @pytest.mark.parametrize(

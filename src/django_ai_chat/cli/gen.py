@@ -119,4 +119,6 @@ def _summary(opts: ChatOptions) -> str:
     ]
     if opts.extensions:
         parts.append(f"extensions: {', '.join(opts.extensions)}")
+    if opts.api:
+        parts.append(f"API: {opts.api} at {route}api/")
     return "django-ai-chat gen: " + ", ".join(parts)

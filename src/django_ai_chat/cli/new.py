@@ -141,7 +141,9 @@ def create_project(
     }
     write_tree(render_project(context), target)
     (target / "manage.py").chmod(0o755)
-    gen_args = ["gen", "--live", "--yes", "--provider", provider, "--domain", app_label]
+    # `--api ai-sdk`: the project also serves the AI SDK's endpoints (a React front-end's).
+    gen_args = ["gen", "--live", "--api", "ai-sdk", "--yes", "--provider", provider]
+    gen_args += ["--domain", app_label]
     gen_args += ["--route", f"/{clean_route}"]
     if live_component:
         gen_args.append("--live-component")

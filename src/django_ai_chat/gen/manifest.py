@@ -32,7 +32,8 @@ _ABOUT = (
 )
 
 RECORDED_OPTIONS = ("app_label", "route", "provider", "user_model", "live", "live_component")
-"""The `ChatOptions` fields kept in the manifest (with `extensions`), replayed by `--upgrade`."""
+"""The `ChatOptions` fields kept in the manifest (with `extensions` and, when set, `api`),
+replayed by `--upgrade`."""
 
 
 def digest(content: str) -> str:
@@ -128,6 +129,8 @@ def recorded_options(opts: ChatOptions) -> dict[str, Any]:
     """The options of `opts` the manifest keeps."""
     recorded: dict[str, Any] = {name: getattr(opts, name) for name in RECORDED_OPTIONS}
     recorded["extensions"] = list(opts.extensions)
+    if opts.api:
+        recorded["api"] = opts.api  # only when set: manifests of apps without it stay as they were
     return recorded
 
 
@@ -145,6 +148,8 @@ def replay_arguments(options: Mapping[str, Any]) -> dict[str, Any]:
     for flag in ("live", "live_component"):
         if options.get(flag) is True:
             values[flag] = True
+    if isinstance(options.get("api"), str):
+        values["api"] = options["api"]
     extensions = options.get("extensions")
     if isinstance(extensions, list) and extensions:
         values["extend"] = ",".join(str(e) for e in extensions)

@@ -31,6 +31,9 @@ PROVIDERS: dict[str, tuple[str | None, str]] = {
 EXTENSIONS = ("admin",)
 """Every name `--extend` accepts."""
 
+APIS = ("ai-sdk",)
+"""Every name `--api` accepts: `ai-sdk` is the AI SDK's UI message stream (`useChat`)."""
+
 EXAMPLES = """\
 examples:
   resources only, no UI:
@@ -39,9 +42,11 @@ examples:
     %(prog)s --user accounts.User --live --provider anthropic --domain support_chat
   embeddable component with Gemini:
     %(prog)s --live-component --domain support_chat --provider gemini
+  the AI SDK endpoints for a React front-end (useChat), with the page:
+    %(prog)s --live --api ai-sdk
   everything:
     %(prog)s --live --live-component --domain support_chat --route /support/chat \\
-        --provider anthropic --extend admin
+        --provider anthropic --extend admin --api ai-sdk
   in CI: exit non-zero when the project is not in sync:
     %(prog)s --live --check
   after `pip install -U django-ai-chat`: update the generated app, merging your edits:
@@ -91,6 +96,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="generate the embeddable chat component (a template tag)",
     )
     parser.add_argument(
+        "--api",
+        default=None,
+        metavar="|".join(APIS),
+        help="also serve the chat as an HTTP API: ai-sdk = the AI SDK's UI message stream, "
+        "for useChat / AI Elements / assistant-ui front-ends (endpoints under <route>/api/)",
+    )
+    parser.add_argument(
         "--upgrade",
         action="store_true",
         help="bring the generated app up to this version: files you did not edit are replaced, "
@@ -124,6 +136,8 @@ class ChatOptions:
     live: bool = False
     live_component: bool = False
     extensions: tuple[str, ...] = ()
+    api: str | None = None
+    """`--api`: a name of `APIS`, or `None` (no API endpoints)."""
     upgrade: bool = False
     yes: bool = False
     dry_run: bool = False
@@ -148,6 +162,10 @@ class ChatOptions:
                 f"Unknown --extend {', '.join(map(repr, unknown))}; "
                 f"known extensions: {', '.join(EXTENSIONS)}."
             )
+        api = getattr(ns, "api", None)
+        api = str(api).strip().lower() if api else None
+        if api is not None and api not in APIS:
+            raise GeneratorError(f"Unknown --api {api!r}; choose one of: {', '.join(APIS)}.")
         return cls(
             app_label=_app_label(str(ns.domain), root),
             route=_route(str(ns.route)),
@@ -156,6 +174,7 @@ class ChatOptions:
             live=bool(ns.live),
             live_component=bool(ns.live_component),
             extensions=extensions,
+            api=api,
             upgrade=bool(ns.upgrade),
             yes=bool(ns.yes),
             dry_run=bool(ns.dry_run),
@@ -179,8 +198,8 @@ class ChatOptions:
 
     @property
     def ui(self) -> bool:
-        """Whether a browser UI (page or component) is generated, so SSE needs ASGI."""
-        return self.live or self.live_component
+        """Whether a browser UI (page or component) or an API is generated: streams need ASGI."""
+        return self.live or self.live_component or self.api is not None
 
     def context(self) -> dict[str, Any]:
         """The template context documented in `docs/architecture.md`."""
@@ -195,6 +214,7 @@ class ChatOptions:
             "live": self.live,
             "live_component": self.live_component,
             "admin": "admin" in self.extensions,
+            "api": self.api or "",
             "version": __version__,
         }
 

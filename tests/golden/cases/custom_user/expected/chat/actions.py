@@ -29,15 +29,21 @@ from . import jobs
 from .models import Conversation, Feedback, Message
 
 
-def create_conversation(actor: Any, *, title: str | None = None) -> Conversation:
-    """Start a conversation for the actor; a given title is kept (the naming job skips it)."""
+def create_conversation(
+    actor: Any, *, title: str | None = None, conversation_id: Any = None
+) -> Conversation:
+    """Start a conversation for the actor; a given title is kept (the naming job skips it).
+
+    `conversation_id` (a UUID) names it, as API front-ends do when they start a chat.
+    """
     title = (title or "").replace("\x00", "").strip()[:TITLE_MAX_LENGTH]
     if not signed_in(actor):
         raise Conversation.DoesNotExist("Only a signed-in user can start a conversation.")
+    fields: dict[str, Any] = {"title": title, "title_locked": bool(title)}
+    if conversation_id is not None:
+        fields["id"] = _uuid(conversation_id, Conversation)
     with transaction.atomic():
-        conversation = Conversation.objects.create(
-            user=actor, title=title, title_locked=bool(title)
-        )
+        conversation = Conversation.objects.create(user=actor, **fields)
         _conversation_event(conversation, "created")
     return conversation
 

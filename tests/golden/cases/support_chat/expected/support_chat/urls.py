@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import views
+from . import api, views
 
 app_name = "support_chat"
 
@@ -26,4 +26,11 @@ urlpatterns = [
     path("<uuid:conversation_id>/delete/", views.delete, name="delete"),
     path("messages/<uuid:message_id>/regenerate/", views.regenerate, name="regenerate"),
     path("messages/<uuid:message_id>/feedback/", views.feedback, name="feedback"),
+    # The AI SDK's endpoints: `DefaultChatTransport({ api: "<this route>/api/chat/" })`; the
+    # resume URL is the transport's own (`<api>/<chat id>/stream`, no trailing slash).
+    path("api/chat/", api.chat, name="api_chat"),
+    path("api/chat/<uuid:conversation_id>/stream", api.stream, name="api_stream"),
+    path("api/chat/<uuid:conversation_id>/stop/", api.stop, name="api_stop"),
+    path("api/chat/<uuid:conversation_id>/", api.conversation, name="api_conversation"),
+    path("api/chats/", api.chats, name="api_chats"),
 ]

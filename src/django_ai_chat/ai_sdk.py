@@ -1,0 +1,479 @@
+"""Our answers in the AI SDK's UI message stream protocol: what `useChat` and its kin speak.
+
+The AI SDK (`ai`, `@ai-sdk/react`'s `useChat`, AI Elements, assistant-ui) reads an answer as
+server-sent events of JSON "chunks" (header `x-vercel-ai-ui-message-stream: v1`): `start`,
+`text-start` / `text-delta` / `text-end`, `tool-input-available`, `tool-output-available` /
+`tool-output-error`, `error`, `finish`, then `data: [DONE]`. The chunk types are pydantic-ai's
+(`pydantic_ai.ui.vercel_ai.response_types`), encoded for AI SDK 6 (also 7's wire).
+
+This module turns the same durable answer the page streams (one database row that grows, deltas
+by offset on the conversation's pub/sub topic, see `streaming`) into those chunks:
+`AnswerChunks` keeps what one client has been sent of one answer, `follow_answer` streams an
+answer from the row plus live deltas (a reconnect replays it from its start, which is what the
+AI SDK's `DefaultChatTransport` expects of a resumed stream: `resumeStreamIsReplay`), and
+`ui_message` gives a stored message as a `UIMessage` (for loading a conversation).
+
+A tool call sits in the text where the model made it: the runtime stores each call with the
+`offset` of the text at that moment (older rows without one get their calls first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+from pydantic_ai.ui.vercel_ai import request_types as ui
+from pydantic_ai.ui.vercel_ai import response_types as chunks
+
+from django_ai_chat import pubsub
+from django_ai_chat.streaming import KEEPALIVE_SECONDS, SYNC_TIMEOUT_SECONDS, control_topic
+
+__all__ = [
+    "DONE",
+    "HEADERS",
+    "KEEPALIVE",
+    "SDK_VERSION",
+    "AnswerChunks",
+    "AnswerRow",
+    "encode",
+    "follow_answer",
+    "message_metadata",
+    "ui_message",
+]
+
+SDK_VERSION: Final = 6
+"""The AI SDK major version the chunks are encoded for (6's wire is also 7's)."""
+
+HEADERS: Final[Mapping[str, str]] = {"x-vercel-ai-ui-message-stream": "v1"}
+"""The response header that marks a UI message stream."""
+
+DONE: Final = "data: [DONE]\n\n"
+"""The last event of every stream."""
+
+KEEPALIVE: Final = ": keep-alive\n\n"
+"""An SSE comment: proxies keep a quiet stream open, clients ignore it."""
+
+
+class AnswerRow(Protocol):
+    """What the stream needs of a message row (a generated `Message` fits)."""
+
+    @property
+    def id(self) -> Any:
+        """Primary key (a UUID)."""
+
+    @property
+    def text(self) -> str:
+        """The text so far."""
+
+    @property
+    def complete(self) -> bool:
+        """`False` while the answer streams."""
+
+    @property
+    def stopped(self) -> bool:
+        """The person stopped it."""
+
+    @property
+    def error(self) -> str:
+        """The user-facing error text (`""`: none)."""
+
+    @property
+    def tool_calls(self) -> Any:
+        """Stored tool calls (a list of dicts with `id`, `name`, `arguments`, `offset`)."""
+
+    @property
+    def tool_results(self) -> Any:
+        """Stored tool results (dicts with `tool_call_id`, `content`, `is_error`)."""
+
+
+def encode(chunk: chunks.BaseChunk) -> str:
+    """One chunk as an SSE event (`data: <json>`)."""
+    return f"data: {chunk.encode(SDK_VERSION)}\n\n"
+
+
+def message_metadata(row: Any) -> dict[str, Any]:
+    """The `metadata` of a message's `UIMessage`: when, and how an answer ended.
+
+    `createdAt` (ISO 8601) for every message; for answers also `complete`, `stopped` and
+    `error` (the text shown under a failed answer, `""` when none).
+    """
+    metadata: dict[str, Any] = {}
+    inserted_at = getattr(row, "inserted_at", None)
+    if inserted_at is not None:
+        metadata["createdAt"] = inserted_at.isoformat()
+    if _is_answer(row):
+        metadata |= {"complete": bool(row.complete), "stopped": bool(row.stopped)}
+        metadata["error"] = str(row.error or "")
+    return metadata
+
+
+def ui_message(row: Any) -> dict[str, Any]:
+    """A stored message as the AI SDK's `UIMessage` (JSON-ready dict, camelCase keys).
+
+    A user message is one text part; an answer is its text cut at its tool calls, each call a
+    `tool-<name>` part with its input and output (or error).
+    """
+    message_id = str(row.id)
+    if not _is_answer(row):
+        parts: list[ui.UIMessagePart] = [ui.TextUIPart(text=row.text)]
+        return _dump(ui.UIMessage(id=message_id, role="user", parts=parts, metadata=None), row)
+    state = AnswerChunks(message_id)
+    return _dump(
+        ui.UIMessage(id=message_id, role="assistant", parts=_fold(state.row(row)), metadata=None),
+        row,
+    )
+
+
+@dataclass
+class AnswerChunks:
+    """What one client has been sent of one answer; turns row states and deltas into chunks.
+
+    Attributes:
+        message_id: The answer's id (the `UIMessage` id the client ends up with).
+        sent: Characters of the answer's text sent so far.
+        done: `finish` went out: nothing more is sent.
+    """
+
+    message_id: str
+    sent: int = 0
+    done: bool = False
+    _text_part: str | None = None
+    _parts: int = 0
+    _inputs: set[str] = field(default_factory=set)
+    _outputs: set[str] = field(default_factory=set)
+
+    def start(self, row: AnswerRow | None = None) -> list[chunks.BaseChunk]:
+        """The `start` chunk: the answer's id, and its metadata when the row is known."""
+        metadata = message_metadata(row) if row is not None else None
+        return [chunks.StartChunk(message_id=self.message_id, message_metadata=metadata)]
+
+    def row(self, row: AnswerRow) -> list[chunks.BaseChunk]:
+        """Everything the row holds beyond what was sent; `finish` once it is complete."""
+        if self.done:
+            return []
+        out: list[chunks.BaseChunk] = []
+        text = row.text
+        for call in _calls(row):
+            if call.id in self._inputs:
+                continue
+            # Never before what was sent: text cannot be taken back from the client.
+            at = self.sent if call.offset is None else max(self.sent, min(call.offset, len(text)))
+            out += self._text(text[self.sent : at])
+            out += self._end_text()
+            out.append(
+                chunks.ToolInputAvailableChunk(
+                    tool_call_id=call.id, tool_name=call.name, input=call.arguments
+                )
+            )
+            self._inputs.add(call.id)
+        for result in _results(row):
+            if result.id in self._outputs or result.id not in self._inputs:
+                continue
+            self._outputs.add(result.id)
+            if result.is_error:
+                out.append(
+                    chunks.ToolOutputErrorChunk(
+                        tool_call_id=result.id, error_text=_as_text(result.content)
+                    )
+                )
+            else:
+                out.append(
+                    chunks.ToolOutputAvailableChunk(tool_call_id=result.id, output=result.content)
+                )
+        out += self._text(text[self.sent :])
+        if row.complete:
+            out += self._end_text()
+            if row.error:
+                out.append(chunks.ErrorChunk(error_text=row.error))
+            reason: chunks.FinishReason = "error" if row.error else "stop"
+            out.append(
+                chunks.FinishChunk(finish_reason=reason, message_metadata=message_metadata(row))
+            )
+            self.done = True
+        return out
+
+    def delta(self, offset: int, text: str) -> list[chunks.BaseChunk] | None:
+        """A live delta as chunks (`[]`: already sent; `None`: a gap, re-read the row)."""
+        if self.done:
+            return []
+        end = offset + len(text)
+        if end <= self.sent:
+            return []
+        if offset > self.sent:
+            return None
+        return self._text(text[self.sent - offset :])
+
+    def _text(self, text: str) -> list[chunks.BaseChunk]:
+        if not text:
+            return []
+        out: list[chunks.BaseChunk] = []
+        if self._text_part is None:
+            self._parts += 1
+            self._text_part = f"{self.message_id}:{self._parts}"
+            out.append(chunks.TextStartChunk(id=self._text_part))
+        out.append(chunks.TextDeltaChunk(id=self._text_part, delta=text))
+        self.sent += len(text)
+        return out
+
+    def _end_text(self) -> list[chunks.BaseChunk]:
+        if self._text_part is None:
+            return []
+        part, self._text_part = self._text_part, None
+        return [chunks.TextEndChunk(id=part)]
+
+
+async def follow_answer(
+    message_id: str,
+    *,
+    topic: str,
+    events: pubsub.Subscription,
+    load: Callable[[], Awaitable[AnswerRow | None]],
+    keepalive: float = KEEPALIVE_SECONDS,
+    sync_timeout: float = SYNC_TIMEOUT_SECONDS,
+) -> AsyncIterator[str]:
+    """Stream one answer from its start: the row, then live deltas, until it completes.
+
+    The caller subscribed to `topic` (`events`) before reading anything, so nothing published
+    after its reads is missed. As the page's relay does: ask the worker to flush (`sync`), wait
+    up to `sync_timeout` for `flushed`, read the row, send it, then forward live deltas
+    de-duplicated by offset (a gap is repaired from the row). Ends with `finish` and `[DONE]`
+    when the answer completes, or when its row is gone (removed by a regenerate).
+
+    Args:
+        message_id: The answer's id.
+        topic: `messages_topic(conversation_id)`.
+        events: The open subscription to `topic`.
+        load: Reads the answer's row (`None`: gone). Runs between waits, never across one.
+        keepalive: Seconds of silence before an SSE comment keeps proxies from closing.
+        sync_timeout: Seconds to wait for the worker's flush when catching up.
+
+    Yields:
+        SSE events, each complete.
+    """
+    state = AnswerChunks(message_id)
+    row = await load()
+    if row is None:
+        yield encode(chunks.StartChunk(message_id=message_id))
+        yield encode(chunks.FinishChunk(finish_reason="other"))
+        yield DONE
+        return
+    held: list[dict[str, Any]] = []
+    if not row.complete:
+        await pubsub.apublish(control_topic(topic), {"type": "sync", "id": message_id})
+        held = await _await_flush(events, message_id, sync_timeout)
+        row = await load() or row
+    out = state.start(row) + state.row(row)
+    waiting = False
+    for payload in held:
+        more, waiting = await _handle(state, payload, load, waiting, topic)
+        out += more
+    for chunk in out:
+        yield encode(chunk)
+    while not state.done:
+        try:
+            _topic, payload = await asyncio.wait_for(anext(events), keepalive)
+        except TimeoutError:
+            yield KEEPALIVE
+            continue
+        except StopAsyncIteration:
+            return
+        more, waiting = await _handle(state, payload, load, waiting, topic)
+        for chunk in more:
+            yield encode(chunk)
+    yield DONE
+
+
+async def _handle(
+    state: AnswerChunks,
+    payload: Mapping[str, Any],
+    load: Callable[[], Awaitable[AnswerRow | None]],
+    waiting: bool,
+    topic: str,
+) -> tuple[list[chunks.BaseChunk], bool]:
+    """One pub/sub payload → chunks, and whether deltas now wait for a flush (a gap)."""
+    kind = payload.get("type")
+    if kind == pubsub.RESYNC_TYPE:
+        return await _reread(state, load), False
+    if str(payload.get("id")) != state.message_id:
+        return [], waiting
+    if kind == "message" or (kind == "flushed" and waiting):
+        return await _reread(state, load), False
+    if kind == "delta" and not waiting:
+        offset, text = int(payload.get("offset", 0)), str(payload.get("text", ""))
+        out = state.delta(offset, text)
+        if out is not None:
+            return out, False
+        # Deltas were lost: the row may hold them already, else the worker flushes it.
+        row = await load()
+        if row is None:
+            return _gone(state), False
+        out = state.row(row)
+        retry = state.delta(offset, text)
+        if retry is not None:
+            return out + retry, False
+        await pubsub.apublish(control_topic(topic), {"type": "sync", "id": state.message_id})
+        return out, True
+    return [], waiting
+
+
+async def _reread(
+    state: AnswerChunks, load: Callable[[], Awaitable[AnswerRow | None]]
+) -> list[chunks.BaseChunk]:
+    row = await load()
+    return _gone(state) if row is None else state.row(row)
+
+
+def _gone(state: AnswerChunks) -> list[chunks.BaseChunk]:
+    if state.done:
+        return []
+    state.done = True
+    return [*state._end_text(), chunks.FinishChunk(finish_reason="other")]
+
+
+async def _await_flush(
+    events: pubsub.Subscription, message_id: str, timeout: float
+) -> list[dict[str, Any]]:
+    """Wait for the worker's `flushed` of `message_id`; returns the payloads received meanwhile."""
+    held: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (remaining := deadline - loop.time()) > 0:
+        try:
+            _topic, payload = await asyncio.wait_for(anext(events), remaining)
+        except (TimeoutError, StopAsyncIteration):
+            break
+        if payload.get("type") == "flushed" and str(payload.get("id")) == message_id:
+            break
+        held.append(payload)
+    return held
+
+
+# -- rows ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Call:
+    id: str
+    name: str
+    arguments: Any
+    offset: int | None
+
+
+@dataclass(frozen=True)
+class _Result:
+    id: str
+    content: Any
+    is_error: bool
+
+
+def _is_answer(row: Any) -> bool:
+    return str(getattr(row, "source", "")) == "agent"
+
+
+def _entries(value: Any) -> list[dict[str, Any]]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return []
+    if not isinstance(value, list):
+        return []
+    entries = []
+    for entry in value:
+        if isinstance(entry, str):
+            try:
+                entry = json.loads(entry)
+            except ValueError:
+                continue
+        if isinstance(entry, dict):
+            entries.append(entry)
+    return entries
+
+
+def _calls(row: AnswerRow) -> list[_Call]:
+    calls = []
+    for entry in _entries(row.tool_calls):
+        function = entry["function"] if isinstance(entry.get("function"), dict) else {}
+        name = entry.get("name") or function.get("name")
+        call_id = entry.get("id") or entry.get("call_id")
+        if not name or not call_id:
+            continue
+        arguments = entry.get("arguments", function.get("arguments", {}))
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments)
+            except ValueError:
+                arguments = {"raw": arguments}
+        offset = entry.get("offset")
+        calls.append(
+            _Call(str(call_id), str(name), arguments, offset if isinstance(offset, int) else None)
+        )
+    # Stored in the order they were made; an offset-less (older) call goes before the text.
+    return sorted(calls, key=lambda call: call.offset or 0)
+
+
+def _results(row: AnswerRow) -> list[_Result]:
+    results = []
+    for entry in _entries(row.tool_results):
+        call_id = entry.get("tool_call_id") or entry.get("call_id") or entry.get("id")
+        if call_id:
+            results.append(
+                _Result(str(call_id), entry.get("content"), bool(entry.get("is_error", False)))
+            )
+    return results
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _fold(stream: list[chunks.BaseChunk]) -> list[ui.UIMessagePart]:
+    """The parts a client builds from `stream` (for a stored message, sent whole)."""
+    parts: list[ui.UIMessagePart] = []
+    texts: dict[str, ui.TextUIPart] = {}
+    tools: dict[str, int] = {}
+    names: dict[str, str] = {}
+    inputs: dict[str, Any] = {}
+    for chunk in stream:
+        if isinstance(chunk, chunks.TextStartChunk):
+            texts[chunk.id] = ui.TextUIPart(text="", state="done")
+            parts.append(texts[chunk.id])
+        elif isinstance(chunk, chunks.TextDeltaChunk):
+            texts[chunk.id].text += chunk.delta
+        elif isinstance(chunk, chunks.ToolInputAvailableChunk):
+            names[chunk.tool_call_id] = chunk.tool_name
+            inputs[chunk.tool_call_id] = chunk.input
+            tools[chunk.tool_call_id] = len(parts)
+            parts.append(
+                ui.ToolInputAvailablePart(
+                    type=f"tool-{chunk.tool_name}",
+                    tool_call_id=chunk.tool_call_id,
+                    input=chunk.input,
+                )
+            )
+        elif isinstance(chunk, chunks.ToolOutputAvailableChunk):
+            call_id = chunk.tool_call_id
+            parts[tools[call_id]] = ui.ToolOutputAvailablePart(
+                type=f"tool-{names[call_id]}",
+                tool_call_id=call_id,
+                input=inputs[call_id],
+                output=chunk.output,
+            )
+        elif isinstance(chunk, chunks.ToolOutputErrorChunk):
+            call_id = chunk.tool_call_id
+            parts[tools[call_id]] = ui.ToolOutputErrorPart(
+                type=f"tool-{names[call_id]}",
+                tool_call_id=call_id,
+                input=inputs[call_id],
+                error_text=chunk.error_text,
+            )
+    return parts
+
+
+def _dump(message: ui.UIMessage, row: Any) -> dict[str, Any]:
+    data: dict[str, Any] = message.model_dump(mode="json", by_alias=True, exclude_none=True)
+    data["metadata"] = message_metadata(row)
+    return data
