@@ -80,6 +80,24 @@ class Settings:
     `cache_read_mtok`, `cache_write_mtok`, ...).
     """
 
+    MESSAGE_LIMIT: tuple[int, float] | None = None
+    """`(messages, seconds)`: most messages a user may send per rolling window; `None`: no limit.
+
+    See `django_ai_chat.limits` (all limits: checked before an answer is queued, HTTP 429).
+    """
+
+    DAILY_TOKEN_LIMIT: int | None = None
+    """Most input + output tokens of a user's answers over the last 24 hours; `None`: no limit."""
+
+    ANSWER_LIMIT: int | None = None
+    """Most questions of a user waiting for or being answered at once; `None`: no limit."""
+
+    STREAM_LIMIT: int | None = None
+    """Most live streams (open chats) of a user at once, per web process; `None`: no limit."""
+
+    LIMITS_EXEMPT_STAFF: bool = True
+    """Whether staff users (`is_staff`) are exempt from every limit."""
+
     def __getattribute__(self, name: str) -> Any:
         if name.isupper():
             return getattr(django_settings, f"AI_CHAT_{name}", object.__getattribute__(self, name))

@@ -49,6 +49,7 @@ from procrastinate.exceptions import AlreadyEnqueued
 from procrastinate.jobs import Status
 
 from django_ai_chat.conf import ai_chat_settings
+from django_ai_chat.limits import check_answer_limits
 from django_ai_chat.models import TITLE_AFTER_MESSAGES, TITLE_DELAY
 from django_ai_chat.worker import DEFAULT_CONCURRENCY, HandedOver, keep_until_stopped
 
@@ -198,8 +199,14 @@ class ChatJobs:
         """Enqueue the answer to the user message `message`, to be given as `actor`.
 
         Call it inside the transaction that wrote the message: the job exists if and only if
-        the message does.
+        the message does. The actor's limits are checked first (`limits.check_answer_limits`):
+        over one, nothing is queued and the refusal rolls the transaction back.
+
+        Raises:
+            LimitExceeded: `actor` is over a limit (`AI_CHAT_MESSAGE_LIMIT`, ...); `str()` says
+                when to try again.
         """
+        check_answer_limits(actor, type(message))  # type: ignore[arg-type]
         conversation_id = message.conversation_id  # type: ignore[attr-defined]
         self.respond.configure(lock=self.conversation_lock(conversation_id)).defer(
             message_id=str(message.pk), actor_id=None if actor is None else actor.pk

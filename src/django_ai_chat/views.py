@@ -24,7 +24,7 @@ Subclass it to change a step: `get_conversation` (the authorisation point), `get
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from asgiref.sync import sync_to_async
@@ -36,11 +36,11 @@ from django.core.exceptions import (
 )
 from django.db import connections, transaction
 from django.db.models import Q
-from django.http import Http404, HttpRequest, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.loader import render_to_string
 from django.views import View
 
-from django_ai_chat import _shutdown, streaming
+from django_ai_chat import _shutdown, limits, streaming
 from django_ai_chat.models import AbstractConversation, AbstractMessage, signed_in
 
 if TYPE_CHECKING:
@@ -91,8 +91,11 @@ class ConversationStreamView(View):
 
     async def get(
         self, request: HttpRequest, conversation_id: Any = None, **kwargs: Any
-    ) -> StreamingHttpResponse:
-        """Check the actor, then stream (see the class docstring)."""
+    ) -> StreamingHttpResponse | HttpResponse:
+        """Check the actor, then stream (see the class docstring).
+
+        Over `AI_CHAT_STREAM_LIMIT` open streams: HTTP 429 with the reason, no stream.
+        """
         actor = await self.aget_actor()
         owner_field = self.conversation_model().owner_field
         if owner_field is not None and not signed_in(actor):
@@ -105,6 +108,12 @@ class ConversationStreamView(View):
         # Also hands back the connection the session and user lookups opened.
         await self._released(check)
         _shutdown.watch_signals()  # here: servers install their own handlers as they start
+        try:
+            release = limits.reserve_stream(actor)
+        except limits.LimitExceeded as refused:
+            response = HttpResponse(str(refused), status=429, content_type="text/plain")
+            response["Retry-After"] = str(refused.retry_after())
+            return response
         events = streaming.relay(
             cursor=streaming.Cursor.from_request(request),
             messages_topic=(
@@ -119,7 +128,12 @@ class ConversationStreamView(View):
             render_conversation=self._arender_conversation,
             coalesce=self.coalesce,
         )
-        return streaming.event_stream_response(_shutdown.until_stopping(events), request=request)
+        stream = streaming.event_stream_response(
+            _releasing(_shutdown.until_stopping(events), release), request=request
+        )
+        # Also when the stream never started (its generator's `finally` would not run).
+        stream._resource_closers.append(release)  # type: ignore[attr-defined]
+        return stream
 
     # Steps to override -----------------------------------------------------------------------
 
@@ -215,3 +229,14 @@ class ConversationStreamView(View):
                 connections.close_all()
 
         return await sync_to_async(run)()
+
+
+async def _releasing(events: AsyncIterator[str], release: Callable[[], None]) -> AsyncIterator[str]:
+    try:
+        async for event in events:
+            yield event
+    finally:
+        release()
+        aclose = getattr(events, "aclose", None)  # the relay unsubscribes there
+        if aclose is not None:
+            await aclose()

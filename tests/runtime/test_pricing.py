@@ -8,14 +8,17 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.contrib.admin import AdminSite, ModelAdmin
 from django.db import connections
 from django.test import override_settings
+from django.urls import path
 from genai_prices import Usage as PriceUsage
 from genai_prices import calc_price
 from genai_prices.types import ModelPrice
 from pydantic_ai.messages import ModelResponse, TextPart
 from pydantic_ai.usage import RequestUsage
 
+from django_ai_chat.admin import UsageAdminMixin
 from django_ai_chat.answers import Responder
 from django_ai_chat.exceptions import ConfigurationError
 from django_ai_chat.pricing import response_cost, usage_of
@@ -24,6 +27,22 @@ from django_ai_chat.tools import tool
 from tests.testapp.models import Conversation, Message
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class MessageAdmin(UsageAdminMixin, ModelAdmin):  # type: ignore[type-arg]
+    pass
+
+
+class Site(AdminSite):
+    """The admin without its own app installed (these tests' settings have none)."""
+
+    def get_log_entries(self, request: Any) -> list[Any]:
+        return []  # LogEntry is a model of django.contrib.admin
+
+
+site = Site()
+site.register(Message, MessageAdmin)
+urlpatterns = [path("admin/", site.urls)]
 
 
 class ChatResponder(Responder):
@@ -185,18 +204,12 @@ def _answered(user: Any, *, cost: str | None, **tokens: int) -> Message:
 
 
 def test_totals_per_user_per_conversation_and_per_answer() -> None:
-    from django.contrib.admin import AdminSite, ModelAdmin
     from django.template import Context, Template
-
-    from django_ai_chat.admin import UsageAdminMixin
 
     alice, bob = make_user("alice"), make_user("bob")
     _answered(alice, cost="0.5", input_tokens=100, output_tokens=10, cache_read_tokens=40)
     last = _answered(alice, cost=None, input_tokens=1, output_tokens=2, reasoning_tokens=1)
     _answered(bob, cost="2", input_tokens=1000, output_tokens=100)
-
-    class MessageAdmin(UsageAdminMixin, ModelAdmin):  # type: ignore[type-arg]
-        pass
 
     rows = MessageAdmin(Message, AdminSite()).usage_rows(since=None)
     assert [(r["user"], r["answers"], r["input_tokens"], r["cost_text"]) for r in rows] == [
@@ -218,3 +231,32 @@ def test_totals_per_user_per_conversation_and_per_answer() -> None:
         "reasoning_tokens": 1,
         "cost": Decimal("0.5"),
     }
+
+
+@override_settings(ROOT_URLCONF=__name__)
+def test_the_usage_page_lists_each_users_totals(rf: Any) -> None:
+    from pathlib import Path
+
+    import django.contrib.admin
+    from django.conf import settings
+
+    root = make_user("root", is_staff=True, is_superuser=True)
+    _answered(root, cost="0.25", input_tokens=1200, output_tokens=34)
+    # The admin's templates and tags, without installing the app (which would reload the apps).
+    (templates,) = settings.TEMPLATES
+    admin_templates = {
+        **templates,
+        "DIRS": [Path(django.contrib.admin.__file__).parent / "templates"],
+        "OPTIONS": {
+            **templates["OPTIONS"],
+            "libraries": {"admin_urls": "django.contrib.admin.templatetags.admin_urls"},
+        },
+    }
+    with override_settings(TEMPLATES=[admin_templates]):
+        request = rf.get("/admin/testapp/message/usage/", {"days": "7"})
+        request.user = root
+        page = site.get_model_admin(Message).usage_view(request).render().content.decode()
+    assert "Usage by user" in page
+    assert "<strong>Last 7 days</strong>" in page
+    assert f'data-owner="{root.pk}"' in page
+    assert "1200" in page and "$0.2500" in page

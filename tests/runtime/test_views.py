@@ -13,7 +13,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, connections
-from django.test import AsyncClient
+from django.test import AsyncClient, override_settings
 from django.urls import path
 
 from django_ai_chat import streaming
@@ -169,6 +169,27 @@ async def test_a_visitor_who_is_not_signed_in_is_refused(alice: Any) -> None:
     for url in ("/stream/", f"/{conversation.pk}/stream/"):
         response = await AsyncClient().get(url)
         assert response.status_code == 403, url
+
+
+async def test_streams_over_the_limit_are_refused_until_one_closes(
+    client: AsyncClient, alice: Any
+) -> None:
+    conversation = await Conversation.objects.acreate(user=alice)
+    url = f"/{conversation.pk}/stream/"
+    with override_settings(AI_CHAT_STREAM_LIMIT=1):
+        first = await client.get(url)
+        _, stream = await caught_up(first, conversation.pk)
+
+        refused = await client.get(url)
+        assert refused.status_code == 429
+        assert "1 chat open already" in refused.content.decode()
+        assert int(refused["Retry-After"]) > 0
+
+        await stream.aclose()  # type: ignore[attr-defined]
+        first.close()
+        again = await client.get(url)
+        assert again.status_code == 200
+        again.close()
 
 
 async def test_only_get_is_allowed(client: AsyncClient) -> None:

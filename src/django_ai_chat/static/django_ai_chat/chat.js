@@ -392,7 +392,8 @@
       // On a refused or failed send htmx swaps nothing: the text stays, and this says why.
       const sendFailed = (event) => {
         const form = event.detail?.elt;
-        if (form?.matches?.("[data-composer]")) this.composerError(form, event.detail.xhr?.status);
+        const xhr = event.detail.xhr;
+        if (form?.matches?.("[data-composer]")) this.composerError(form, xhr?.status, xhr);
       };
       root.addEventListener("htmx:responseError", sendFailed);
       root.addEventListener("htmx:sendError", sendFailed);
@@ -477,7 +478,7 @@
       this.focusComposer();
     }
 
-    composerError(form, status) {
+    composerError(form, status, xhr) {
       const input = form.querySelector("[data-composer-input]");
       if (!input) return;
       let error = form.querySelector("[data-composer-error]");
@@ -494,6 +495,9 @@
       // Django refuses a request body over DATA_UPLOAD_MAX_MEMORY_SIZE with a 400, before the view.
       if (status === 400 || status === 413) {
         error.textContent = "This message is too large to send.";
+      } else if (status === 429 && xhr?.responseText) {
+        // Over a limit (AI_CHAT_MESSAGE_LIMIT, ...): the server says which, and when to retry.
+        error.textContent = xhr.responseText;
       } else {
         const why = status ? `error ${status}` : "no connection";
         error.textContent = `The message could not be sent (${why}). Please try again.`;

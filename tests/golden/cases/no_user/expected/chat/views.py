@@ -20,6 +20,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_ai_chat.forms import FeedbackForm, MessageForm, RenameForm
+from django_ai_chat.limits import LimitExceeded
 from django_ai_chat.views import ConversationStreamView
 from django_htmx.middleware import HtmxDetails
 
@@ -141,6 +142,9 @@ def send(request: HtmxHttpRequest, conversation_id: uuid.UUID | None = None) -> 
         )
     except ObjectDoesNotExist as error:
         raise Http404("No such conversation.") from error
+    except LimitExceeded as refused:
+        # Nothing was stored or queued; the text comes back as typed, with when to retry.
+        return _refused(request, conversation_id, refused, text=request.POST.get("text", ""))
     if not request.htmx:
         return _redirect_to(message.conversation_id)
     created = conversation_id is None
@@ -193,6 +197,8 @@ def regenerate(request: HtmxHttpRequest, message_id: uuid.UUID) -> HttpResponse:
         message = actions.regenerate_response(_actor(request), message_id)
     except ObjectDoesNotExist as error:
         raise Http404("No such message.") from error
+    except LimitExceeded as refused:
+        return _refused(request, None, refused)
     # The replaced messages and the new answer reach the page over its live stream.
     return _done(request, message.conversation_id)
 
@@ -258,6 +264,7 @@ def _composer(
     error: str | None = None,
     sent_message: Message | None = None,
     navigate_to: uuid.UUID | None = None,
+    status: int = 422,
 ) -> HttpResponse:
     conversation = (
         _conversation_or_404(_actor(request), conversation_id) if conversation_id else None
@@ -274,8 +281,24 @@ def _composer(
     if not request.htmx:
         context |= chat_context(request, conversation_id, embedded=False)
         context |= {"composer_text": text, "composer_error": error}
-        return render(request, "chat/chat.html", context, status=422)
+        return render(request, "chat/chat.html", context, status=status)
     return render(request, "chat/_composer.html", context)
+
+
+def _refused(
+    request: HtmxHttpRequest,
+    conversation_id: uuid.UUID | None,
+    refused: LimitExceeded,
+    *,
+    text: str | None = None,
+) -> HttpResponse:
+    # HTTP 429: htmx keeps the composer as it is and shows this text under it (chat.js).
+    if request.htmx or text is None:
+        response = HttpResponse(str(refused), status=429, content_type="text/plain; charset=utf-8")
+    else:
+        response = _composer(request, conversation_id, text=text, error=str(refused), status=429)
+    response["Retry-After"] = str(refused.retry_after())
+    return response
 
 
 def _done(

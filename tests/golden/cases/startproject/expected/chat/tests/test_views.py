@@ -79,6 +79,21 @@ class BadInputTests(TestCase):
         self.assertEqual(response.status_code, 200)
         self.assertEqual(Message.objects.get().text, " Hi! ")
 
+    @override_settings(AI_CHAT_MESSAGE_LIMIT=(1, 3600))
+    def test_over_a_limit_nothing_is_sent_and_the_text_comes_back(self) -> None:
+        conversation = actions.create_conversation(self.actor)
+        url = reverse("chat:send", args=[conversation.pk])
+        self.client.post(url, {"text": "First"}, headers=HTMX)
+
+        for headers in (HTMX, {}):  # htmx keeps its composer; without it, the whole page
+            with self.subTest(htmx=bool(headers)):
+                response = self.client.post(url, {"text": " Second "}, headers=headers)
+                self.assertContains(response, "1 message in 1 hour", status_code=429)
+                self.assertGreater(int(response["Retry-After"]), 0)
+                if not headers:
+                    self.assertContains(response, " Second ", status_code=429)
+        self.assertEqual([m.text for m in conversation.messages.all()], ["First"])
+
     def test_a_title_too_long_is_refused(self) -> None:
         conversation = actions.create_conversation(self.actor)
         url = reverse("chat:rename", args=[conversation.pk])
