@@ -57,6 +57,7 @@ from pydantic_ai.ui.vercel_ai.response_types import ErrorChunk
 
 from django_ai_chat import ai_sdk, pubsub, streaming
 from django_ai_chat.forms import clean_message_text
+from django_ai_chat.limits import LimitExceeded
 from django_ai_chat.models import AbstractConversation, AbstractMessage, signed_in
 
 if TYPE_CHECKING:
@@ -177,6 +178,10 @@ class ChatAPIView(View):
             return _error(str(error), error.status)
         except ValidationError as error:
             return _error(" ".join(error.messages), 422)
+        except LimitExceeded as refused:  # nothing was stored or queued
+            limited = _error(str(refused), 429)
+            limited["Retry-After"] = str(refused.retry_after())
+            return limited
         return response
 
     # Steps to override -----------------------------------------------------------------------
