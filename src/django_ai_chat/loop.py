@@ -257,7 +257,16 @@ class _Run:
     max_rounds: int
 
 
-async def _produce(run_spec: _Run, emit: Callable[[Event], Awaitable[None]]) -> None:
+@dataclass
+class _Progress:
+    """What a producer has got to, for the consumer that cancels it (a timeout)."""
+
+    run: AgentRun[None, str] | None = None
+
+
+async def _produce(
+    run_spec: _Run, emit: Callable[[Event], Awaitable[None]], progress: _Progress
+) -> None:
     """Run the agent and `emit` every event; always ends with a `DoneEvent`."""
     text: list[str] = []
     rounds = 0
@@ -276,7 +285,7 @@ async def _produce(run_spec: _Run, emit: Callable[[Event], Awaitable[None]]) -> 
             message_history=run_spec.history,
             usage_limits=UsageLimits(request_limit=None),
         ) as run:
-            agent_run = run
+            agent_run = progress.run = run
             node = run.next_node
             while not Agent.is_end_node(node):
                 if Agent.is_model_request_node(node):
@@ -388,7 +397,10 @@ async def astream(
         max_rounds=ai_chat_settings.MAX_ROUNDS if max_rounds is None else max_rounds,
     )
     queue: asyncio.Queue[object] = asyncio.Queue(maxsize=1)
-    producer = asyncio.create_task(_produce(run_spec, queue.put), name="django_ai_chat.loop")
+    progress = _Progress()
+    producer = asyncio.create_task(
+        _produce(run_spec, queue.put, progress), name="django_ai_chat.loop"
+    )
     producer.add_done_callback(_end_queue(queue))
     loop = asyncio.get_running_loop()
     clock = _Clock(timeouts or Timeouts.from_settings(), loop.time())
@@ -406,7 +418,10 @@ async def astream(
                 producer.cancel()  # closes the provider stream
                 await asyncio.wait({producer})
                 yield ErrorEvent(reason="timeout", message=reason)
-                yield DoneEvent(text="".join(clock.text), rounds=clock.rounds)
+                # The requests that completed were billed: their usage counts (a limit, the cost).
+                yield DoneEvent(
+                    text="".join(clock.text), usage=_usage(progress.run), rounds=clock.rounds
+                )
                 break
             if event is None:
                 break

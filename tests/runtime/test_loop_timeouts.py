@@ -133,3 +133,24 @@ async def test_the_bounds_default_to_the_settings(settings: Any) -> None:
 def test_a_bound_must_be_positive(name: str) -> None:
     with pytest.raises(ValueError, match=name):
         Timeouts(**{name: 0})
+
+
+async def test_a_timeout_keeps_the_usage_of_the_requests_that_completed() -> None:
+    call = {0: DeltaToolCall(name="slow", json_args="{}", tool_call_id="c1")}
+    provider = Provider([call], [HANG, "never"])
+
+    events = await collect(
+        astream(
+            HI,
+            system_prompt="",
+            model=provider.model,
+            tools=[SlowTool(seconds=0)],
+            timeouts=Timeouts(first_token=0.2),
+        )
+    )
+
+    error, done = outcome(events)
+    assert error.reason == "timeout"
+    # The first request (the tool call) completed, FunctionModel reported its estimate; the
+    # cut-off second one is kept by pydantic-ai as an interrupted response.
+    assert done.usage.requests >= 1 and done.usage.input_tokens > 0 and done.usage.output_tokens > 0
