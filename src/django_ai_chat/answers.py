@@ -355,7 +355,9 @@ class Responder:
             await writer.finish(complete=True, error=self.interrupted_text)
             raise
         if handover.handed_over and not writer.stopped:
-            await writer.flush()  # what browsers were shown, for the worker that goes on
+            # What browsers were shown, and every field saved (a save cut off by the handover
+            # included), for the worker that goes on; the row stays open.
+            await writer.finish(complete=False)
             raise HandedOver(writer.message_id)
         if result is None:  # stopped while handing over
             result = {"text": writer.text, "stopped": writer.stopped, "error": ""}

@@ -25,6 +25,7 @@ from django_ai_chat.loop import ChatMessage, ToolsArg
 from django_ai_chat.models import TITLE_MAX_LENGTH, AbstractConversation, AbstractMessage
 from django_ai_chat.streaming import conversations_topic, messages_topic, request_stop
 from django_ai_chat.testing import ScriptedLLM, ToolCall, make_user
+from django_ai_chat.worker import HandedOver, _handover_event
 from tests.testapp.models import Conversation, Message, Note
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -473,3 +474,71 @@ async def test_a_stop_request_ends_the_run_with_the_text_so_far(
     answer = await answer_to(question)
     assert (answer.text, answer.complete, answer.stopped) == ("Working on it.", True, True)
     assert answer.error == ""
+
+
+async def test_a_handover_saves_the_text_so_far_and_leaves_the_answer_open(
+    scripted_llm: ScriptedLLM, alice: Any
+) -> None:
+    # A stopping worker hands over: the row must hold what the pages were shown.
+    _, question, run = await start_waiting_answer(scripted_llm, alice)
+
+    _handover_event().set()
+    with pytest.raises(HandedOver) as handed_over:
+        await run
+
+    answer = await answer_to(question)
+    assert handed_over.value.message_id == str(answer.pk)
+    assert (answer.text, answer.complete, answer.error) == ("Working on it.", False, "")
+    assert [c["name"] for c in answer.tool_calls] == ["wait"]
+
+
+async def test_resume_goes_on_from_the_saved_text_and_keeps_the_tool_calls(
+    scripted_llm: ScriptedLLM, alice: Any
+) -> None:
+    question = await ask(alice, "Tell me")
+    calls = [{"id": "call_1", "name": "wait", "arguments": {}}]
+    answer = await Message.objects.acreate(
+        conversation_id=question.conversation_id,
+        source=AGENT,
+        response_to=question,
+        text="The first half,",
+        tool_calls=calls,
+        complete=False,
+    )
+    scripted_llm.add_turns([" the second half."])
+    async with pubsub.subscribe(messages_topic(question.conversation_id)) as subscription:
+        await responder.resume(question.pk, answer.pk, actor=alice)
+        async with asyncio.timeout(WAIT):
+            async for _topic, payload in subscription:
+                if payload["type"] == "delta":
+                    delta = payload
+                    break
+
+    resumed = await answer_to(question)
+    assert resumed.pk == answer.pk
+    assert (resumed.text, resumed.complete, resumed.error) == (
+        "The first half, the second half.",
+        True,
+        "",
+    )
+    assert resumed.tool_calls == calls
+    assert (delta["offset"], delta["text"]) == (len("The first half,"), " the second half.")
+    # The model saw the text so far, then the request to go on.
+    sent = [m.content for m in scripted_llm.requests[-1] for m in getattr(m, "parts", [])]
+    assert "The first half," in sent
+    assert sent[-1] == responder.continue_prompt
+
+
+async def test_resume_leaves_a_finished_answer_alone(scripted_llm: ScriptedLLM, alice: Any) -> None:
+    question = await ask(alice)
+    answer = await Message.objects.acreate(
+        conversation_id=question.conversation_id,
+        source=AGENT,
+        response_to=question,
+        text="Stopped here",
+        stopped=True,
+        complete=True,
+    )
+    await responder.resume(question.pk, answer.pk, actor=alice)
+    assert (await answer_to(question)).text == "Stopped here"
+    assert scripted_llm.requests == []
