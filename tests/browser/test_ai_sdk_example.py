@@ -111,9 +111,12 @@ def test_stop_keeps_the_text_so_far(page: Page) -> None:
 
     page.get_by_role("button", name="Stop").click()
 
+    # The server stopped it: the open stream ends by itself, marked stopped, text kept.
+    expect(answer).to_have_attribute("data-stopped", "true")
     expect(page.get_by_role("button", name="Send")).to_be_visible()
-    page.reload()  # what the server kept: the stopped answer, as far as it got
+    shown = answer.locator(".text").inner_text()
+    assert shown.startswith("Part0") and ANSWER.startswith(shown) and shown != ANSWER
+    page.reload()  # what the server kept: the same text
     answer = page.locator('[data-role="assistant"]').last
     expect(answer).to_have_attribute("data-stopped", "true")
-    kept = answer.locator(".text").inner_text()
-    assert kept.startswith("Part0") and ANSWER.startswith(kept) and kept != ANSWER
+    assert answer.locator(".text").inner_text() == shown

@@ -129,8 +129,10 @@ function Chat({ id, initialMessages, onFirstMessage, onDelete }) {
     setText("");
   };
   const stopAnswer = async () => {
-    stop(); // stops reading here…
-    await stopChat(id); // …and the answer on the server (its text is kept)
+    // The server stops the answer (its text is kept); the open stream then ends by itself
+    // with `metadata.stopped`. Aborting the fetch alone would leave the answer running.
+    const response = await stopChat(id).catch(() => null);
+    if (!response?.ok) stop();
   };
 
   return (
