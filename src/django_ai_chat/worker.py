@@ -330,11 +330,11 @@ class Workers:
 
     async def astop(self) -> None:
         """Stop the workers (running jobs get `shutdown_timeout` seconds) and close the pool."""
-        tasks, self._tasks = self._tasks, []
         if not self._cancelled:
             self.cancel()
-        for task in tasks:
-            task.cancel()
+        # Cancelled once, by `cancel`: a later second cancellation would reach procrastinate's
+        # graceful wait, which then stops waiting for the running jobs.
+        tasks, self._tasks = self._tasks, []
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task

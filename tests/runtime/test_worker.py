@@ -46,6 +46,16 @@ async def slow(word: str) -> None:
     ran.append(("worker_test_a", word))
 
 
+started = asyncio.Event()
+
+
+@procrastinate_app.task(name="tests.worker.unhurried", queue="worker_test_a")
+async def unhurried(word: str) -> None:
+    started.set()
+    await asyncio.sleep(0.5)
+    ran.append(("worker_test_a", word))
+
+
 @procrastinate_app.task(name="tests.worker.stop_command", queue="conversations")
 def stop_command() -> None:
     ran.append(("conversations", "stop"))
@@ -115,6 +125,19 @@ async def test_a_stop_signal_lets_the_running_job_finish() -> None:
 
     assert ran == [("worker_test_a", "finished")]
     assert await db(_registered_workers) == before
+
+
+async def test_astop_lets_the_running_job_finish_too() -> None:
+    # The in-process worker (`with_worker`) stops this way, without a signal first.
+    started.clear()
+    workers = Workers({"worker_test_a": 1}, shutdown_timeout=10, name="t")
+    await workers.astart()
+    try:
+        await db(lambda: unhurried.defer(word="finished"))
+        await asyncio.wait_for(started.wait(), WAIT)
+    finally:
+        await asyncio.wait_for(workers.astop(), WAIT)
+    assert ran == [("worker_test_a", "finished")]
 
 
 async def test_workers_report_their_names_and_stop_with_astop() -> None:
