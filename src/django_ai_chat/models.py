@@ -202,9 +202,12 @@ class AbstractConversation(models.Model):
 
     Attributes:
         owner_field: Name of the foreign key to the owner (`"user"`), or `None` for no-user mode.
+        search_config: PostgreSQL text search configuration of `django_ai_chat.search` (the
+            subclass's GIN indexes on `title` and the messages' `text` must use the same).
     """
 
     owner_field: ClassVar[str | None] = "user"
+    search_config: ClassVar[str] = "english"
 
     id = models.UUIDField(primary_key=True, default=new_id, editable=False)
     title = models.CharField(max_length=TITLE_MAX_LENGTH, blank=True, default="")

@@ -1,4 +1,4 @@
-"""Conversation features in headless Chromium, as a person uses them: rating answers.
+"""Conversation features in headless Chromium, as a person uses them: rating answers, search.
 
 Same real project, servers and fake provider as `test_chat_ui.py` (the session's `site`).
 """
@@ -6,6 +6,7 @@ Same real project, servers and fake provider as `test_chat_ui.py` (the session's
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -85,4 +86,33 @@ def test_an_answer_is_rated_changed_and_noted_and_the_rating_survives_a_reload(
     )
     assert response.status == 404
     assert feedback_rows(site, answer_id) == []
+    assert_clean(watch)
+
+
+def test_the_sidebar_search_finds_a_conversation_by_its_messages_and_opens_it(
+    alice: tuple[Page, Watch], bob: tuple[Page, Watch]
+) -> None:
+    page, watch = alice
+    word = f"zanzibar{random.randrange(10**6)}"
+    conversation = start_conversation(page, f"[say:Cloves grow on {word} <b>island</b>.]")
+    wait_for_answer(page)
+    page.goto("/chat/")
+
+    page.get_by_role("searchbox", name="Search conversations").fill(word)
+    results = page.get_by_role("list", name="Search results")
+    hit = results.locator(f"[data-search-hit='{conversation}']")
+    expect(hit).to_have_count(1)
+    expect(hit.locator("mark").first).to_have_text(word)
+    expect(hit).to_contain_text("island")
+    expect(hit.locator("b")).to_have_count(0)  # the message's markup is never HTML here
+    hit.get_by_role("link").click()
+    page.wait_for_url(f"**/chat/{conversation}/")
+
+    # Another user searching for the same word finds nothing of Alice's.
+    bob_page, _ = bob
+    bob_page.goto("/chat/")
+    bob_page.get_by_role("searchbox", name="Search conversations").fill(word)
+    expect(bob_page.locator("[data-search-empty]")).to_be_visible()
+    response = bob_page.request.get(f"/chat/search/?q={word}")
+    assert response.status == 200 and conversation not in response.text()
     assert_clean(watch)

@@ -45,8 +45,9 @@ def test_models_of_this_version_only_add_to_the_migration_0_1_generated(
         for line in done.stdout.splitlines()
         if line.strip().startswith(("+", "-", "~"))
     )
+    created = [*CREATED_SINCE_0_1, *(["+ Add field user to feedback"] if case != "no_user" else [])]
     assert changes == sorted(
-        [*(f"+ Add field {name} to message" for name in ADDED_SINCE_0_1), *CREATED_SINCE_0_1]
+        [*(f"+ Add field {name} to message" for name in ADDED_SINCE_0_1), *created]
     )
 
 
@@ -61,6 +62,11 @@ ADDED_SINCE_0_1 = {
 }
 
 CREATED_SINCE_0_1 = [
-    # After 0.1.0: ratings of answers (issue 14).
+    # After 0.1.0: ratings of answers (issue 14), one per user (custom_user) or per answer.
     "+ Create model Feedback",
+    "+ Add field message to feedback",
+    "+ Create constraint chat_feedback_once on model feedback",
+    # Full-text search over titles and messages (issue 14).
+    "+ Create index chat_conv_search on SearchVector(F(title)) on model conversation",
+    "+ Create index chat_msg_search on SearchVector(F(text)) on model message",
 ]

@@ -7,6 +7,8 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector
 from django.db import models
 
 from django_ai_chat.models import AbstractConversation, AbstractFeedback, AbstractMessage
@@ -81,7 +83,10 @@ class Message(AbstractMessage):
     )
 
     class Meta(AbstractMessage.Meta):
-        indexes = [models.Index(fields=["conversation", "-id"], name="testapp_msg_history")]
+        indexes = [
+            models.Index(fields=["conversation", "-id"], name="testapp_msg_history"),
+            GinIndex(SearchVector("text", config="english"), name="testapp_msg_search"),
+        ]
 
 
 class Feedback(AbstractFeedback):

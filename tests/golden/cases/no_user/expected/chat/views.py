@@ -107,6 +107,18 @@ def conversations(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
+def search(request: HttpRequest) -> HttpResponse:
+    """The sidebar's search results for `?q=` (the user's titles and messages)."""
+    query = request.GET.get("q", "").strip()
+    context = {
+        "query": query,
+        "hits": actions.search_conversations(_actor(request), query) if query else [],
+        "page_url": _page_url(),
+    }
+    return render(request, "chat/_search_results.html", context)
+
+
+@require_GET
 def history(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
     """Older messages (`?before=<oldest id shown>`), for the "Load earlier messages" button."""
     actor = _actor(request)

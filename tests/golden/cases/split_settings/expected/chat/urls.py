@@ -16,6 +16,7 @@ urlpatterns = [
     path("<uuid:conversation_id>/", views.chat, name="conversation"),
     path("panel/", views.panel, name="panel"),
     path("conversations/", views.conversations, name="conversations"),
+    path("search/", views.search, name="search"),
     path("stream/", views.stream, name="stream_conversations"),
     path("send/", views.send, name="send_new"),
     path("<uuid:conversation_id>/send/", views.send, name="send"),

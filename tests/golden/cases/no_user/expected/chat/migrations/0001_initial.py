@@ -1,3 +1,5 @@
+import django.contrib.postgres.indexes
+import django.contrib.postgres.search
 import django.db.models.deletion
 import django_ai_chat.models
 from django.db import migrations, models
@@ -23,6 +25,7 @@ class Migration(migrations.Migration):
             options={
                 'ordering': ['-updated_at'],
                 'abstract': False,
+                'indexes': [django.contrib.postgres.indexes.GinIndex(django.contrib.postgres.search.SearchVector('title', config='english'), name='chat_conv_search')],
             },
         ),
         migrations.CreateModel(
@@ -74,6 +77,10 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name='message',
             index=models.Index(condition=models.Q(('complete', False)), fields=['conversation'], name='chat_msg_open'),
+        ),
+        migrations.AddIndex(
+            model_name='message',
+            index=django.contrib.postgres.indexes.GinIndex(django.contrib.postgres.search.SearchVector('text', config='english'), name='chat_msg_search'),
         ),
         migrations.AddConstraint(
             model_name='feedback',

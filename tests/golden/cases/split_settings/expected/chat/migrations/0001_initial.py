@@ -1,3 +1,5 @@
+import django.contrib.postgres.indexes
+import django.contrib.postgres.search
 import django.db.models.deletion
 import django_ai_chat.models
 from django.conf import settings
@@ -76,12 +78,20 @@ class Migration(migrations.Migration):
             index=models.Index(fields=['user', '-updated_at'], name='chat_conv_recent'),
         ),
         migrations.AddIndex(
+            model_name='conversation',
+            index=django.contrib.postgres.indexes.GinIndex(django.contrib.postgres.search.SearchVector('title', config='english'), name='chat_conv_search'),
+        ),
+        migrations.AddIndex(
             model_name='message',
             index=models.Index(fields=['conversation', '-id'], name='chat_msg_history'),
         ),
         migrations.AddIndex(
             model_name='message',
             index=models.Index(condition=models.Q(('complete', False)), fields=['conversation'], name='chat_msg_open'),
+        ),
+        migrations.AddIndex(
+            model_name='message',
+            index=django.contrib.postgres.indexes.GinIndex(django.contrib.postgres.search.SearchVector('text', config='english'), name='chat_msg_search'),
         ),
         migrations.AddConstraint(
             model_name='feedback',

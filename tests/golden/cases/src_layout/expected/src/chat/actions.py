@@ -17,6 +17,8 @@ from django.db import transaction
 from django.utils import timezone
 from django_ai_chat.forms import clean_feedback_note, clean_message_text, clean_title
 from django_ai_chat.models import TITLE_MAX_LENGTH, ConversationQuerySet, signed_in
+from django_ai_chat.search import SearchHit
+from django_ai_chat.search import search_conversations as _search
 from django_ai_chat.streaming import (
     ConversationEvent,
     conversation_changed,
@@ -56,6 +58,15 @@ def get_conversation(actor: Any, conversation_id: Any) -> Conversation:
 def my_conversations(actor: Any) -> ConversationQuerySet[Conversation]:
     """The actor's conversations, most recently active first."""
     return Conversation.objects.for_actor(actor).order_by("-updated_at")
+
+
+def search_conversations(actor: Any, text: str, *, limit: int = 20) -> list[SearchHit]:
+    """The actor's conversations whose title or messages match `text`, best first.
+
+    Full-text search (PostgreSQL, `models.SEARCH_CONFIG`); each hit has the conversation, its
+    title and a snippet of the best matching message (safe HTML, the matches in `<mark>`).
+    """
+    return _search(Message, actor, text, limit=limit)
 
 
 def create_message(actor: Any, *, text: str, conversation_id: Any = None) -> Message:

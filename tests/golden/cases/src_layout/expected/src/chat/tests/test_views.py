@@ -151,6 +151,39 @@ class FeedbackTests(TestCase):
         self.assertContains(response, "Edit note")
 
 
+class SearchTests(TestCase):
+    """The sidebar's search: the user's titles and messages, matches highlighted, text escaped."""
+
+    def setUp(self) -> None:
+        self.actor = _actor()
+        self.client.force_login(self.actor)
+        self.url = reverse("chat:search")
+
+    def test_a_message_matches_with_a_highlighted_escaped_snippet(self) -> None:
+        message = actions.create_message(self.actor, text="Is invoice 42 & <b>receipt</b> in?")
+        actions.create_message(self.actor, text="Something else")
+
+        response = self.client.get(self.url, {"q": "invoices"})
+
+        self.assertContains(response, f'data-search-hit="{message.conversation_id}"', count=1)
+        self.assertContains(response, "<mark>invoice</mark> 42 &amp;")
+        self.assertNotContains(response, "<b>")
+
+    def test_no_match_says_so_and_a_blank_query_shows_nothing(self) -> None:
+        actions.create_message(self.actor, text="Hello")
+
+        self.assertContains(self.client.get(self.url, {"q": "zebra"}), "data-search-empty")
+        self.assertNotContains(self.client.get(self.url, {"q": " "}), "<li")
+
+    def test_another_users_conversations_never_appear(self) -> None:
+        actions.create_message(make_user("bob"), text="Bob's invoice")
+
+        response = self.client.get(self.url, {"q": "invoice"})
+
+        self.assertContains(response, "data-search-empty")
+        self.assertNotContains(response, "Bob")
+
+
 @plain_static_files
 class AnotherUsersConversationTests(TestCase):
     """Every view answers 404 for a conversation that is not the user's, and changes nothing."""
