@@ -9,7 +9,7 @@ import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from django.test import RequestFactory
 
 from django_ai_chat import pubsub, streaming
+from django_ai_chat.models import new_id
 from django_ai_chat.streaming import AnswerWriter, Cursor, control_topic, relay, request_stop
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -53,7 +54,7 @@ class Rows:
         return await asyncio.to_thread(run)
 
     async def create(self, *, text: str = "", complete: bool = False) -> uuid.UUID:
-        message_id = uuid.uuid4()
+        message_id = new_id()  # time-ordered, as the models' ids: `after` compares them
         await self._sql(
             f"INSERT INTO {TABLE} (id, conversation, text, complete, seq) "
             "VALUES (%s, %s, %s, %s, nextval('streaming_test_seq'))",
@@ -210,6 +211,11 @@ class Browser:
             self.texts[delta["id"]] = have + delta["text"]
         elif event.event == "removed":
             self.texts.pop(json.loads(event.data)["id"], None)
+        elif event.event == "present":
+            listed = json.loads(event.data)
+            for message_id in [m for m in self.texts if m >= listed["since"]]:
+                if message_id not in listed["ids"]:
+                    self.texts.pop(message_id)
 
     async def follow(self, stream: AsyncIterator[str], until: Any) -> None:
         """Apply events until `until(browser)` holds, then disconnect."""
@@ -315,6 +321,30 @@ async def test_an_answer_that_completed_while_the_browser_was_away_is_sent_whole
     stream = rows.relay(Cursor(after=str(answer_id), partial=str(answer_id), end=8))
     await gone.follow(stream, lambda b: str(answer_id) not in b.texts)
     assert [e.event for e in gone.events] == ["removed"]
+
+
+async def test_a_reconnect_learns_which_rows_were_deleted_while_it_was_away(rows: Rows) -> None:
+    """Rows gone without a `message` event the browser heard (it was offline) are listed out."""
+    question = await rows.create(text="Hello", complete=True)
+    answer = await rows.create(text="First answer.", complete=True)
+    page = await rows.load_messages(None)
+    browser, without_since = Browser(), Browser()
+    cursor = browser.load_page(page)
+    without_since.load_page(page)
+    await rows.delete(answer)  # a regenerate while the browsers were away
+    again = await rows.create(text="Second answer.", complete=True)
+
+    stream = rows.relay(replace(cursor, since=str(question)))
+    await browser.follow(stream, lambda b: str(again) in b.complete)
+    present = [json.loads(e.data) for e in browser.events if e.event == "present"]
+    assert present == [{"since": str(question), "ids": [str(question), str(again)]}]
+    assert browser.events[0].event == "present"  # before the catch-up
+    assert set(browser.texts) == {str(question), str(again)}
+
+    # Without `since` (a first connection) there is no list, and nothing else could say it.
+    await without_since.follow(rows.relay(cursor), lambda b: str(again) in b.complete)
+    assert all(e.event != "present" for e in without_since.events)
+    assert str(answer) in without_since.texts
 
 
 async def test_sync_makes_the_worker_flush_before_the_relay_reads(rows: Rows) -> None:
@@ -862,6 +892,10 @@ def test_cursor_round_trips_and_last_event_id_wins() -> None:
     request = factory.get("/", query, headers={"Last-Event-ID": str(fresher)})
     assert Cursor.from_request(request) == fresher
     assert Cursor.from_request(factory.get("/", {"after": "1; DROP TABLE"})) == Cursor()
+    # `since` comes from the query only, whatever Last-Event-ID says; a malformed one is ignored.
+    request = factory.get("/", {**query, "since": a}, headers={"Last-Event-ID": str(fresher)})
+    assert Cursor.from_request(request) == replace(fresher, since=a)
+    assert Cursor.from_request(factory.get("/", {"since": "x"})) == Cursor()
 
 
 def test_event_stream_response_has_sse_headers() -> None:

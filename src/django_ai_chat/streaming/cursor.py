@@ -8,7 +8,7 @@ The cursor travels as query parameters on (re)connect (`after`, `partial`, `end`
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -41,11 +41,15 @@ class Cursor:
         after: Id of the newest message the browser shows (`None`: none).
         partial: Id of an incomplete message the browser is streaming, if any.
         end: How many characters of `partial` the browser holds.
+        since: On a reconnect, the id of the oldest message the browser shows: the stream then
+            lists the ids still there from it on (a `present` event), so rows deleted while it
+            was away go from the page too. Not part of the SSE `id:` form.
     """
 
     after: str | None = None
     partial: str | None = None
     end: int = 0
+    since: str | None = None
 
     def __str__(self) -> str:
         """The SSE `id:` form: `<after>` or `<after>/<partial>:<end>` (`-` for no `after`)."""
@@ -67,9 +71,9 @@ class Cursor:
 
     @classmethod
     def from_query(cls, query: Any) -> Cursor:
-        """Read the query parameters `after`, `partial` and `end` (malformed ones are ignored)."""
+        """Read the query parameters `after`, `partial`, `end` and `since` (malformed: ignored)."""
         made = cls._make(query.get("after") or None, query.get("partial") or None, query.get("end"))
-        return made or cls()
+        return replace(made or cls(), since=_since(query.get("since")))
 
     @classmethod
     def from_request(cls, request: HttpRequest) -> Cursor:
@@ -78,7 +82,9 @@ class Cursor:
         EventSource reconnects with the page's original URL, whose query parameters are stale
         by then, and the last `id:` it received in `Last-Event-ID`, which is current.
         """
-        return cls.parse(request.headers.get("Last-Event-ID")) or cls.from_query(request.GET)
+        query = cls.from_query(request.GET)
+        parsed = cls.parse(request.headers.get("Last-Event-ID"))
+        return query if parsed is None else replace(parsed, since=query.since)
 
     @classmethod
     def _make(cls, after: str | None, partial: str | None, end: Any) -> Cursor | None:
@@ -90,6 +96,13 @@ class Cursor:
             )
         except (TypeError, ValueError):
             return None
+
+
+def _since(value: str | None) -> str | None:
+    try:
+        return uuid_str(value) if value else None
+    except ValueError:
+        return None
 
 
 def uuid_str(value: object) -> str:

@@ -51,6 +51,7 @@ class _Relay:
         coalesce: float = 0.0,
     ) -> None:
         self.after = cursor.after
+        self.since = cursor.since
         # Incomplete messages the browser streams: id → characters it holds.
         self.sent: dict[str, int] = {cursor.partial: cursor.end} if cursor.partial else {}
         self.latest_partial = cursor.partial
@@ -115,12 +116,21 @@ class _Relay:
                     reread.append(current)
             rows = reread
         chunks: list[str] = []
+        if self.since is not None:
+            chunks.append(await self._present(self.since))
         for message_id in gone:
             self.sent.pop(message_id, None)
             chunks.append(sse("removed", json.dumps({"id": message_id})))
         for row in rows:
             chunks += await self.send_row(row)
         return chunks, held
+
+    async def _present(self, since: str) -> str:
+        # Only within what `load_messages` returns: it may bound the rows to the newest N.
+        ids = sorted(uuid_str(row.id) for row in await self._load_messages(None))
+        window = max(since, ids[0]) if ids else since
+        kept = [message_id for message_id in ids if message_id >= window]
+        return sse("present", json.dumps({"since": window, "ids": kept}))
 
     async def send_row(self, row: StreamedMessage) -> list[str]:
         """Send one row: a `delta` with the missing text when the browser streams it, else HTML."""
@@ -307,6 +317,8 @@ async def relay(
 
     SSE events: `message` (`data`: HTML from `render_message`), `delta` (`data`: JSON
     `{"id", "offset", "text"}`), `removed` (`data`: JSON `{"id"}`, the row is gone),
+    `present` (only when the cursor has `since`, before the catch-up: JSON `{"since", "ids"}`,
+    the ids of the rows that exist from `since` on; the browser drops the others it shows),
     `conversation` (`data`: from `render_conversation`), and a comment every `keepalive` seconds.
     Closing the generator (client disconnect) ends the subscription.
 
