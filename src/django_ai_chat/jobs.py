@@ -215,8 +215,9 @@ class ChatJobs:
     def defer_title(self, conversation: models.Model) -> None:
         """Enqueue naming when the conversation needs a title, or schedule it for when it will.
 
-        The rule of `needs_title`: untitled and not locked, with 4+ messages (now), or 2+
-        messages and `TITLE_DELAY` old (scheduled). A job already waiting is not doubled.
+        The rule of `needs_title`: untitled and not locked, with `TITLE_AFTER_MESSAGES` (2: the
+        first exchange) messages or more (now), or 2+ messages and `TITLE_DELAY` old
+        (scheduled). A job already waiting is not doubled.
         """
         if conversation.title or conversation.title_locked:  # type: ignore[attr-defined]
             return

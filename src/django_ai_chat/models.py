@@ -61,12 +61,16 @@ TITLE_MAX_LENGTH: Final = 120
 MODEL_NAME_MAX_LENGTH: Final = 100
 """Longest model name stored with an answer, in characters."""
 
-TITLE_AFTER_MESSAGES: Final = 4
-"""A conversation with this many messages is named at once."""
+TITLE_AFTER_MESSAGES: Final = 2
+"""A conversation with this many messages is named at once: after its first exchange.
+
+The seed (ash_ai) waits for more than 3 messages; until then the sidebar shows a row of
+"New chat" entries nobody can tell apart, while the first question and its answer nearly always
+say what a conversation is about (the chats people compare us with name it then too)."""
 
 TITLE_DELAY: Final = timedelta(minutes=10)
-"""A conversation of 2 or more messages (fewer than `TITLE_AFTER_MESSAGES`) is named this long
-after it started."""
+"""A conversation of 2 or more messages but fewer than `TITLE_AFTER_MESSAGES` is named this long
+after it started (none while `TITLE_AFTER_MESSAGES` is 2: the rule stays for a higher one)."""
 
 FEEDBACK_NOTE_MAX_LENGTH: Final = 2000
 """Longest note a person may leave with a rating, in characters."""
@@ -117,7 +121,7 @@ class ConversationQuerySet(models.QuerySet[_C]):
         )
 
     def needing_title(self) -> Self:
-        """Untitled conversations with 4+ messages, or 2+ messages and older than 10 minutes."""
+        """Untitled ones of `TITLE_AFTER_MESSAGES`+ messages, or of 2+ and `TITLE_DELAY` old."""
         return (
             self.filter(title="", title_locked=False)
             .annotate(message_count=models.Count("messages"))

@@ -21,6 +21,8 @@ from procrastinate.contrib.django import app as procrastinate_app
 from procrastinate.contrib.django.models import ProcrastinateJob
 from procrastinate.jobs import Job
 
+import django_ai_chat.jobs as jobs_module
+import django_ai_chat.models as models_module
 from django_ai_chat.jobs import TITLE_DELAY
 from django_ai_chat.worker import Workers
 from tests.jobsapp.jobs import chat_jobs
@@ -207,6 +209,13 @@ async def test_the_answer_defers_the_title_of_a_conversation_that_needs_one(
 # -- titles -----------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def title_after_four(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The seed's threshold (4 messages), under which 2-3 messages wait for `TITLE_DELAY`."""
+    monkeypatch.setattr(models_module, "TITLE_AFTER_MESSAGES", 4)
+    monkeypatch.setattr(jobs_module, "TITLE_AFTER_MESSAGES", 4)
+
+
 async def test_a_conversation_is_named_by_one_model_call_however_often_it_is_deferred(
     workers: Workers,
 ) -> None:
@@ -229,7 +238,7 @@ async def test_a_conversation_is_named_by_one_model_call_however_often_it_is_def
 
 
 async def test_a_title_due_now_is_not_held_up_by_one_scheduled_for_later(
-    workers: Workers,
+    workers: Workers, title_after_four: None
 ) -> None:
     conversation = await db(lambda: _conversation(messages=2))
     await db(lambda: chat_jobs.defer_title(conversation))  # 2 messages: in 10 minutes
@@ -261,7 +270,7 @@ async def test_a_titled_or_locked_or_short_conversation_defers_no_naming() -> No
     assert await db(lambda: _jobs("name_conversation")) == []
 
 
-async def test_a_short_conversation_is_named_once_ten_minutes_old() -> None:
+async def test_a_short_conversation_is_named_once_ten_minutes_old(title_after_four: None) -> None:
     conversation = await db(lambda: _conversation(messages=2))
 
     await db(lambda: chat_jobs.defer_title(conversation))
@@ -273,7 +282,7 @@ async def test_a_short_conversation_is_named_once_ten_minutes_old() -> None:
 
 
 @override_settings(USE_TZ=False)
-def test_naming_is_scheduled_with_naive_datetimes_too() -> None:
+def test_naming_is_scheduled_with_naive_datetimes_too(title_after_four: None) -> None:
     # USE_TZ = False: the ORM gives naive local times, procrastinate refuses them. (Sync: the
     # override resets the time zone of this thread's connection only.)
     conversation = _conversation(messages=2)

@@ -14,6 +14,7 @@ from django.core.management import call_command
 from django.db import connections, transaction
 from django.utils import timezone
 
+import django_ai_chat.models as models_module
 from django_ai_chat.models import AbstractMessage, new_id
 from django_ai_chat.testing import make_user
 from tests.testapp.models import Conversation, Feedback, Message
@@ -60,16 +61,35 @@ def test_for_actor_without_an_owner_field_is_everyone_s(monkeypatch: pytest.Monk
 
 def test_needing_title_and_needs_title_follow_the_same_rule() -> None:
     alice = make_user("alice")
-    four = chat(alice, "a", "b", "c", "d")
-    two_recent = chat(alice, "a", "b")
-    two_old = chat(alice, "a", "b")
-    Conversation.objects.filter(pk=two_old.pk).update(
+    exchanged = chat(alice, "a", "b")  # the first exchange: named at once
+    asked = chat(alice, "a")
+    asked_long_ago = chat(alice, "a")
+    Conversation.objects.filter(pk=asked_long_ago.pk).update(
         inserted_at=timezone.now() - timedelta(minutes=11)
     )
     titled = chat(alice, "a", "b", "c", "d")
     Conversation.objects.filter(pk=titled.pk).update(title="Set")
     locked = chat(alice, "a", "b", "c", "d")
     Conversation.objects.filter(pk=locked.pk).update(title_locked=True)
+
+    needing = set(Conversation.objects.needing_title())
+    assert needing == {exchanged}
+    for conversation in Conversation.objects.all():
+        assert conversation.needs_title == (conversation in needing), conversation.pk
+    assert asked not in needing
+
+
+def test_under_a_higher_threshold_short_conversations_wait_for_the_delay(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(models_module, "TITLE_AFTER_MESSAGES", 4)
+    alice = make_user("alice")
+    four = chat(alice, "a", "b", "c", "d")
+    two_recent = chat(alice, "a", "b")
+    two_old = chat(alice, "a", "b")
+    Conversation.objects.filter(pk=two_old.pk).update(
+        inserted_at=timezone.now() - timedelta(minutes=11)
+    )
 
     needing = set(Conversation.objects.needing_title())
     assert needing == {four, two_old}
