@@ -28,6 +28,7 @@ from django_ai_chat.exceptions import ConfigurationError
 __all__ = [
     "ARGUMENTS_PREVIEW_CHARS",
     "CONTENT_PREVIEW_CHARS",
+    "CONTENT_TEXT_CHARS",
     "ToolCallView",
     "ToolResultView",
     "ToolsExtractor",
@@ -43,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 ARGUMENTS_PREVIEW_CHARS: Final = 80
 CONTENT_PREVIEW_CHARS: Final = 180
+CONTENT_TEXT_CHARS: Final = 4000
 
 _WHITESPACE: Final = re.compile(r"\s+")
 
@@ -63,6 +65,14 @@ class ToolCallView:
     arguments: dict[str, Any]
     arguments_preview: str
 
+    @property
+    def argument_items(self) -> list[tuple[str, str]]:
+        """The arguments as (name, value) rows for a card; values that are not text as JSON."""
+        return [
+            (str(key), value if isinstance(value, str) else _json(value))
+            for key, value in self.arguments.items()
+        ]
+
 
 @dataclass(frozen=True, slots=True)
 class ToolResultView:
@@ -82,6 +92,19 @@ class ToolResultView:
     is_error: bool
     content_preview: str
 
+    @property
+    def content_text(self) -> str:
+        """The content for a card's expanded view (at most `CONTENT_TEXT_CHARS` characters).
+
+        Text as it is, anything else as indented JSON.
+        """
+        content = _decode(self.content)
+        if isinstance(content, str):
+            text = content
+        else:
+            text = json.dumps(content, indent=2, ensure_ascii=False, default=str)
+        return _preview_block(text, CONTENT_TEXT_CHARS)
+
 
 @dataclass(frozen=True, slots=True)
 class ToolsView:
@@ -92,6 +115,27 @@ class ToolsView:
 
     def __bool__(self) -> bool:
         return bool(self.tool_calls or self.tool_results)
+
+    @property
+    def cards(self) -> list[tuple[ToolCallView | None, ToolResultView | None]]:
+        """One card per tool use: each call with its result, then results without a call.
+
+        A result matches its call by id, else by position when it answers no other call.
+        """
+        by_id = {result.id: result for result in self.tool_results}
+        used: set[int] = set()
+        cards: list[tuple[ToolCallView | None, ToolResultView | None]] = []
+        for index, call in enumerate(self.tool_calls):
+            result = by_id.get(call.id)
+            if result is None and index < len(self.tool_results):
+                candidate = self.tool_results[index]
+                if candidate.id not in {c.id for c in self.tool_calls}:
+                    result = candidate
+            if result is not None:
+                used.add(id(result))
+            cards.append((call, result))
+        cards += [(None, r) for r in self.tool_results if id(r) not in used]
+        return cards
 
 
 ToolsExtractor = Callable[[Any], ToolsView]
@@ -191,6 +235,11 @@ def _name(entry: Mapping[str, Any]) -> str | None:
 
 def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _preview_block(text: str, limit: int) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _preview(text: str, limit: int) -> str:

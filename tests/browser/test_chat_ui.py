@@ -136,31 +136,54 @@ def test_markdown_table_and_highlighted_code_render_while_streaming_and_after(
     start_conversation(page, f"[tps:20][say:{markdown}]")
     growth = page.evaluate(
         WATCH_ANSWER,
-        {"table": "!!body.querySelector('table td')", "code": "!!body.querySelector('pre')"},
+        {
+            "table": "!!body.querySelector('table td')",
+            "code": "!!body.querySelector('pre')",
+            # highlight.js colours the block while it streams, not only in the final HTML
+            "highlighted": "!!body.querySelector('.highlight .hljs-keyword')",
+            # the last look of the finished block while the answer still streamed
+            "streamed": "(window.streamedCode = body.querySelector('.highlight')?.outerHTML,"
+            " body.textContent.includes('That is'))",
+        },
     )
     # Formatted while streaming (marked + DOMPurify in the browser), not raw pipes and fences.
-    assert growth["seen"] == {"table": True, "code": True}
+    assert growth["seen"] == {"table": True, "code": True, "highlighted": True, "streamed": True}
 
     answer = wait_for_answer(page)
     table = answer.locator("table")
     expect(table.locator("tbody tr")).to_have_count(2)
     expect(table.locator("th").first).to_have_text("Fruit")
-    # The final HTML comes from the server: Pygments-highlighted code.
-    keyword = answer.locator(".highlight .k", has_text="def")
+    keyword = answer.locator(".highlight .hljs-keyword", has_text="def")
     expect(keyword).to_have_count(1)
     color = keyword.evaluate("el => getComputedStyle(el).color")
     body_color = answer.locator("[data-body] p").first.evaluate("el => getComputedStyle(el).color")
     assert color != body_color
+    # No style jump when the server's HTML replaces the streamed one: the block is the same.
+    final = answer.locator(".highlight").evaluate("el => el.outerHTML")
+    assert final == page.evaluate("window.streamedCode")
     assert_clean(watch)
 
 
-def test_tool_call_and_result_badges_appear(alice: tuple[Page, Watch]) -> None:
+def test_tool_calls_show_as_cards_with_arguments_and_a_collapsible_result(
+    alice: tuple[Page, Watch],
+) -> None:
     page, watch = alice
-    start_conversation(page, "Which chats do I have? [tool:chat_list_conversations {}]")
+    start_conversation(page, 'Which chats do I have? [tool:chat_list_conversations {"limit": 5}]')
     answer = wait_for_answer(page)
-    expect(answer.locator('[data-tool-call="chat_list_conversations"]')).to_be_visible()
-    expect(answer.locator("[data-tool-call]")).to_contain_text("tool: chat_list_conversations")
-    expect(answer.locator('[data-tool-result="chat_list_conversations"]')).to_be_visible()
+    card = answer.locator('[data-tool-card="chat_list_conversations"]')
+    expect(card.locator('[data-tool-call="chat_list_conversations"]')).to_have_text(
+        "chat_list_conversations"
+    )
+    expect(card).to_contain_text("done")
+    result = card.locator('[data-tool-result="chat_list_conversations"]')
+    expect(result).to_be_hidden()
+    card.locator("summary").click()
+    expect(card.locator("[data-tool-arguments] dt")).to_have_text(["limit"])
+    expect(card.locator("[data-tool-arguments] dd")).to_have_text(["5"])
+    expect(result).to_be_visible()
+    expect(result.locator("pre")).to_contain_text('"title"')
+    card.locator("summary").click()
+    expect(result).to_be_hidden()
     assert_clean(watch)
 
 
@@ -198,6 +221,9 @@ def test_a_web_server_restart_mid_answer_continues_without_gap_or_duplicate(
 
     site.stop_server()
     expect(page.locator("[data-chat-root]")).to_have_attribute("data-connected", "false")
+    status = page.locator("[data-connection-status]")
+    expect(status).to_be_visible()
+    expect(status).to_contain_text("Reconnecting")
     site.start_server()
 
     page.wait_for_function("window.answered.length > 0", timeout=40_000)
@@ -206,6 +232,7 @@ def test_a_web_server_restart_mid_answer_continues_without_gap_or_duplicate(
     assert stored["complete"] is True
     assert detail["streamedText"] == stored["text"]
     assert page.locator("[data-chat-root]").get_attribute("data-connected") == "true"
+    expect(status).to_be_hidden()
     assert watch.page_errors == []
 
 
@@ -324,17 +351,16 @@ def test_the_title_from_the_naming_job_appears_live_in_header_and_sidebar(
     alice: tuple[Page, Watch],
 ) -> None:
     page, watch = alice
-    conversation = start_conversation(page, "[say:One.]")
-    wait_for_answer(page)
+    conversation = start_conversation(page, "Tell me about titles. [tokens:60]")
     title = page.locator("[data-conversation-title]")
-    expect(title).to_have_text("Untitled conversation")
-    send(page, "[say:Two.]")
-    expect(page.locator(AGENT)).to_have_count(2)
+    # A placeholder until the first exchange is over.
+    expect(page.locator(LAST_AGENT)).to_have_attribute("data-complete", "false")
+    expect(title).to_have_text("New chat")
     wait_for_answer(page)
 
-    # The second exchange makes the conversation due for a title (4 messages); the naming job
-    # runs in the worker and the page learns of it over its stream, without a reload.
-    expect(title).not_to_have_text("Untitled conversation", timeout=30_000)
+    # The first exchange makes the conversation due for a title (models.TITLE_AFTER_MESSAGES);
+    # the naming job runs in the worker and the page learns of it over its stream, no reload.
+    expect(title).not_to_have_text("New chat", timeout=30_000)
     named = title.inner_text()
     assert named.strip()
     item = page.locator(f"[data-conversation-item='{conversation}']")
@@ -374,12 +400,12 @@ def test_long_conversations_open_on_their_latest_messages_and_load_earlier_ones(
     page.goto(f"/chat/{conversation}/")
     shown = page.locator("[data-messages] > [data-message]")
     expect(shown).to_have_count(50)
-    expect(shown.first).to_have_text("Message number 10")
+    expect(shown.first.locator("[data-body]")).to_have_text("Message number 10")
     expect(shown.last).to_contain_text("Message number 59")
 
     page.get_by_role("button", name="Load earlier messages").click()
     expect(shown).to_have_count(60)
-    expect(shown.first).to_have_text("Message number 0")
+    expect(shown.first.locator("[data-body]")).to_have_text("Message number 0")
     texts = [text.strip() for text in shown.locator("[data-body]").all_inner_texts()]
     assert texts == [f"Message number {i}" for i in range(60)]
     expect(page.get_by_role("button", name="Load earlier messages")).to_have_count(0)

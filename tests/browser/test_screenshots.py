@@ -1,4 +1,4 @@
-"""Screenshots of the chat for the README (desktop, phone, embedded), with the offline demo model.
+"""Screenshots for the README (desktop, phone, dark, embedded), with the offline demo model.
 
 Opt-in, because it writes files: `SCREENSHOTS_DIR=docs/screenshots .venv/bin/python -m pytest
 tests/browser/test_screenshots.py`.
@@ -92,5 +92,16 @@ def test_screenshots_for_the_readme(
     expect(page.locator("[data-sidebar]")).to_be_visible()
     page.wait_for_timeout(400)  # the drawer's slide-in transition, for the picture only
     page.screenshot(path=out / "mobile-drawer.png")
+    assert watch.page_errors == []
+    context.close()
+
+    # The dark theme follows the browser's preference (prefers-color-scheme).
+    context, page, watch = _open(
+        browser, demo_site, state, viewport={"width": 1280, "height": 800}, color_scheme="dark"
+    )
+    page.goto(url)
+    question = page.locator("[data-messages] > [data-source=user] >> nth=-1")
+    question.evaluate("el => el.scrollIntoView({block: 'start'})")
+    page.screenshot(path=out / "desktop-dark.png")
     assert watch.page_errors == []
     context.close()

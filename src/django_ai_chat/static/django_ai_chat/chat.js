@@ -12,6 +12,11 @@
  * When a streamed answer ends, `<app>:answered` is dispatched on the root (it bubbles) with
  * `detail: { conversationId, messageId, streamedText, stopped }`, `streamedText` being the text
  * this page assembled from the stream (the final HTML has replaced it by then).
+ * A response to the chat's own requests that is not the chat's (a log-in page after the session
+ * ended, a CSRF 403, a 500 page, a proxy's error page) is never swapped in: the typed text stays
+ * (also kept in sessionStorage across a sign-in) and a notice says what to do, with a "Sign in
+ * again" link that returns to this page. `data-connected` on the root drives a "Reconnecting…"
+ * indicator while the stream is down.
  * It also wires the composer (Enter sends, Shift+Enter adds a line), the drawer, the dialogs,
  * auto-scroll (unless the reader scrolled up) and, in a component, navigation without leaving
  * the host page: `<app>:navigate` is dispatched with `detail.conversationId`.
@@ -39,6 +44,8 @@
   const escapeHTML = (text) =>
     String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
   let markdown = null;
+  // Where this file is served from: the vendored scripts sit beside it.
+  const scriptBase = document.currentScript?.src?.replace(/[^/]*$/, "") || "";
   const chats = new WeakMap();
 
   const codePoints = (text) => Array.from(text).length;
@@ -62,6 +69,11 @@
         async: false,
         renderer: {
           html: ({ text }) => escapeHTML(text),
+          code: ({ text, lang }) => {
+            const language = (lang || "").match(/^[\w+#.-]{1,40}/)?.[0] || "";
+            const attr = language ? ` data-lang="${escapeHTML(language)}"` : "";
+            return `<div class="highlight"${attr}><pre><code>${escapeHTML(text)}\n</code></pre></div>`;
+          },
           image: ({ href, text }) =>
             `<a href="${escapeHTML(href)}" target="_blank" rel="noopener noreferrer nofollow">` +
             `${escapeHTML(text || href)}</a>`,
@@ -71,11 +83,121 @@
     return window.DOMPurify.sanitize(markdown.parse(raw), SANITIZE);
   }
 
+  // Code is highlighted by highlight.js in the browser, while it streams and in the final HTML
+  // alike (the server's Pygments markup is only for pages without script): one highlighter, so
+  // nothing changes style when the answer completes. Blocks keep the server's shape:
+  // <div class="highlight" data-lang="…"><pre><code>.
+  const HIGHLIGHT_MAX_CHARS = 100000;
+  const highlighted = new Map(); // "lang\0code" -> HTML, for blocks re-rendered every frame
+  let highlightLoading = null;
+
+  function loadHighlighter() {
+    // Apps generated before highlight.js was vendored do not load it: fetch it beside this file.
+    if (window.hljs || highlightLoading || !scriptBase) return;
+    highlightLoading = document.createElement("script");
+    highlightLoading.src = `${scriptBase}vendor/highlight.min.js`;
+    highlightLoading.addEventListener("load", () => {
+      for (const code of document.querySelectorAll("[data-chat-root] .highlight > pre > code")) {
+        highlightCode(code, code.closest(".highlight").dataset.lang);
+      }
+    });
+    document.head.append(highlightLoading);
+  }
+
+  function highlightCode(code, lang) {
+    const text = code.textContent.replace(/\n$/, "");
+    const hljs = window.hljs;
+    if (!hljs) {
+      loadHighlighter();
+      return;
+    }
+    code.classList.add("hljs");
+    if (!lang || !hljs.getLanguage(lang) || text.length > HIGHLIGHT_MAX_CHARS) {
+      code.textContent = text;
+      return;
+    }
+    const key = `${lang}\0${text}`;
+    let html = highlighted.get(key);
+    if (html === undefined) {
+      // highlight.js escapes the text it is given: its output holds only its own spans.
+      html = hljs.highlight(text, { language: lang, ignoreIllegals: true }).value;
+      if (highlighted.size > 500) highlighted.clear();
+      highlighted.set(key, html);
+    }
+    code.innerHTML = html;
+  }
+
+  const COPY_ICON =
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" fill="none" stroke="currentColor"' +
+    ' stroke-width="2" class="size-3.5" aria-hidden="true"><rect x="9" y="9" width="11" height="11"' +
+    ' rx="2"/><path d="M5 15V5a2 2 0 012-2h10"/></svg>';
+
+  // Highlighting and a header (language, copy button) for each code block of a message body.
+  function decorate(body) {
+    for (const block of body.querySelectorAll(".highlight")) {
+      const code = block.querySelector("pre > code");
+      if (!code || block.querySelector(":scope > [data-code-header]")) continue;
+      highlightCode(code, block.dataset.lang);
+      const header = document.createElement("div");
+      header.dataset.codeHeader = "";
+      header.className =
+        "not-prose flex items-center justify-between gap-2 px-3 py-1 text-xs text-base-content/60";
+      const label = document.createElement("span");
+      label.className = "font-mono";
+      label.textContent = block.dataset.lang || "";
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "btn btn-ghost btn-xs";
+      button.dataset.copy = "code";
+      button.setAttribute("aria-label", "Copy code");
+      button.innerHTML = `${COPY_ICON}<span data-copy-label>Copy</span>`;
+      header.append(label, button);
+      block.prepend(header);
+    }
+  }
+
+  async function copyText(text) {
+    try {
+      await navigator.clipboard.writeText(text);
+      return true;
+    } catch {
+      // No Clipboard API (a page served over plain HTTP from another host): the old way.
+      const area = document.createElement("textarea");
+      area.value = text;
+      area.setAttribute("readonly", "");
+      area.style.cssText = "position:fixed;opacity:0;pointer-events:none";
+      document.body.append(area);
+      area.select();
+      const done = document.execCommand("copy");
+      area.remove();
+      return done;
+    }
+  }
+
   function parseHTML(html) {
     const template = document.createElement("template");
     template.innerHTML = html.trim();
     return template.content.firstElementChild;
   }
+
+  // Our fragments never start a document: a page that does is someone else's (a log-in form, an
+  // error page, a proxy's).
+  const isDocument = (text) => /^\s*(<!doctype|<html)/i.test(text || "");
+  const samePath = (a, b) =>
+    new URL(a, window.location.href).pathname === new URL(b, window.location.href).pathname;
+
+  // The log-in page a redirect led to, made to come back to this page instead of the request.
+  function signInUrl(responseUrl) {
+    const url = new URL(responseUrl, window.location.href);
+    url.searchParams.set("next", window.location.pathname + window.location.search);
+    return url.pathname + url.search;
+  }
+
+  // A request that was redirected elsewhere (to a log-in page) rather than answered.
+  const requestMoved = (xhr, detail) => {
+    const path = detail?.requestConfig?.path || detail?.pathInfo?.requestPath;
+    return !!path && !samePath(xhr.responseURL, path);
+  };
 
   class Chat {
     constructor(root, { focus = root.dataset.mode === "page" } = {}) {
@@ -94,7 +216,12 @@
       this.closed = false;
       this.navigating = false;
 
-      for (const el of this.messages()) this.adoptBuffer(el);
+      for (const el of this.messages()) {
+        this.adoptBuffer(el);
+        el.querySelectorAll("[data-body]").forEach(decorate);
+      }
+      this.restoreDraft();
+      this.addConnectionStatus();
       this.bind();
       this.updateState();
       this.scrollToBottom();
@@ -115,6 +242,10 @@
       }
       const query = new URLSearchParams();
       if (after) query.set("after", after);
+      // On a reconnect the page may hold rows deleted meanwhile: the server lists what is left
+      // from the oldest row shown on (a `present` event).
+      const first = this.messages()[0];
+      if (this.connectedOnce && first) query.set("since", messageId(first));
       if (partial) {
         const id = messageId(partial);
         const buffer = this.buffers.get(id);
@@ -130,9 +261,11 @@
       for (const [key, value] of this.cursor()) url.searchParams.set(key, value);
       const source = new EventSource(url);
       this.source = source;
+      this.connectedOnce = true;
       source.addEventListener("open", () => {
         this.retries = 0;
         this.root.dataset.connected = "true";
+        if (this.notice()?.dataset.kind === "signed-out") this.clearNotice();
       });
       source.addEventListener("message", (event) => this.guard(() => this.onMessage(event.data)));
       source.addEventListener("delta", (event) =>
@@ -140,6 +273,9 @@
       );
       source.addEventListener("removed", (event) =>
         this.guard(() => this.onRemoved(JSON.parse(event.data))),
+      );
+      source.addEventListener("present", (event) =>
+        this.guard(() => this.onPresent(JSON.parse(event.data))),
       );
       source.addEventListener("conversation", (event) =>
         this.guard(() => this.onConversation(JSON.parse(event.data))),
@@ -149,7 +285,21 @@
         // cursor in the new URL is what this page shows now.
         this.root.dataset.connected = "false";
         this.reconnect();
+        // A stream that keeps failing may be a session that ended: EventSource cannot tell a
+        // log-in page from a dead server, a plain request can.
+        if (this.retries === 2) this.checkSession();
       });
+    }
+
+    async checkSession() {
+      const probe = this.root.dataset.conversationsUrl;
+      if (!probe) return;
+      try {
+        const response = await fetch(probe, { credentials: "same-origin" });
+        if (response.redirected && !samePath(response.url, probe)) this.signedOut(response.url);
+      } catch {
+        // Offline: the indicator already says so.
+      }
     }
 
     reconnect(delay) {
@@ -206,6 +356,14 @@
       if (el) el.remove();
       this.buffers.delete(id);
       this.updateState();
+    }
+
+    onPresent({ since, ids }) {
+      const kept = new Set(ids);
+      for (const el of this.messages()) {
+        const id = messageId(el);
+        if (id >= since && !kept.has(id)) this.onRemoved({ id });
+      }
     }
 
     onConversation({ id, event }) {
@@ -270,6 +428,7 @@
           this.renderBuffer(id);
         }
       }
+      el.querySelectorAll("[data-body]").forEach(decorate);
       if (window.htmx) window.htmx.process(el);
       this.root.querySelector("[data-empty]")?.remove();
       this.updateState();
@@ -296,6 +455,7 @@
       const html = renderMarkdown(buffer.raw);
       if (html === null) body.textContent = buffer.raw;
       else body.innerHTML = html;
+      decorate(body);
     }
 
     updateState() {
@@ -307,6 +467,9 @@
       if (pending) pending.hidden = !waiting;
       const stop = this.root.querySelector("[data-stop]");
       if (stop) stop.hidden = !(waiting || streaming);
+      // Stop takes Send's place while an answer runs (templates put both in one grid cell).
+      const send = this.root.querySelector("[data-composer] [data-send]");
+      if (send) send.hidden = !!stop && (waiting || streaming);
       this.root.dataset.responding = String(waiting || streaming);
     }
 
@@ -337,16 +500,23 @@
     async go(conversationId) {
       const page = this.root.dataset.pageUrl;
       if (this.mode === "page" && page !== undefined) {
-        window.location.assign(conversationId ? `${page}${conversationId}/` : page);
+        // The page is swapped in place and the address changed with pushState: no reload, so a
+        // new chat's first answer streams as soon as in an open one.
+        const target = conversationId ? `${page}${conversationId}/` : page;
+        if (!(await this.swapPage(target))) window.location.assign(target);
         return;
       }
       const url = new URL(this.root.dataset.panelUrl, window.location.href);
       if (conversationId) url.searchParams.set("conversation", conversationId);
       if (this.root.dataset.hideSidebar === "1") url.searchParams.set("hide_sidebar", "1");
       const response = await fetch(url, { credentials: "same-origin" });
+      if (response.redirected && !samePath(response.url, url)) {
+        this.signedOut(response.url);
+        return;
+      }
       if (!response.ok) return;
       const root = parseHTML(await response.text());
-      if (!root) return;
+      if (!root?.matches("[data-chat-root]")) return;
       this.close();
       root.className = this.root.className;
       this.root.replaceWith(root);
@@ -360,14 +530,47 @@
       );
     }
 
+    async swapPage(target) {
+      let response;
+      try {
+        response = await fetch(target, { credentials: "same-origin" });
+      } catch {
+        return false;
+      }
+      const url = new URL(target, window.location.href);
+      if (response.redirected && !samePath(response.url, url)) {
+        this.signedOut(response.url);
+        return true;
+      }
+      if (!response.ok) return false;
+      const doc = new DOMParser().parseFromString(await response.text(), "text/html");
+      const fresh = doc.querySelector(`[data-chat-root][data-chat-app="${CSS.escape(this.app)}"]`);
+      if (!fresh) return false;
+      const root = document.importNode(fresh, true);
+      this.close();
+      this.root.replaceWith(root);
+      if (window.location.pathname !== url.pathname) {
+        window.history.pushState({ djangoAiChat: true }, "", url.pathname);
+      }
+      document.title = doc.title;
+      if (window.htmx) window.htmx.process(root);
+      start(root, { focus: true });
+      return true;
+    }
+
     async refreshSidebar() {
       const list = this.root.querySelector("[data-conversations]");
       if (!list || !this.root.dataset.conversationsUrl) return;
       const url = new URL(this.root.dataset.conversationsUrl, window.location.href);
       if (this.conversationId) url.searchParams.set("active", this.conversationId);
       const response = await fetch(url, { credentials: "same-origin" });
-      if (!response.ok) return;
-      list.innerHTML = await response.text();
+      if (response.redirected && !samePath(response.url, url)) {
+        this.signedOut(response.url);
+        return;
+      }
+      const html = await response.text();
+      if (!response.ok || isDocument(html)) return;
+      list.innerHTML = html;
       const active = list.querySelector(`[data-conversation-item="${this.conversationId}"]`);
       const title = this.root.querySelector("[data-conversation-title]");
       if (active && title && title.textContent !== active.dataset.title) {
@@ -385,18 +588,17 @@
       root.addEventListener("submit", (event) => {
         event.target.closest("dialog")?.close();
       });
+      root.addEventListener("input", (event) => {
+        if (event.target.matches?.("[data-composer-input]")) this.grow(event.target);
+      });
       root.addEventListener("change", (event) => {
         if (event.target.matches("[data-drawer-toggle]")) this.drawerChanged(event.target);
       });
+      root.addEventListener("htmx:beforeSwap", (event) => this.beforeSwap(event));
       root.addEventListener("htmx:afterSwap", (event) => this.afterSwap(event.target));
-      // On a refused or failed send htmx swaps nothing: the text stays, and this says why.
-      const sendFailed = (event) => {
-        const form = event.detail?.elt;
-        const xhr = event.detail.xhr;
-        if (form?.matches?.("[data-composer]")) this.composerError(form, xhr?.status, xhr);
-      };
-      root.addEventListener("htmx:responseError", sendFailed);
-      root.addEventListener("htmx:sendError", sendFailed);
+      // On a refused or failed request htmx swaps nothing: the text stays, and this says why.
+      root.addEventListener("htmx:responseError", (event) => this.requestFailed(event.detail));
+      root.addEventListener("htmx:sendError", (event) => this.requestFailed(event.detail));
       root.addEventListener(`${this.app}:refresh`, () => this.refreshSidebar());
       root.addEventListener(`${this.app}:deleted`, (event) => {
         if (event.detail?.conversationId === this.conversationId) this.navigate(null);
@@ -410,6 +612,11 @@
 
     onClick(event) {
       const target = event.target;
+      const copy = target.closest("[data-copy]");
+      if (copy && this.root.contains(copy)) {
+        this.copy(copy);
+        return;
+      }
       const link = target.closest("[data-navigate]");
       if (link && this.root.contains(link)) {
         const modified = event.metaKey || event.ctrlKey || event.shiftKey || event.button !== 0;
@@ -461,8 +668,188 @@
       else opener?.focus();
     }
 
+    // Only the chat's own fragments are swapped in; anything else leaves the page as it is.
+    beforeSwap(event) {
+      const { xhr, requestConfig } = event.detail;
+      if (!xhr || !event.detail.shouldSwap) return;
+      const redirected = xhr.responseURL && requestConfig?.path &&
+        !samePath(xhr.responseURL, requestConfig.path);
+      if (!redirected && !isDocument(xhr.responseText)) return;
+      event.detail.shouldSwap = false;
+      this.requestFailed(event.detail, { foreign: true });
+    }
+
+    async requestFailed(detail, { foreign = false } = {}) {
+      const xhr = detail?.xhr;
+      const status = foreign ? 0 : xhr?.status || 0;
+      const form = detail?.elt?.closest?.("[data-composer]");
+      // Django refuses a request body over DATA_UPLOAD_MAX_MEMORY_SIZE with a 400, before the view.
+      if (form && (status === 400 || status === 413 || (status === 429 && xhr?.responseText))) {
+        this.composerError(form, status, xhr);
+        return;
+      }
+      this.saveDraft();
+      if (xhr?.responseURL && xhr.responseURL !== "" && requestMoved(xhr, detail)) {
+        this.signedOut(xhr.responseURL);
+        return;
+      }
+      // A 403 is CSRF's when the session changed in another tab; any failure may be a session
+      // that ended without a redirect to show for it: ask the server once.
+      const probe = this.root.dataset.conversationsUrl;
+      if (probe && (status === 403 || status === 401 || foreign)) {
+        try {
+          const response = await fetch(probe, { credentials: "same-origin" });
+          if (response.redirected && !samePath(response.url, probe)) {
+            this.signedOut(response.url);
+            return;
+          }
+        } catch {
+          // Offline: said below.
+        }
+      }
+      if (status === 403) {
+        this.showNotice(
+          "stale",
+          "This page is out of date (you may have signed in again in another tab). ",
+          { href: window.location.href, text: "Reload the page" },
+          ": your text is kept.",
+        );
+      } else if (foreign) {
+        this.showNotice(
+          "foreign",
+          "The server sent an unexpected page (a proxy or network problem?). " +
+            "Your text is kept: try again.",
+        );
+      } else {
+        const why = status ? `error ${status}` : "no connection";
+        this.showNotice(
+          "failed",
+          `The request could not be completed (${why}). Your text is kept: try again.`,
+        );
+      }
+    }
+
+    signedOut(responseUrl) {
+      this.saveDraft();
+      this.showNotice(
+        "signed-out",
+        "You were signed out. ",
+        { href: signInUrl(responseUrl), text: "Sign in again" },
+        " to continue: your text is kept.",
+      );
+    }
+
+    notice() {
+      return this.root.querySelector("[data-chat-notice]");
+    }
+
+    showNotice(kind, before, link, after) {
+      let notice = this.notice();
+      if (!notice) {
+        notice = document.createElement("div");
+        notice.dataset.chatNotice = "";
+        notice.setAttribute("role", "alert");
+        notice.className =
+          "alert alert-warning alert-soft mx-auto my-2 w-[calc(100%-1.5rem)] max-w-3xl text-sm";
+        const composer = this.root.querySelector("[data-composer]");
+        if (composer) composer.before(notice);
+        else this.root.prepend(notice);
+      }
+      notice.dataset.kind = kind;
+      notice.hidden = false;
+      notice.replaceChildren(document.createTextNode(before));
+      if (link) {
+        const a = document.createElement("a");
+        a.className = "link font-semibold";
+        a.href = link.href;
+        a.textContent = link.text;
+        notice.append(a, document.createTextNode(after || ""));
+      }
+    }
+
+    clearNotice() {
+      const notice = this.notice();
+      if (notice) notice.hidden = true;
+    }
+
+    async copy(button) {
+      let text = "";
+      if (button.dataset.copy === "code") {
+        text = button.closest(".highlight")?.querySelector("pre > code")?.textContent ?? "";
+      } else {
+        const message = button.closest("[data-message]");
+        const body = message?.querySelector("[data-body]");
+        // An answer is copied as the reader sees it, without the code blocks' headers.
+        const clone = body?.cloneNode(true);
+        clone?.querySelectorAll("[data-code-header]").forEach((el) => el.remove());
+        if (clone) {
+          clone.style.cssText = "position:fixed;left:-9999px;white-space:pre-wrap";
+          document.body.append(clone);
+          text = clone.innerText.trim();
+          clone.remove();
+        }
+      }
+      const done = await copyText(text);
+      const label = button.querySelector("[data-copy-label]");
+      if (!label) return;
+      label.textContent = done ? "Copied" : "Copy failed";
+      clearTimeout(button.copyTimer);
+      button.copyTimer = setTimeout(() => (label.textContent = "Copy"), 1500);
+    }
+
+    // -- connection --------------------------------------------------------------------------
+
+    addConnectionStatus() {
+      if (this.root.querySelector("[data-connection-status]")) return;
+      const status = document.createElement("div");
+      status.dataset.connectionStatus = "";
+      status.setAttribute("role", "status");
+      status.className =
+        "badge badge-warning badge-soft mx-auto my-1 gap-2 shadow-sm";
+      status.innerHTML =
+        '<span class="loading loading-spinner loading-xs" aria-hidden="true"></span>' +
+        "<span>Connection lost. Reconnecting…</span>";
+      const composer = this.root.querySelector("[data-composer]");
+      if (composer) composer.before(status);
+    }
+
+    // -- drafts: the typed text survives a failed send, a reload and a sign-in ----------------
+
+    draftKey() {
+      return `django-ai-chat:draft:${this.app}:${this.conversationId || "new"}`;
+    }
+
+    saveDraft() {
+      const input = this.root.querySelector("[data-composer-input]");
+      try {
+        if (input?.value) window.sessionStorage.setItem(this.draftKey(), input.value);
+      } catch {
+        // Storage refused (private mode, quota): the text is still in the box.
+      }
+    }
+
+    restoreDraft() {
+      const input = this.root.querySelector("[data-composer-input]");
+      try {
+        const draft = window.sessionStorage.getItem(this.draftKey());
+        if (draft && input && !input.value) input.value = draft;
+      } catch {
+        // As above.
+      }
+    }
+
+    dropDraft() {
+      try {
+        window.sessionStorage.removeItem(this.draftKey());
+      } catch {
+        // As above.
+      }
+    }
+
     afterSwap(target) {
       if (!target.matches?.("[data-composer]")) return;
+      this.clearNotice();
+      if (target.querySelector("template[data-sent]")) this.dropDraft();
       const sent = target.querySelector("template[data-sent]");
       if (sent) {
         const el = sent.content.firstElementChild;
@@ -492,19 +879,23 @@
         const described = `${input.getAttribute("aria-describedby") || ""} ${error.id}`;
         input.setAttribute("aria-describedby", described.trim());
       }
-      // Django refuses a request body over DATA_UPLOAD_MAX_MEMORY_SIZE with a 400, before the view.
       if (status === 400 || status === 413) {
         error.textContent = "This message is too large to send.";
       } else if (status === 429 && xhr?.responseText) {
         // Over a limit (AI_CHAT_MESSAGE_LIMIT, ...): the server says which, and when to retry.
         error.textContent = xhr.responseText;
       } else {
-        const why = status ? `error ${status}` : "no connection";
-        error.textContent = `The message could not be sent (${why}). Please try again.`;
+        error.textContent = `The message could not be sent (error ${status}). Please try again.`;
       }
       input.classList.add("textarea-error");
       input.setAttribute("aria-invalid", "true");
       input.focus({ preventScroll: true });
+    }
+
+    // The text box grows with its text up to its max-height, then scrolls.
+    grow(input) {
+      input.style.height = "auto";
+      input.style.height = `${input.scrollHeight + 2}px`;
     }
 
     focusComposer() {
@@ -542,6 +933,11 @@
         chat.connect();
       }
     }
+  });
+
+  // Back and forward after an in-place navigation: show what the address says.
+  window.addEventListener("popstate", () => {
+    if (document.querySelector('[data-chat-root][data-mode="page"]')) window.location.reload();
   });
 
   if (document.readyState === "loading") {
