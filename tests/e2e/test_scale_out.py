@@ -9,6 +9,7 @@ next answer is killed (SIGKILL): the other worker gives the whole answer.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -169,6 +170,7 @@ class Cluster:
             stdout=log,
             stderr=subprocess.STDOUT,
             text=True,
+            start_new_session=True,  # `--workers`: its children go with it at the end
         )
         self.processes.append(process)
         return process, f"http://127.0.0.1:{port}"
@@ -255,6 +257,8 @@ def cluster(
                 if process.poll() is None:
                     process.kill()
                     process.wait(10)
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(process.pid, signal.SIGKILL)  # uvicorn's worker processes
 
 
 def _sign_in(cluster: Cluster, base: str, name: str) -> tuple[httpx.Cookies, str]:
