@@ -166,3 +166,36 @@ def test_a_src_layout_is_loaded_through_manage_py_and_upgrades_replay_its_app(
     assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr
     assert upgrade.stdout.startswith("Options from chat/.django-ai-chat.json: --live")
     assert upgrade.stdout.rstrip().endswith("In sync.")
+
+
+def test_new_demo_and_gen_share_one_declaration_of_the_chat_options() -> None:
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command")
+    commands = subparsers.choices  # type: ignore[attr-defined]
+
+    def option(command: str, flag: str) -> tuple[object, ...]:
+        action = next(a for a in commands[command]._actions if flag in a.option_strings)
+        return (action.default, action.metavar, action.choices, action.help)
+
+    for flag in ("--provider", "--domain", "--route", "--live-component"):
+        assert option("new", flag) == option("gen", flag), flag
+    assert option("demo", "--provider")[:3] == option("gen", "--provider")[:3]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--provider", "mistral"), "Unknown --provider 'mistral'; choose one of: openai,"),
+        (("--domain", "Chat"), "--domain 'Chat' is not a valid app label"),
+        (("--route", "/a b"), "--route '/a b' is not a plain URL path"),
+        (("--route", "/"), "--route '/' is not a plain URL path below the site root"),
+    ],
+)
+def test_new_refuses_what_gen_refuses_with_the_same_words(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    done = run(tmp_path, "-m", "django_ai_chat.cli", "new", "my_site", *args)
+
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert not (tmp_path / "my_site").exists()

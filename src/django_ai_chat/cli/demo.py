@@ -36,7 +36,9 @@ from django_ai_chat.cli.new import (
     project_env,
 )
 from django_ai_chat.dev import devdb
-from django_ai_chat.gen.options import PROVIDERS, default_model
+from django_ai_chat.gen.errors import GeneratorError
+from django_ai_chat.gen.options import PROVIDERS, clean_provider, default_model
+from django_ai_chat.gen.options import add_arguments as add_chat_arguments
 
 PROJECT_NAME = "chat_demo"
 DEMO_EMAIL = "demo@example.com"
@@ -76,11 +78,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=8000,
         help="port to serve on (default 8000; a free one when it is taken; 0: any free port)",
     )
-    parser.add_argument(
-        "--provider",
-        default="openai",
-        choices=sorted(PROVIDERS),
-        help="provider whose API key, when set, replaces the offline demo model (openai)",
+    add_chat_arguments(
+        parser,
+        ("provider",),
+        helps={
+            "provider": "provider whose API key, when set, replaces the offline demo model "
+            "(default: openai)"
+        },
     )
     parser.add_argument(
         "--fresh", action="store_true", help="delete and recreate the demo project first"
@@ -94,10 +98,10 @@ def run(args: argparse.Namespace) -> int:
             project_dir=args.dir.resolve(),
             host=args.host,
             port=args.port,
-            provider=args.provider,
+            provider=clean_provider(args.provider),
             fresh=args.fresh,
         ).run()
-    except (DemoError, NewProjectError, devdb.PostgresNotFound) as error:
+    except (DemoError, NewProjectError, GeneratorError, devdb.PostgresNotFound) as error:
         print(f"django-ai-chat demo: {error}", file=sys.stderr)
         return 2
 

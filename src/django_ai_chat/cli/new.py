@@ -14,7 +14,6 @@ import argparse
 import importlib.util
 import keyword
 import os
-import re
 import secrets
 import subprocess
 import sys
@@ -23,11 +22,19 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from django_ai_chat import __version__
-from django_ai_chat.gen.options import PROVIDERS, default_model
+from django_ai_chat.gen.errors import GeneratorError
+from django_ai_chat.gen.options import (
+    NEW_PROJECT_OPTIONS,
+    PROVIDERS,
+    clean_app_label,
+    clean_provider,
+    clean_route,
+    default_model,
+)
+from django_ai_chat.gen.options import add_arguments as add_chat_arguments
 from django_ai_chat.gen.render import render_tree
 
 PROJECT_TEMPLATE = Path(__file__).resolve().parent.parent / "gen" / "project_template"
-_ROUTE = re.compile(r"[A-Za-z0-9_.~-]+(?:/[A-Za-z0-9_.~-]+)*")
 _RESERVED = {"accounts", "django", "django_ai_chat", "test", "tests", "manage"}
 
 
@@ -43,23 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="?",
         help="where to create it (default: ./NAME); must be absent or empty",
     )
-    parser.add_argument(
-        "--provider",
-        default="openai",
-        choices=sorted(PROVIDERS),
-        help="LLM provider of the chat (default: openai)",
-    )
-    parser.add_argument(
-        "--domain", default="chat", help="label of the chat's Django app (default: chat)"
-    )
-    parser.add_argument(
-        "--route", default="/chat", help="URL prefix of the chat pages (default: /chat)"
-    )
-    parser.add_argument(
-        "--live-component",
-        action="store_true",
-        help="also generate the embeddable chat component",
-    )
+    add_chat_arguments(parser, NEW_PROJECT_OPTIONS)
     parser.add_argument(
         "--verbose", action="store_true", help="show the generator's diff and notices"
     )
@@ -114,12 +105,14 @@ def create_project(
             generator failed (its output is in the message).
     """
     _check_name(name)
-    app_label = _check_domain(domain, name)
-    clean_route = _check_route(route)
-    if provider not in PROVIDERS:
-        raise NewProjectError(
-            f"Unknown --provider {provider!r}; choose one of: {', '.join(PROVIDERS)}."
-        )
+    try:
+        app_label = clean_app_label(domain)
+        chat_route = clean_route(route)
+        provider = clean_provider(provider)
+    except GeneratorError as error:
+        raise NewProjectError(str(error)) from None
+    _check_domain(app_label, name)
+    _check_route(route, chat_route)
     target = (directory or Path(name)).resolve()
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise NewProjectError(
@@ -131,7 +124,7 @@ def create_project(
         "project_name": name,
         "secret_key": secrets.token_urlsafe(40),
         "app_label": app_label,
-        "route": clean_route,
+        "route": chat_route,
         "provider": provider,
         "model": default_model(provider),
         "api_key_env": api_key_env,
@@ -144,7 +137,7 @@ def create_project(
     # `--api ai-sdk`: the project also serves the AI SDK's endpoints (a React front-end's).
     gen_args = ["gen", "--live", "--api", "ai-sdk", "--yes", "--provider", provider]
     gen_args += ["--domain", app_label]
-    gen_args += ["--route", f"/{clean_route}"]
+    gen_args += ["--route", f"/{chat_route}"]
     if live_component:
         gen_args.append("--live-component")
     _run_in(target, name, [sys.executable, "-m", "django_ai_chat.cli", *gen_args], verbose=verbose)
@@ -212,32 +205,23 @@ def _check_name(name: str) -> None:
         )
 
 
-def _check_domain(domain: str, project_name: str) -> str:
-    label = domain.strip()
-    if not label.isidentifier() or keyword.iskeyword(label) or label != label.lower():
-        raise NewProjectError(
-            f"--domain {domain!r} is not a valid app label: use a lowercase Python identifier "
-            "such as 'chat' or 'support_chat'."
-        )
+def _check_domain(label: str, project_name: str) -> None:
     if label in {project_name, *_RESERVED}:
         raise NewProjectError(
             f"--domain {label!r} clashes with the project or its accounts app; choose another."
         )
-    return label
 
 
-def _check_route(route: str) -> str:
-    stripped = route.strip().strip("/")
-    if not stripped or not _ROUTE.fullmatch(stripped):
+def _check_route(route: str, cleaned: str) -> None:
+    if not cleaned:
         raise NewProjectError(
             f"--route {route!r} is not a plain URL path below the site root; write it like "
             "'/chat' or '/support/chat'."
         )
-    return stripped
 
 
 def _next_steps(target: Path, args: argparse.Namespace) -> str:
-    api_key_env = PROVIDERS[args.provider][0]
+    api_key_env = PROVIDERS[clean_provider(args.provider)][0]
     try:
         shown = target.relative_to(Path.cwd())
     except ValueError:

@@ -1,8 +1,10 @@
 """`ChatOptions`: the generator's options, parsed, validated and turned into template context.
 
-One declaration serves both entry points (`manage.py gen_chat` and `django-ai-chat gen`):
-`add_arguments()` fills an argparse parser, `ChatOptions.from_namespace()` validates the result
-against the running Django project.
+One declaration serves the three command lines that take them (`django-ai-chat gen`,
+`manage.py gen_chat` and, for the chat it generates, `django-ai-chat new`): `OPTIONS` declares
+each option once, `add_arguments()` puts them (or some) on an argparse parser, the `clean_*`
+functions check what a value may look like wherever it is given, and
+`ChatOptions.from_namespace()` validates a whole run against the running Django project.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import argparse
 import importlib.util
 import keyword
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,59 +69,137 @@ def default_model(provider: str) -> str:
     return DEFAULT_MODELS[provider]
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Declare every generator option on `parser` (shared by both entry points)."""
-    parser.add_argument(
-        "--user",
-        metavar="APP_LABEL.MODEL",
-        help="the user model conversations belong to (default: AUTH_USER_MODEL when "
-        "django.contrib.auth is installed, otherwise no-user mode)",
-    )
-    parser.add_argument(
-        "--domain", default="chat", help="label of the generated Django app (default: chat)"
-    )
-    parser.add_argument(
-        "--route", default="/chat", help="URL prefix of the chat pages (default: /chat)"
-    )
-    parser.add_argument(
-        "--provider",
-        default="openai",
-        metavar="|".join(PROVIDERS),
-        help="LLM provider; sets the default model and its API key setting (default: openai)",
-    )
-    parser.add_argument(
-        "--extend", default="", metavar="NAME[,NAME]", help=f"extras: {', '.join(EXTENSIONS)}"
-    )
-    parser.add_argument("--live", action="store_true", help="generate the full-page chat UI")
-    parser.add_argument(
-        "--live-component",
-        action="store_true",
-        help="generate the embeddable chat component (a template tag)",
-    )
-    parser.add_argument(
-        "--api",
-        default=None,
-        metavar="|".join(APIS),
-        help="also serve the chat as an HTTP API: ai-sdk = the AI SDK's UI message stream, "
-        "for useChat / AI Elements / assistant-ui front-ends (endpoints under <route>/api/)",
-    )
-    parser.add_argument(
-        "--upgrade",
-        action="store_true",
-        help="bring the generated app up to this version: files you did not edit are replaced, "
-        "your edits are merged in (conflicts marked inline); options not given are taken from "
-        "the app's .django-ai-chat.json",
-    )
-    parser.add_argument("--yes", action="store_true", help="write without asking")
-    parser.add_argument(
-        "--dry-run", action="store_true", help="print the changes as a diff and write nothing"
-    )
-    parser.add_argument(
-        "--check",
-        action="store_true",
-        help="write nothing; exit 0 when the project is in sync, else 1 (changes), "
-        "2 (warnings: e.g. generated files out of date) or 3 (issues)",
-    )
+OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "user": (
+        ("--user",),
+        {
+            "metavar": "APP_LABEL.MODEL",
+            "help": "the user model conversations belong to (default: AUTH_USER_MODEL when "
+            "django.contrib.auth is installed, otherwise no-user mode)",
+        },
+    ),
+    "domain": (
+        ("--domain",),
+        {"default": "chat", "help": "label of the chat's Django app (default: chat)"},
+    ),
+    "route": (
+        ("--route",),
+        {"default": "/chat", "help": "URL prefix of the chat pages (default: /chat)"},
+    ),
+    "provider": (
+        ("--provider",),
+        {
+            "default": "openai",
+            "metavar": "|".join(PROVIDERS),
+            "help": "LLM provider; sets the default model and its API key setting "
+            "(default: openai)",
+        },
+    ),
+    "extend": (
+        ("--extend",),
+        {"default": "", "metavar": "NAME[,NAME]", "help": f"extras: {', '.join(EXTENSIONS)}"},
+    ),
+    "live": (("--live",), {"action": "store_true", "help": "generate the full-page chat UI"}),
+    "live_component": (
+        ("--live-component",),
+        {"action": "store_true", "help": "generate the embeddable chat component (a template tag)"},
+    ),
+    "api": (
+        ("--api",),
+        {
+            "default": None,
+            "metavar": "|".join(APIS),
+            "help": "also serve the chat as an HTTP API: ai-sdk = the AI SDK's UI message stream, "
+            "for useChat / AI Elements / assistant-ui front-ends (endpoints under <route>/api/)",
+        },
+    ),
+    "upgrade": (
+        ("--upgrade",),
+        {
+            "action": "store_true",
+            "help": "bring the generated app up to this version: files you did not edit are "
+            "replaced, your edits are merged in (conflicts marked inline); options not given are "
+            "taken from the app's .django-ai-chat.json",
+        },
+    ),
+    "yes": (("--yes",), {"action": "store_true", "help": "write without asking"}),
+    "dry_run": (
+        ("--dry-run",),
+        {"action": "store_true", "help": "print the changes as a diff and write nothing"},
+    ),
+    "check": (
+        ("--check",),
+        {
+            "action": "store_true",
+            "help": "write nothing; exit 0 when the project is in sync, else 1 (changes), "
+            "2 (warnings: e.g. generated files out of date) or 3 (issues)",
+        },
+    ),
+}
+"""Every generator option, declared once: name in the namespace → (flags, `add_argument` kwargs)."""
+
+NEW_PROJECT_OPTIONS = ("provider", "domain", "route", "live_component")
+"""The generator options `django-ai-chat new` passes on (it always generates the page, `--live`)."""
+
+
+def add_arguments(
+    parser: argparse.ArgumentParser,
+    names: Iterable[str] = OPTIONS,
+    *,
+    helps: Mapping[str, str] | None = None,
+) -> None:
+    """Declare the generator options `names` (default: all of them) on `parser`.
+
+    `helps` replaces the help text of some, for a command that uses an option differently.
+    """
+    for name in names:
+        flags, kwargs = OPTIONS[name]
+        if helps and name in helps:
+            kwargs = {**kwargs, "help": helps[name]}
+        parser.add_argument(*flags, **kwargs)
+
+
+def clean_provider(provider: str) -> str:
+    """`--provider` as a key of `PROVIDERS` (case and spaces ignored).
+
+    Raises:
+        GeneratorError: not a known provider.
+    """
+    cleaned = str(provider).strip().lower()
+    if cleaned not in PROVIDERS:
+        raise GeneratorError(
+            f"Unknown --provider {provider!r}; choose one of: {', '.join(PROVIDERS)}."
+        )
+    return cleaned
+
+
+def clean_app_label(domain: str) -> str:
+    """`--domain` as an app label (stripped), judged on its spelling alone.
+
+    Raises:
+        GeneratorError: not a lowercase Python identifier.
+    """
+    label = str(domain).strip()
+    if not label.isidentifier() or keyword.iskeyword(label) or label != label.lower():
+        raise GeneratorError(
+            f"--domain {domain!r} is not a valid app label: use a lowercase Python identifier "
+            "such as 'chat' or 'support_chat'."
+        )
+    return label
+
+
+def clean_route(route: str) -> str:
+    """`--route` without leading or trailing slashes (`""`: the site root).
+
+    Raises:
+        GeneratorError: not a plain URL path.
+    """
+    stripped = str(route).strip().strip("/")
+    if stripped and not _ROUTE.fullmatch(stripped):
+        raise GeneratorError(
+            f"--route {route!r} is not a plain URL path; write it like '/chat' or '/support/chat'."
+        )
+    return stripped
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -150,11 +231,7 @@ class ChatOptions:
         Raises:
             GeneratorError: an option is malformed or names something that does not exist.
         """
-        provider = str(ns.provider).strip().lower()
-        if provider not in PROVIDERS:
-            raise GeneratorError(
-                f"Unknown --provider {ns.provider!r}; choose one of: {', '.join(PROVIDERS)}."
-            )
+        provider = clean_provider(ns.provider)
         extensions = tuple(sorted({e.strip() for e in str(ns.extend).split(",") if e.strip()}))
         unknown = [e for e in extensions if e not in EXTENSIONS]
         if unknown:
@@ -168,7 +245,7 @@ class ChatOptions:
             raise GeneratorError(f"Unknown --api {api!r}; choose one of: {', '.join(APIS)}.")
         return cls(
             app_label=_app_label(str(ns.domain), root),
-            route=_route(str(ns.route)),
+            route=clean_route(ns.route),
             provider=provider,
             user_model=_user_model(ns.user),
             live=bool(ns.live),
@@ -220,12 +297,7 @@ class ChatOptions:
 
 
 def _app_label(domain: str, root: Path) -> str:
-    label = domain.strip()
-    if not label.isidentifier() or keyword.iskeyword(label) or label != label.lower():
-        raise GeneratorError(
-            f"--domain {domain!r} is not a valid app label: use a lowercase Python identifier "
-            "such as 'chat' or 'support_chat'."
-        )
+    label = clean_app_label(domain)
     from django.apps import apps
 
     from django_ai_chat.gen.target import source_dir
@@ -246,15 +318,6 @@ def _app_label(domain: str, root: Path) -> str:
                 f"({spec.origin}); choose another name."
             )
     return label
-
-
-def _route(route: str) -> str:
-    stripped = route.strip().strip("/")
-    if stripped and not _ROUTE.fullmatch(stripped):
-        raise GeneratorError(
-            f"--route {route!r} is not a plain URL path; write it like '/chat' or '/support/chat'."
-        )
-    return stripped
 
 
 def _user_model(given: str | None) -> str | None:
