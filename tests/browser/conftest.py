@@ -247,17 +247,6 @@ def site(tmp_path_factory: pytest.TempPathFactory, fake_llm: str) -> Iterator[Si
                     sys.stderr.write(f"\n--- {log.name} ---\n{log.read_text()[-5000:]}\n")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the browser tests last in a session that also holds other tests.
-
-    The session-scoped sync Playwright keeps its event loop marked as running in the main thread
-    until the session ends; every asyncio test collected after it (tests/e2e, gen, runtime) would
-    fail with "Runner.run() cannot be called from a running event loop".
-    """
-    here = Path(__file__).parent
-    items.sort(key=lambda item: here in Path(str(item.path)).parents)
-
-
 @pytest.fixture(scope="session")
 def playwright_instance() -> Iterator[Playwright]:
     with sync_playwright() as playwright:
