@@ -181,6 +181,43 @@ class Responder:
             )
         return model
 
+    def get_models(self) -> list[tuple[str, str]]:
+        """The models a person may choose per conversation, as `(model string, label)` pairs.
+
+        `settings.AI_CHAT_MODELS` (a mapping, or model strings or pairs), else the one model of
+        `get_model()`: the composer shows its picker for two or more.
+
+        Raises:
+            ConfigurationError: `AI_CHAT_MODELS` is neither.
+        """
+        configured = ai_chat_settings.MODELS
+        if not configured:
+            model = self.get_model()
+            return [(model, model)]
+        items = configured.items() if isinstance(configured, dict) else configured
+        pairs: list[tuple[str, str]] = []
+        for item in items:
+            if isinstance(item, str):
+                pairs.append((item, item))
+            elif isinstance(item, list | tuple) and len(item) == 2:
+                pairs.append((str(item[0]), str(item[1])))
+            else:
+                raise ConfigurationError(
+                    f"settings.AI_CHAT_MODELS holds {item!r}: give model strings, "
+                    '(model, label) pairs or a mapping, e.g. {"openai:gpt-4o": "GPT-4o"}.'
+                )
+        return pairs
+
+    def get_conversation_model(self, conversation: AbstractConversation) -> str:
+        """The model that answers in `conversation`: its choice while allowed, else `get_model()`.
+
+        A choice no longer in `get_models()` (the setting changed) falls back quietly.
+        """
+        chosen = conversation.ai_model
+        if chosen and chosen in {model for model, _ in self.get_models()}:
+            return chosen
+        return self.get_model()
+
     def get_system_prompt(self, conversation: AbstractConversation, actor: Any) -> str:
         """The system prompt for answering in `conversation` as `actor` (`system_prompt`)."""
         return self.system_prompt
@@ -472,7 +509,7 @@ class Responder:
                 events = astream(
                     history,
                     system_prompt=self.get_system_prompt(conversation, actor),
-                    model=self.get_model(),
+                    model=self.get_conversation_model(conversation),
                     tools=self.get_tools(conversation, actor),
                     actor=actor,
                 )

@@ -16,6 +16,14 @@ class Settings:
     MODEL: str | None = None
     """Model string (`provider:model`) overriding every responder's `model`; `None`: theirs."""
 
+    MODELS: Any = None
+    """Models a person may choose per conversation (the composer's picker, shown for 2 or more).
+
+    `{"openai:gpt-4o": "GPT-4o", "anthropic:claude-sonnet-4-6": "Claude Sonnet"}`, or a list
+    of model strings or `(model, label)` pairs; `None`: only the responder's model (no picker).
+    A conversation's choice is checked against this list when it is made and when it is used.
+    """
+
     MAX_ROUNDS: int = 10
     """Model requests per answer before the loop stops with a `max_rounds` error."""
 

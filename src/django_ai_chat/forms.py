@@ -15,7 +15,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django import forms
@@ -30,6 +30,7 @@ __all__ = [
     "RenameForm",
     "clean_feedback_note",
     "clean_message_text",
+    "clean_model_choice",
     "clean_title",
 ]
 
@@ -76,6 +77,24 @@ def clean_title(text: Any) -> str:
     return title
 
 
+def clean_model_choice(value: Any, choices: Sequence[tuple[str, str]]) -> str:
+    """`value` if it is one of the models in `choices` (`(model, label)` pairs), or `""` if blank.
+
+    Raises:
+        ValidationError: Not one of them (`code="invalid_choice"`), naming the allowed labels.
+    """
+    model = value.strip() if isinstance(value, str) else ""
+    if not model:
+        return ""
+    if model not in {choice for choice, _ in choices}:
+        allowed = ", ".join(label for _, label in choices)
+        raise ValidationError(
+            f"Model {model!r} is not available here; choose one of: {allowed}.",
+            code="invalid_choice",
+        )
+    return model
+
+
 def clean_feedback_note(text: Any) -> str:
     """A note left with a rating, stripped (`""` when there is none), or a `ValidationError`.
 
@@ -107,9 +126,24 @@ class _CleanedField(forms.CharField):
 
 
 class MessageForm(forms.Form):
-    """A user message: `text`, validated by `clean_message_text` (kept exactly as typed)."""
+    """A user message: `text`, validated by `clean_message_text` (kept exactly as typed).
+
+    With `models` (the `(model, label)` pairs a person may choose, `Responder.get_models()`),
+    also `model`: blank keeps the conversation's, anything else must be one of them
+    (`clean_model_choice`).
+    """
 
     text = _CleanedField(clean_message_text, widget=forms.Textarea)
+
+    def __init__(
+        self, *args: Any, models: Sequence[tuple[str, str]] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        if models is not None:
+            choices = list(models)
+            self.fields["model"] = _CleanedField(
+                lambda value: clean_model_choice(value, choices), required=False
+            )
 
 
 class RenameForm(forms.Form):

@@ -218,6 +218,12 @@ class AbstractConversation(models.Model):
     title_locked = models.BooleanField(
         default=False, help_text="Set when a person renamed it: the naming job leaves it alone."
     )
+    ai_model = models.CharField(
+        max_length=MODEL_NAME_MAX_LENGTH,
+        blank=True,
+        default="",
+        help_text="Chosen from AI_CHAT_MODELS; empty: the responder's model.",
+    )
     inserted_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
 

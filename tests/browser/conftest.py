@@ -83,6 +83,9 @@ HOST_SETTINGS = """
 
 # Browser tests: templates of the host page.
 TEMPLATES[0]["DIRS"] = [BASE_DIR / "host_templates"]
+
+# Browser tests: two models to choose from in the composer (the fake provider serves both).
+AI_CHAT_MODELS = {"openai:gpt-4o": "GPT-4o", "openai:gpt-4o-mini": "GPT-4o mini"}
 """
 
 # uvicorn serves the project's own ASGI application; only static files are added (as

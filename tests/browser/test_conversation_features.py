@@ -1,18 +1,28 @@
-"""Conversation features in headless Chromium, as a person uses them: rating answers, search.
+"""Conversation features in headless Chromium, as a person uses them.
+
+Rating answers, searching conversations, choosing the model.
 
 Same real project, servers and fake provider as `test_chat_ui.py` (the session's `site`).
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import random
+import re
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import Site, Watch
-from tests.browser.test_chat_ui import assert_clean, message_id, start_conversation, wait_for_answer
+from tests.browser.test_chat_ui import (
+    assert_clean,
+    message_id,
+    send,
+    start_conversation,
+    wait_for_answer,
+)
 from tests.e2e.newproject import manage
 
 pytestmark = pytest.mark.browser
@@ -115,4 +125,46 @@ def test_the_sidebar_search_finds_a_conversation_by_its_messages_and_opens_it(
     expect(bob_page.locator("[data-search-empty]")).to_be_visible()
     response = bob_page.request.get(f"/chat/search/?q={word}")
     assert response.status == 200 and conversation not in response.text()
+    assert_clean(watch)
+
+
+def conversation_model(site: Site, conversation_id: str) -> str:
+    """The model a conversation chose (`""`: the responder's), read by the project itself."""
+    code = (
+        "from chat.models import Conversation; "
+        f"print(repr(Conversation.objects.get(pk={conversation_id!r}).ai_model))"
+    )
+    result = manage(site.project, "shell", "-c", code, env=site.env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    chosen: str = ast.literal_eval(result.stdout.strip().splitlines()[-1])
+    return chosen
+
+
+def test_the_model_picker_keeps_the_choice_per_conversation_and_the_server_refuses_others(
+    alice: tuple[Page, Watch], site: Site
+) -> None:
+    page, watch = alice
+    page.goto("/chat/")
+    picker = page.get_by_label("Model", exact=True)
+    expect(picker).to_have_value("openai:gpt-4o")  # the responder's model comes first
+
+    picker.select_option(label="GPT-4o mini")
+    send(page, "[say:Small and quick.]")
+    page.wait_for_url(re.compile(r"/chat/[0-9a-f-]{36}/$"))
+    conversation = page.url.rstrip("/").rsplit("/", 1)[-1]
+    expect(wait_for_answer(page)).to_contain_text("Small and quick.")
+    expect(page.get_by_label("Model", exact=True)).to_have_value("openai:gpt-4o-mini")
+    assert conversation_model(site, conversation) == "openai:gpt-4o-mini"
+
+    # A model outside AI_CHAT_MODELS is refused with a clear error; the text stays.
+    response = page.request.post(
+        f"/chat/{conversation}/send/",
+        form={"text": "Use the expensive one", "model": "openai:o3-pro"},
+        headers={**csrf_headers(page), "HX-Request": "true"},
+    )
+    assert response.status == 200
+    body = response.text()
+    assert "is not available here; choose one of: GPT-4o, GPT-4o mini." in body
+    assert "Use the expensive one" in body
+    assert conversation_model(site, conversation) == "openai:gpt-4o-mini"
     assert_clean(watch)

@@ -69,4 +69,6 @@ CREATED_SINCE_0_1 = [
     # Full-text search over titles and messages (issue 14).
     "+ Create index chat_conv_search on SearchVector(F(title)) on model conversation",
     "+ Create index chat_msg_search on SearchVector(F(text)) on model message",
+    # The model a conversation chose (issue 14).
+    "+ Add field ai_model to conversation",
 ]

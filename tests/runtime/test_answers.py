@@ -24,7 +24,13 @@ from django_ai_chat.exceptions import ConfigurationError
 from django_ai_chat.loop import ChatMessage, ToolsArg
 from django_ai_chat.models import TITLE_MAX_LENGTH, AbstractConversation, AbstractMessage
 from django_ai_chat.streaming import conversations_topic, messages_topic, request_stop
-from django_ai_chat.testing import ScriptedLLM, ToolCall, make_user
+from django_ai_chat.testing import (
+    ScriptedLLM,
+    ToolCall,
+    make_user,
+    register_model,
+    unregister_model,
+)
 from django_ai_chat.worker import HandedOver, _handover_event
 from tests.testapp.models import Conversation, Message, Note
 
@@ -542,3 +548,37 @@ async def test_resume_leaves_a_finished_answer_alone(scripted_llm: ScriptedLLM, 
     await responder.resume(question.pk, answer.pk, actor=alice)
     assert (await answer_to(question)).text == "Stopped here"
     assert scripted_llm.requests == []
+
+
+async def test_a_conversation_is_answered_by_the_model_it_chose_while_it_is_allowed(
+    scripted_llm: ScriptedLLM, alice: Any
+) -> None:
+    register_model("other", ScriptedLLM([["From the other model."]]))
+    try:
+        scripted_llm.add_turns(["From the default model."])
+        question = await ask(alice)
+        conversation = await Conversation.objects.aget(pk=question.conversation_id)
+        conversation.ai_model = "test:other"
+        await conversation.asave()
+        offered = {"test:scripted": "Default", "test:other": "Other"}
+        with override_settings(AI_CHAT_MODELS=offered):
+            await responder.respond(question.pk, actor=alice)
+        assert (await answer_to(question)).text == "From the other model."
+
+        # Once the setting no longer offers it, the responder's model answers.
+        second = await ask(alice, "Again", conversation=conversation)
+        await responder.respond(second.pk, actor=alice)
+        assert (await answer_to(second)).text == "From the default model."
+    finally:
+        unregister_model("other")
+
+
+def test_get_models_reads_the_setting_in_every_shape() -> None:
+    assert responder.get_models() == [("test:scripted", "test:scripted")]
+    with override_settings(AI_CHAT_MODELS=["a:x", ("b:y", "Y")]):
+        assert responder.get_models() == [("a:x", "a:x"), ("b:y", "Y")]
+    with override_settings(AI_CHAT_MODELS={"a:x": "X", "b:y": "Y"}):
+        assert responder.get_models() == [("a:x", "X"), ("b:y", "Y")]
+    with override_settings(AI_CHAT_MODELS=[1]), pytest.raises(ConfigurationError) as refused:
+        responder.get_models()
+    assert "AI_CHAT_MODELS holds 1" in str(refused.value)

@@ -12,6 +12,7 @@ from django_ai_chat.forms import (
     RenameForm,
     clean_feedback_note,
     clean_message_text,
+    clean_model_choice,
     clean_title,
 )
 from django_ai_chat.models import FEEDBACK_NOTE_MAX_LENGTH, TITLE_MAX_LENGTH
@@ -97,3 +98,18 @@ def test_feedback_form_takes_a_rating_or_none_and_strips_the_note() -> None:
     assert not long_note.is_valid() and long_note.has_error("note", code="max_length")
     with pytest.raises(ValidationError):
         clean_feedback_note("a\x00b")
+
+
+def test_message_form_checks_the_model_against_the_choices() -> None:
+    choices = [("openai:gpt-4o", "GPT-4o"), ("openai:gpt-4o-mini", "GPT-4o mini")]
+    chosen = MessageForm({"text": "Hi", "model": "openai:gpt-4o-mini"}, models=choices)
+    assert chosen.is_valid() and chosen.cleaned_data["model"] == "openai:gpt-4o-mini"
+    assert MessageForm({"text": "Hi"}, models=choices).is_valid()  # blank: the conversation's
+
+    refused = MessageForm({"text": "Hi", "model": "openai:o3"}, models=choices)
+    assert not refused.is_valid()
+    assert refused.errors["model"] == [
+        "Model 'openai:o3' is not available here; choose one of: GPT-4o, GPT-4o mini."
+    ]
+    assert "model" not in MessageForm({"text": "Hi", "model": "x"}).fields  # no choices given
+    assert clean_model_choice(" ", choices) == ""

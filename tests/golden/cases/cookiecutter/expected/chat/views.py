@@ -75,6 +75,7 @@ def chat_context(
         "logout_url": _logout_url(),
         "demo_model": responder.get_model().startswith("demo:"),
         "title_max_length": Conversation._meta.get_field("title").max_length,
+        **_model_context(conversation),
     }
 
 
@@ -149,16 +150,19 @@ def history(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
 def send(request: HtmxHttpRequest, conversation_id: uuid.UUID | None = None) -> HttpResponse:
     """Post a user message; blank or too long text comes back with an inline error, text kept."""
     actor = _actor(request)
-    form = MessageForm(request.POST)
+    form = MessageForm(request.POST, models=responder.get_models())
     if not form.is_valid():
         if conversation_id is not None:
             _conversation_or_404(actor, conversation_id)
-        error = " ".join(map(str, form.errors["text"]))
+        error = " ".join(str(error) for errors in form.errors.values() for error in errors)
         return _composer(request, conversation_id, text=request.POST.get("text", ""), error=error)
     try:
         # Looks the conversation up (actor-scoped) itself: no second query here.
         message = actions.create_message(
-            actor, text=form.cleaned_data["text"], conversation_id=conversation_id
+            actor,
+            text=form.cleaned_data["text"],
+            conversation_id=conversation_id,
+            model=form.cleaned_data.get("model", ""),
         )
     except ObjectDoesNotExist as error:
         raise Http404("No such conversation.") from error
@@ -302,6 +306,7 @@ def _composer(
         "composer_error": error,
         "sent_message": sent_message,
         "navigate_to": navigate_to,
+        **_model_context(conversation),
     }
     if not request.htmx:
         context |= chat_context(request, conversation_id, embedded=False)
@@ -324,6 +329,15 @@ def _refused(
         response = _composer(request, conversation_id, text=text, error=str(refused), status=429)
     response["Retry-After"] = str(refused.retry_after())
     return response
+
+
+def _model_context(conversation: Conversation | None) -> dict[str, Any]:
+    # The composer's model picker (shown for two or more): the choices and the one in use.
+    if conversation is None:
+        current = responder.get_model()
+    else:
+        current = responder.get_conversation_model(conversation)
+    return {"model_choices": responder.get_models(), "current_model": current}
 
 
 def _done(

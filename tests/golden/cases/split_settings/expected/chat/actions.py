@@ -15,7 +15,12 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
-from django_ai_chat.forms import clean_feedback_note, clean_message_text, clean_title
+from django_ai_chat.forms import (
+    clean_feedback_note,
+    clean_message_text,
+    clean_model_choice,
+    clean_title,
+)
 from django_ai_chat.models import TITLE_MAX_LENGTH, ConversationQuerySet, signed_in
 from django_ai_chat.search import SearchHit
 from django_ai_chat.search import search_conversations as _search
@@ -29,6 +34,7 @@ from django_ai_chat.streaming import (
 
 from . import jobs
 from .models import Conversation, Feedback, Message
+from .responder import responder
 
 
 def create_conversation(
@@ -69,20 +75,28 @@ def search_conversations(actor: Any, text: str, *, limit: int = 20) -> list[Sear
     return _search(Message, actor, text, limit=limit)
 
 
-def create_message(actor: Any, *, text: str, conversation_id: Any = None) -> Message:
+def create_message(
+    actor: Any, *, text: str, conversation_id: Any = None, model: str = ""
+) -> Message:
     """Post a user message and have it answered (by the `respond` job, after the commit).
 
-    Starts a conversation when `conversation_id` is `None`.
+    Starts a conversation when `conversation_id` is `None`. A `model` (one of
+    `responder.get_models()`) becomes the conversation's from this answer on; `""` keeps it.
 
     Raises:
-        ValidationError: The text is blank or longer than `AI_CHAT_MAX_MESSAGE_LENGTH`.
+        ValidationError: The text is blank or longer than `AI_CHAT_MAX_MESSAGE_LENGTH`, or the
+            model is not one the person may choose.
     """
     text = clean_message_text(text)
+    model = clean_model_choice(model, responder.get_models())
     with transaction.atomic():
         if conversation_id is None:
             conversation = create_conversation(actor)
         else:
             conversation = get_conversation(actor, conversation_id)
+        if model and model != conversation.ai_model:
+            conversation.ai_model = model
+            conversation.save(update_fields=["ai_model"])
         message = Message.objects.create(conversation=conversation, text=text)
         _touch(conversation)
         jobs.defer_response(message, actor)

@@ -21,6 +21,7 @@ class Migration(migrations.Migration):
                 ('id', models.UUIDField(default=django_ai_chat.models.new_id, editable=False, primary_key=True, serialize=False)),
                 ('title', models.CharField(blank=True, default='', max_length=120)),
                 ('title_locked', models.BooleanField(default=False, help_text='Set when a person renamed it: the naming job leaves it alone.')),
+                ('ai_model', models.CharField(blank=True, default='', help_text="Chosen from AI_CHAT_MODELS; empty: the responder's model.", max_length=100)),
                 ('inserted_at', models.DateTimeField(auto_now_add=True)),
                 ('updated_at', models.DateTimeField(auto_now=True, db_index=True)),
                 ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='chat_conversations', to=settings.AUTH_USER_MODEL)),

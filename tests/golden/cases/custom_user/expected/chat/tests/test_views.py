@@ -94,6 +94,18 @@ class BadInputTests(TestCase):
                     self.assertContains(response, " Second ", status_code=429)
         self.assertEqual([m.text for m in conversation.messages.all()], ["First"])
 
+    def test_a_model_outside_the_list_is_refused_and_a_chosen_one_kept(self) -> None:
+        url = reverse("chat:send_new")
+
+        with self.settings(AI_CHAT_MODELS={"test:a": "Model A", "test:b": "Model B"}):
+            refused = self.client.post(url, {"text": "Hi there", "model": "x:y"}, headers=HTMX)
+            chosen = self.client.post(url, {"text": "Hi", "model": "test:b"}, headers=HTMX)
+
+        self.assertContains(refused, "is not available here; choose one of: Model A, Model B.")
+        self.assertContains(refused, "Hi there")
+        self.assertEqual(chosen.status_code, 200)
+        self.assertEqual(Message.objects.get().conversation.ai_model, "test:b")
+
     def test_a_title_too_long_is_refused(self) -> None:
         conversation = actions.create_conversation(self.actor)
         url = reverse("chat:rename", args=[conversation.pk])
