@@ -84,10 +84,10 @@ class HistoryTests(TestCase):
 
     def test_naming_is_enqueued_once_when_a_title_becomes_needed(self) -> None:
         naming = ProcrastinateJob.objects.filter(task_name=jobs.name_conversation.name)
-        # 2 messages: due when the conversation is 10 minutes old; 4+: at once, and only once.
-        self.assertEqual(naming.filter(scheduled_at__isnull=False).count(), 1)
-        self.assertEqual(naming.filter(scheduled_at__isnull=True).count(), 1)
-        self.assertEqual(naming.get(scheduled_at__isnull=True).queue_name, "conversations")
+        # Due at once from the first exchange (2 messages), and only once for the 5 sent.
+        job = naming.get()
+        self.assertIsNone(job.scheduled_at)
+        self.assertEqual(job.queue_name, "conversations")
 
     def test_edit_removes_later_messages_and_answers_again(self) -> None:
         edited = actions.edit_message(self.actor, self.messages[2].pk, "changed")
