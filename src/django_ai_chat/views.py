@@ -71,15 +71,15 @@ class ConversationStreamView(View):
             its element carries `id="message-<uuid>"`, `data-end` and `data-complete`.
         history_limit: Most messages a (re)connect sends: the newest ones. Rows newer than a
             cursor within them are all sent; the page's "earlier messages" link reaches the rest.
-        coalesce: Seconds a live delta may wait to be merged with the deltas right behind it
-            (leading edge: the first one is never held; see `streaming.relay`).
+        coalesce: Merge the deltas already queued behind the one being sent into one event
+            (never waiting for more; see `streaming.relay`); falsy: one event per delta.
     """
 
     http_method_names = ["get"]
     message_model: type[AbstractMessage] | None = None
     message_template_name: str | None = None
     history_limit: int = 50
-    coalesce: float = 0.05
+    coalesce: bool | float = True
 
     @classmethod
     def as_view(cls, **initkwargs: Any) -> Callable[..., Any]:

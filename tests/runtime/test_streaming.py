@@ -780,16 +780,16 @@ async def test_relay_trims_overlaps_and_repairs_gaps(rows: Rows) -> None:
     await stream.aclose()  # type: ignore[attr-defined]
 
 
-async def test_relay_sends_the_first_delta_at_once_and_merges_the_burst_behind_it(
+async def test_relay_holds_no_delta_back_and_merges_only_what_queued_behind_a_write(
     rows: Rows,
 ) -> None:
-    """Leading-edge coalescing: no wait for the first delta; the ones right behind it are merged."""
+    """Coalescing never waits: a delta goes out at once, even right after another one; only the
+    deltas that queued up while the stream was not being read leave together, as one event."""
     answer_id = await rows.create(text="")
     mid = str(answer_id)
     browser = Browser()
     cursor = browser.load_page(await rows.load_messages(None))
-    # A window far longer than the test: anything held can only come out through a flush.
-    stream = rows.relay(cursor, sync_timeout=0.05, coalesce=600)
+    stream = rows.relay(cursor, sync_timeout=0.05, coalesce=True)
 
     async def next_event() -> Event:
         async with asyncio.timeout(WAIT):
@@ -803,19 +803,53 @@ async def test_relay_sends_the_first_delta_at_once_and_merges_the_burst_behind_i
     pending = asyncio.create_task(next_event())
     await asyncio.sleep(0.1)  # the relay's catch-up (its sync goes unanswered) is under way
     await pubsub.apublish(rows.topic, {"type": "delta", "id": mid, "offset": 0, "text": "Hel"})
-    first = await pending  # not held for the 600 s window
+    first = await pending
     assert json.loads(first.data) == {"id": mid, "offset": 0, "text": "Hel"}
-
+    # The next token, right behind the first: it is not held for a window either.
     pending = asyncio.create_task(next_event())
-    await pubsub.apublish(rows.topic, {"type": "delta", "id": mid, "offset": 3, "text": "lo, "})
-    await pubsub.apublish(rows.topic, {"type": "delta", "id": mid, "offset": 7, "text": "world"})
-    await rows.write(answer_id, "Hello, world", {"complete": True})
-    await pubsub.apublish(rows.topic, {"type": "message", "id": mid})
-    merged = await pending  # the burst, as one event, before the message that follows it
-    assert json.loads(merged.data) == {"id": mid, "offset": 3, "text": "lo, world"}
+    await pubsub.apublish(rows.topic, {"type": "delta", "id": mid, "offset": 3, "text": "lo"})
+    second = await pending
+    assert json.loads(second.data) == {"id": mid, "offset": 3, "text": "lo"}
+
+    # Nobody reads the stream (a write in flight): what arrives meanwhile queues up.
+    async with pubsub.subscribe(rows.topic) as spy:
+        for offset, text in ((5, ", "), (7, "world")):
+            await pubsub.apublish(
+                rows.topic, {"type": "delta", "id": mid, "offset": offset, "text": text}
+            )
+        await rows.write(answer_id, "Hello, world", {"complete": True})
+        await pubsub.apublish(rows.topic, {"type": "message", "id": mid})
+        for _ in range(3):  # delivered to the relay's subscription too (the same fan-out)
+            await asyncio.wait_for(anext(spy), WAIT)
+    merged = await next_event()  # the queued deltas, as one event, before the message after them
+    assert json.loads(merged.data) == {"id": mid, "offset": 5, "text": ", world"}
     final = await next_event()
     assert final.event == "message"
     assert browser.texts[mid] == "Hello, world"
+    await stream.aclose()  # type: ignore[attr-defined]
+
+
+async def test_relay_sends_one_event_per_delta_without_coalescing(rows: Rows) -> None:
+    answer_id = await rows.create(text="")
+    mid = str(answer_id)
+    browser = Browser()
+    stream = rows.relay(browser.load_page(await rows.load_messages(None)), sync_timeout=0.05)
+    assert await anext(stream) == "retry: 1000\n\n"
+    async with pubsub.subscribe(rows.topic) as spy:
+        await pubsub.apublish(rows.topic, {"type": "delta", "id": mid, "offset": 0, "text": "a"})
+        await pubsub.apublish(rows.topic, {"type": "delta", "id": mid, "offset": 1, "text": "b"})
+        for _ in range(2):
+            await asyncio.wait_for(anext(spy), WAIT)
+    events = []
+    async with asyncio.timeout(WAIT):
+        while len(events) < 2:
+            event = parse(await anext(stream))
+            if event is not None:
+                events.append(json.loads(event.data))
+    assert events == [
+        {"id": mid, "offset": 0, "text": "a"},
+        {"id": mid, "offset": 1, "text": "b"},
+    ]
     await stream.aclose()  # type: ignore[attr-defined]
 
 

@@ -55,6 +55,12 @@ class Subscription:
                 self._waiter = None
         return self._items.popleft()
 
+    def drain(self) -> list[Message]:
+        """Every message received and not read yet, oldest first, without waiting."""
+        items = list(self._items)
+        self._items.clear()
+        return items
+
     def _push(self, message: Message) -> None:
         if len(self._items) >= QUEUE_SIZE:
             logger.warning(

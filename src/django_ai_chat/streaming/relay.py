@@ -48,7 +48,7 @@ class _Relay:
         load_message: Callable[[str], Awaitable[StreamedMessage | None]],
         render_message: Callable[[StreamedMessage], Awaitable[str]],
         render_conversation: Callable[[dict[str, Any]], Awaitable[str | None]] | None,
-        coalesce: float = 0.0,
+        coalesce: bool | float = False,
     ) -> None:
         self.after = cursor.after
         self.since = cursor.since
@@ -63,12 +63,9 @@ class _Relay:
         self._load_message = load_message
         self._render_message = render_message
         self._render_conversation = render_conversation
-        self.coalesce = coalesce
-        # A live delta held back to merge with the ones right behind it: (id, offset, text).
+        self.coalesce = bool(coalesce)
+        # A live delta held while the events queued behind it are read: (id, offset, text).
         self.held: tuple[str, int, str] | None = None
-        self.held_since = 0.0
-        # When the last live delta of each streaming message went out (loop time).
-        self.last_sent: dict[str, float] = {}
 
     def cursor(self) -> str:
         partial = self.latest_partial if self.latest_partial in self.sent else None
@@ -152,7 +149,6 @@ class _Relay:
             return []
         if row.complete:
             self.sent.pop(message_id, None)
-            self.last_sent.pop(message_id, None)
             self.complete.add(message_id)
         else:
             self.sent[message_id] = len(row.text)
@@ -237,26 +233,19 @@ class _Relay:
         return [*chunks, *self._hold(message_id, have, text)]
 
     def _hold(self, message_id: str, offset: int, text: str) -> list[str]:
-        """Send a live delta at once, or hold it when one went out less than `coalesce` ago.
+        """Hold a live delta to merge it with the ones of its message queued right behind it.
 
-        Leading edge: the first delta of an answer, and any delta after a pause of `coalesce`,
-        goes out immediately (no added latency); only the deltas of a burst wait, merged into
-        one event due `coalesce` after the previous one sent.
+        Only what is already queued: `relay` reads every event waiting in the subscription
+        before it sends, then `flush`es, so nothing waits for a window or for the next token.
         """
-        if self.coalesce <= 0:
+        if not self.coalesce:
             return [self._delta(message_id, offset, text)]
         held = self.held
         if held is not None and held[0] == message_id and held[1] + len(held[2]) == offset:
             self.held = (message_id, held[1], held[2] + text)
             return []
         chunks = self.flush()
-        now = asyncio.get_running_loop().time()
-        last = self.last_sent.get(message_id)
-        if last is None or now - last >= self.coalesce:
-            self.last_sent[message_id] = now
-            return [*chunks, self._delta(message_id, offset, text)]
         self.held = (message_id, offset, text)
-        self.held_since = last
         return chunks
 
     def flush(self) -> list[str]:
@@ -265,14 +254,7 @@ class _Relay:
             return []
         message_id, offset, text = self.held
         self.held = None
-        self.last_sent[message_id] = asyncio.get_running_loop().time()
         return [self._delta(message_id, offset, text)]
-
-    def flush_due(self) -> float | None:
-        """Seconds until the held delta must go out (`None`: nothing held)."""
-        if self.held is None:
-            return None
-        return self.held_since + self.coalesce - asyncio.get_running_loop().time()
 
     async def _resync(self) -> list[str]:
         # Messages may have been lost: every incomplete message is re-read in full.
@@ -304,7 +286,7 @@ async def relay(
     render_conversation: Callable[[dict[str, Any]], Awaitable[str | None]] | None = None,
     keepalive: float = KEEPALIVE_SECONDS,
     sync_timeout: float = SYNC_TIMEOUT_SECONDS,
-    coalesce: float = 0.0,
+    coalesce: bool | float = False,
 ) -> AsyncIterator[str]:
     """Server-sent events for one browser: catch-up from the database, then live events.
 
@@ -339,13 +321,15 @@ async def relay(
             `conversation` event (`None` skips it).
         keepalive: Seconds of silence before a keep-alive comment.
         sync_timeout: Seconds to wait for the worker to flush on (re)connect.
-        coalesce: Seconds a live delta may wait to be merged with the deltas right behind it
-            into one event (`0`: one event per delta). Leading edge: a delta goes out at once
-            unless another one of the same message went out less than `coalesce` ago, so the
-            first token and isolated ones are never delayed; only bursts are merged. Models
-            stream a few characters per token, so per-token events cost several times the text
-            in SSE framing (gzip, see `event_stream_response`, takes most of it away); a few
-            tens of milliseconds bound the events per message at high token rates.
+        coalesce: Merge the deltas of a message that are already queued behind the one being
+            sent into one event (falsy: one event per delta). Nothing is held back to wait for
+            more: while the browser keeps up, every delta goes out on its own at once; while
+            a write is in flight (a slow client, a busy process), what queues behind it goes
+            out as one event. Models stream a few characters per token, so per-token events
+            cost several times the text in SSE framing (gzip, see `event_stream_response`,
+            takes most of it away). A number is read as a flag (apps generated before 0.2 set
+            `0.05`, then a window in seconds: a token could wait for it).
+
 
     Yields:
         SSE-formatted strings, each one complete event or comment.
@@ -367,25 +351,22 @@ async def relay(
         chunks, held = await state.catch_up(events, sync_timeout)
         for _topic, payload in held:
             chunks += await state.handle(payload)
+        chunks += state.flush()
         for chunk in chunks:
             yield chunk
         while True:
-            due = state.flush_due()
-            if due is not None and due <= 0:
-                for chunk in state.flush():
-                    yield chunk
-                continue
             try:
-                _topic, payload = await asyncio.wait_for(
-                    anext(events), keepalive if due is None else min(due, keepalive)
-                )
+                _topic, payload = await asyncio.wait_for(anext(events), keepalive)
             except TimeoutError:
-                if due is None:
-                    yield ": keep-alive\n\n"
+                yield ": keep-alive\n\n"
                 continue
             except StopAsyncIteration:
-                for chunk in state.flush():
-                    yield chunk
                 return
-            for chunk in await state.handle(payload):
+            chunks = await state.handle(payload)
+            if state.coalesce:
+                # What arrived while the last chunks were being written: one event per message.
+                for _topic, queued in events.drain():
+                    chunks += await state.handle(queued)
+                chunks += state.flush()
+            for chunk in chunks:
                 yield chunk

@@ -34,12 +34,11 @@ _UID = re.compile(r"chat-[0-9a-f]{8}")
 HISTORY_LIMIT = 50
 """Messages shown when a conversation opens (the most recent ones), and per "Load earlier"."""
 
-STREAM_COALESCE = 0.05
-"""Seconds the stream may hold a piece of an answer to send it with the next ones, in one event.
+STREAM_COALESCE = True
+"""Send the pieces of an answer that queued up behind a slow write as one event.
 
-A piece goes out at once unless another one went out less than this ago (the first token is
-never held); only bursts are merged, so no piece waits longer than this. Raise it to send
-fewer, bigger pieces at high token rates; `0` sends every token as its own event.
+No piece is held back to wait for more: each goes out at once while the browser keeps up.
+`False` sends every token as its own event.
 """
 
 
