@@ -329,6 +329,28 @@ async def test_concurrent_publishes_arrive_in_order_and_duplicates_are_kept(
     assert received == [(topic, {"type": "message", "id": 1})] * 5 + [(topic, {"type": "end"})]
 
 
+async def test_a_batch_larger_than_one_notification_arrives_whole_and_in_order(
+    backend: str, topic: str
+) -> None:
+    # Many messages queued at once travel packed (Postgres: as few NOTIFYs as fit), mixed with
+    # topics nobody here follows and with the control channel; each arrives once, in order.
+    text = "x" * 200
+    others = (f"{topic}:other", f"{topic}{pubsub.CONTROL_SUFFIX}")
+    async with pubsub.subscribe(topic, others[1]) as messages:
+        await asyncio.gather(
+            *(
+                pubsub.apublish(t, {"n": n, "text": text})
+                for n in range(200)
+                for t in (topic, *others)
+            )
+        )
+        received = [await _next(messages) for _ in range(400)]
+    for followed in (topic, others[1]):
+        assert [p for t, p in received if t == followed] == [
+            {"n": n, "text": text} for n in range(200)
+        ]
+
+
 def _listened_channels(backend: str) -> set[str]:
     if backend == "redis":
         import redis

@@ -1,7 +1,9 @@
 """How a pub/sub message travels: its channel, its encoding, its size limit.
 
 Every backend carries the same encoded text (the topic, a newline, compact JSON) on one of two
-channels: control topics (`CONTROL_SUFFIX`) on `CONTROL_CHANNEL`, the rest on `CHANNEL`.
+channels: control topics (`CONTROL_SUFFIX`) on `CONTROL_CHANNEL`, the rest on `CHANNEL`. Several
+messages may travel packed in one notification (`pack`), joined by newlines: listeners read the
+lines as topic, body, topic, body... (neither a topic nor compact JSON holds a raw newline).
 """
 
 from __future__ import annotations
@@ -72,3 +74,28 @@ def encode(topic: str, payload: Mapping[str, Any]) -> str:
             "and let subscribers read the rest from the database."
         )
     return data
+
+
+def pack(messages: list[Outgoing]) -> list[Outgoing]:
+    """Join consecutive messages of one channel into as few notifications as the limit allows.
+
+    Under load a batch holds the deltas of many answers; one notification each costs the server
+    and every listening process a notification (and psycopg an object) per delta. Packed, the
+    order of each channel's messages is kept.
+    """
+    if len(messages) < 2:
+        return messages
+    packed: list[Outgoing] = []
+    channel, size = "", 0
+    parts: list[str] = []
+    for next_channel, data in messages:
+        length = len(data) if data.isascii() else len(data.encode())
+        if parts and (next_channel != channel or size + 1 + length > MAX_PAYLOAD_BYTES):
+            packed.append((channel, "\n".join(parts)))
+            parts, size = [], 0
+        channel = next_channel
+        size += length + (1 if parts else 0)
+        parts.append(data)
+    if parts:
+        packed.append((channel, "\n".join(parts)))
+    return packed

@@ -154,18 +154,23 @@ class Hub:
             self._on_idle()
 
     def _dispatch(self, data: str) -> None:
-        topic, _, body = data.partition("\n")
-        subs = self._by_topic.get(topic)
-        if not subs:
-            return
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            logger.warning("Dropped a malformed pub/sub message for %r.", topic)
-            return
-        message = (topic, payload)
-        for sub in tuple(subs):
-            sub._push(message)
+        # A notification carries one message or several packed ones (`_codec.pack`): lines
+        # alternate topic, JSON body (JSON never holds a raw newline).
+        lines = data.split("\n")
+        by_topic = self._by_topic
+        for index in range(0, len(lines) - 1, 2):
+            topic = lines[index]
+            subs = by_topic.get(topic)
+            if not subs:
+                continue
+            try:
+                payload = json.loads(lines[index + 1])
+            except ValueError:
+                logger.warning("Dropped a malformed pub/sub message for %r.", topic)
+                continue
+            message = (topic, payload)
+            for sub in tuple(subs):
+                sub._push(message)
 
     async def _run(self) -> None:
         attempt = 0

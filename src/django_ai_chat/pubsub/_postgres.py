@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Final
 from django.db import connections
 
 from django_ai_chat.pubsub._batching import BatchingPublisher
-from django_ai_chat.pubsub._codec import Outgoing
+from django_ai_chat.pubsub._codec import Outgoing, pack
 
 if TYPE_CHECKING:
     import psycopg
@@ -120,7 +120,7 @@ class AsyncPgPublisher(BatchingPublisher):
         self._conn: psycopg.AsyncConnection[Any] | None = None
 
     async def _send(self, messages: list[Outgoing]) -> None:
-        for chunk in _without_duplicates(messages):
+        for chunk in _without_duplicates(pack(messages)):
             await self._send_chunk(chunk)
 
     async def _send_chunk(self, messages: list[Outgoing]) -> None:

@@ -29,6 +29,8 @@ from django_ai_chat.streaming.topics import control_topic
 
 __all__ = ["KEEPALIVE_SECONDS", "SYNC_TIMEOUT_SECONDS", "relay"]
 
+_compact_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
 KEEPALIVE_SECONDS: Final = 15.0
 """Idle time after which `relay` sends an SSE comment, so proxies keep the connection open."""
 
@@ -267,12 +269,9 @@ class _Relay:
         return chunks
 
     def _delta(self, message_id: str, offset: int, text: str) -> str:
-        data = json.dumps(
-            {"id": message_id, "offset": offset, "text": text},
-            ensure_ascii=False,
-            separators=(",", ":"),
-        )
-        return sse("delta", data, self.cursor())
+        data = _compact_json({"id": message_id, "offset": offset, "text": text})
+        # Compact JSON holds no raw line break: one `data:` line, no splitting (the hot path).
+        return f"event: delta\nid: {self.cursor()}\ndata: {data}\n\n"
 
 
 async def relay(
