@@ -111,6 +111,7 @@ def test_rerun_after_writing_changes_nothing(root: Path) -> None:
         installed_apps=(
             "daphne",
             *STOCK_APPS,
+            "django.contrib.postgres",
             "procrastinate.contrib.django",
             "django_htmx",
             "django_ai_chat",
@@ -158,6 +159,7 @@ def test_settings_defined_elsewhere_are_not_added_again(root: Path) -> None:
     (root / "mysite" / "settings.py").write_text("from .base import *  # noqa\n")
     installed = (
         *STOCK_APPS,
+        "django.contrib.postgres",
         "procrastinate.contrib.django.apps.ProcrastinateConfig",
         "django_ai_chat",
         "chat",
@@ -178,7 +180,10 @@ def test_settings_it_cannot_edit_are_a_refusal_that_writes_nothing(root: Path) -
     assert project.files == {} and project.tasks == [] and project.notices == []
     [issue] = project.issues
     assert issue.startswith("Cannot add chat to INSTALLED_APPS in mysite/settings.py, and")
-    assert '    "daphne",\n    ...\n    "procrastinate.contrib.django",' in issue
+    assert (
+        '    "daphne",\n    ...\n    "django.contrib.postgres",\n'
+        '    "procrastinate.contrib.django",' in issue
+    )
     assert '    "chat",\n' in issue
     assert '    "django_htmx.middleware.HtmxMiddleware",' in issue
     assert "    import os\n\n    # django-ai-chat: the openai API key" in issue
@@ -280,6 +285,7 @@ def _working(root: Path, **changes: object) -> Target:
         installed_apps=(
             "daphne",
             *STOCK_APPS,
+            "django.contrib.postgres",
             "procrastinate.contrib.django",
             "django_htmx",
             "django_ai_chat",
@@ -310,8 +316,8 @@ def test_check_judges_the_running_project() -> None:
         login_url_resolves=False,
     )
     assert effective_problems(opts, broken, has_urls=True) == [
-        "INSTALLED_APPS of 'mysite/settings.py' lacks 'procrastinate.contrib.django', "
-        "'django_htmx', 'chat'.",
+        "INSTALLED_APPS of 'mysite/settings.py' lacks 'django.contrib.postgres', "
+        "'procrastinate.contrib.django', 'django_htmx', 'chat'.",
         "'django.contrib.staticfiles' comes before 'daphne' in INSTALLED_APPS, so its runserver "
         "(no ASGI, no live streams) wins: put 'daphne' first.",
         "MIDDLEWARE lacks 'django_htmx.middleware.HtmxMiddleware'.",
@@ -413,7 +419,10 @@ def test_split_settings_are_patched_where_installed_apps_is_defined(tmp_path: Pa
         P("config/settings/base.py"),
     ]
     base = project.files[P("config/settings/base.py")].after
-    assert '"django.contrib.sitemaps",\n    "procrastinate.contrib.django",\n' in base
+    assert (
+        '"django.contrib.sitemaps",\n    "django.contrib.postgres",\n'
+        '    "procrastinate.contrib.django",\n' in base
+    )
     assert '    "django_ai_chat",\n]\n\nLOCAL_APPS' in base
     assert '"myproject.users",\n    "chat",\n' in base
     assert '"django.middleware.clickjacking.XFrameOptionsMiddleware",\n    "django_htmx.' in base

@@ -26,7 +26,8 @@ from django_ai_chat.gen.project import FileChange, Project
 from django_ai_chat.gen.render import APP_TEMPLATE, RenderedFile, render_files, render_snippet
 from django_ai_chat.gen.target import SETTINGS_DEFAULT, Target
 
-WORKER_APPS = ("procrastinate.contrib.django", "django_ai_chat")
+# django.contrib.postgres: the search indexes are GinIndexes (Django 6 checks for the app).
+WORKER_APPS = ("django.contrib.postgres", "procrastinate.contrib.django", "django_ai_chat")
 UI_APPS = ("django_htmx",)
 HTMX_MIDDLEWARE = "django_htmx.middleware.HtmxMiddleware"
 DAPHNE_VERSION = ">=4.1"
@@ -212,7 +213,7 @@ def effective_problems(opts: ChatOptions, target: Target, *, has_urls: bool) -> 
     """
     problems: list[str] = []
     settings_file = str(target.settings_file or "your settings")
-    wanted = [*WORKER_APPS[:1], *(UI_APPS if opts.ui else ()), *WORKER_APPS[1:], opts.app_label]
+    wanted = [*WORKER_APPS[:2], *(UI_APPS if opts.ui else ()), *WORKER_APPS[2:], opts.app_label]
     wanted += ["daphne"] if opts.ui else []
     missing = [a for a in wanted if not _installed(target, a)]
     if missing:
@@ -317,7 +318,7 @@ def _installed_apps(
     project: Project, opts: ChatOptions, target: Target, by_hand: list[str]
 ) -> bool:
     """Add the apps and middleware; `True` when the generated app is (or will be) installed."""
-    ours = [*WORKER_APPS[:1], *(UI_APPS if opts.ui else ()), *WORKER_APPS[1:]]
+    ours = [*WORKER_APPS[:2], *(UI_APPS if opts.ui else ()), *WORKER_APPS[2:]]
     ours = [a for a in ours if not _installed(target, a)]
     app = [] if _installed(target, opts.app_label) else [opts.app_label]
     first = ["daphne"] if opts.ui and not _installed(target, "daphne") else []

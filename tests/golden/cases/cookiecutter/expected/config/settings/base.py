@@ -58,6 +58,7 @@ DJANGO_APPS = [
 ]
 THIRD_PARTY_APPS = [
     "django.contrib.sitemaps",
+    "django.contrib.postgres",
     "procrastinate.contrib.django",
     "django_htmx",
     "django_ai_chat",

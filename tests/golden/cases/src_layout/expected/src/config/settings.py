@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     'django.contrib.messages',
     'django.contrib.staticfiles',
     'shop',
+    'django.contrib.postgres',
     'procrastinate.contrib.django',
     'django_htmx',
     'django_ai_chat',
