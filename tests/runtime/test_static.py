@@ -15,6 +15,7 @@ PACKAGE = Path(django_ai_chat.__file__).parent
 SHIPPED = (
     "django_ai_chat/chat.css",
     "django_ai_chat/chat.js",
+    "django_ai_chat/vendor/highlight.min.js",
     "django_ai_chat/vendor/marked.umd.js",
     "django_ai_chat/vendor/purify.min.js",
 )
