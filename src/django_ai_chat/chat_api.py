@@ -58,11 +58,15 @@ from pydantic_ai.ui.vercel_ai.response_types import ErrorChunk
 from django_ai_chat import ai_sdk, pubsub, streaming
 from django_ai_chat.forms import clean_message_text
 from django_ai_chat.limits import LimitExceeded
-from django_ai_chat.models import AbstractConversation, AbstractMessage, signed_in
+from django_ai_chat.models import (
+    AbstractConversation,
+    AbstractMessage,
+    conversation_model_of,
+    signed_in,
+)
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
-    from django.db.models.options import Options
 
 __all__ = ["ChatAPIView", "ChatActions", "Endpoint"]
 
@@ -316,14 +320,7 @@ class ChatAPIView(View):
 
     def conversation_model(self) -> type[AbstractConversation]:
         """The model `message_model.conversation` points to."""
-        options: Options[Any] = self._message_model()._meta
-        related = options.get_field("conversation").related_model
-        if not (isinstance(related, type) and issubclass(related, AbstractConversation)):
-            raise ImproperlyConfigured(
-                f"{self._message_model().__name__}.conversation must be a foreign key to a "
-                f"subclass of AbstractConversation, not {related!r}."
-            )
-        return related
+        return conversation_model_of(self._message_model())
 
     def _message_model(self) -> type[AbstractMessage]:
         if self.message_model is None:

@@ -30,7 +30,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Self, TypeVar
 
 from asgiref.sync import sync_to_async
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import IntegrityError, models, transaction
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -38,6 +38,7 @@ from uuid_utils.compat import uuid7
 
 if TYPE_CHECKING:
     from django.db.models.fields.related_descriptors import RelatedManager
+    from django.db.models.options import Options
 
 __all__ = [
     "FEEDBACK_NOTE_MAX_LENGTH",
@@ -51,6 +52,7 @@ __all__ = [
     "ConversationQuerySet",
     "FeedbackQuerySet",
     "MessageQuerySet",
+    "conversation_model_of",
     "new_id",
     "signed_in",
 ]
@@ -88,6 +90,23 @@ def new_id() -> uuid.UUID:
 def signed_in(actor: Any) -> bool:
     """Whether `actor` is someone rows may belong to (not `None`, not an anonymous user)."""
     return actor is not None and bool(getattr(actor, "is_authenticated", False))
+
+
+def conversation_model_of(message_model: type[AbstractMessage]) -> type[AbstractConversation]:
+    """The model `message_model.conversation` points to.
+
+    Raises:
+        ImproperlyConfigured: That field is not a foreign key to an `AbstractConversation`.
+    """
+    # The foreign key is declared by the concrete subclass (`AbstractMessage` has none).
+    options: Options[Any] = message_model._meta
+    related = options.get_field("conversation").related_model
+    if not (isinstance(related, type) and issubclass(related, AbstractConversation)):
+        raise ImproperlyConfigured(
+            f"{message_model.__name__}.conversation must be a foreign key to a "
+            f"subclass of AbstractConversation, not {related!r}."
+        )
+    return related
 
 
 class ConversationQuerySet(models.QuerySet[_C]):

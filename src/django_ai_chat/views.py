@@ -41,11 +41,15 @@ from django.template.loader import render_to_string
 from django.views import View
 
 from django_ai_chat import _shutdown, limits, streaming
-from django_ai_chat.models import AbstractConversation, AbstractMessage, signed_in
+from django_ai_chat.models import (
+    AbstractConversation,
+    AbstractMessage,
+    conversation_model_of,
+    signed_in,
+)
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
-    from django.db.models.options import Options
 
 __all__ = ["ConversationStreamView"]
 
@@ -178,15 +182,7 @@ class ConversationStreamView(View):
 
     def conversation_model(self) -> type[AbstractConversation]:
         """The model `message_model.conversation` points to."""
-        # The foreign key is declared by the concrete subclass (`AbstractMessage` has none).
-        options: Options[Any] = self._message_model()._meta
-        related = options.get_field("conversation").related_model
-        if not (isinstance(related, type) and issubclass(related, AbstractConversation)):
-            raise ImproperlyConfigured(
-                f"{self._message_model().__name__}.conversation must be a foreign key to a "
-                f"subclass of AbstractConversation, not {related!r}."
-            )
-        return related
+        return conversation_model_of(self._message_model())
 
     def _message_model(self) -> type[AbstractMessage]:
         if self.message_model is None:
