@@ -29,7 +29,12 @@ from pydantic_ai.ui.vercel_ai import request_types as ui
 from pydantic_ai.ui.vercel_ai import response_types as chunks
 
 from django_ai_chat import pubsub
-from django_ai_chat.streaming import KEEPALIVE_SECONDS, SYNC_TIMEOUT_SECONDS, control_topic
+from django_ai_chat.streaming import (
+    KEEPALIVE_SECONDS,
+    SYNC_TIMEOUT_SECONDS,
+    StreamedMessage,
+    control_topic,
+)
 
 __all__ = [
     "DONE",
@@ -57,20 +62,8 @@ KEEPALIVE: Final = ": keep-alive\n\n"
 """An SSE comment: proxies keep a quiet stream open, clients ignore it."""
 
 
-class AnswerRow(Protocol):
-    """What the stream needs of a message row (a generated `Message` fits)."""
-
-    @property
-    def id(self) -> Any:
-        """Primary key (a UUID)."""
-
-    @property
-    def text(self) -> str:
-        """The text so far."""
-
-    @property
-    def complete(self) -> bool:
-        """`False` while the answer streams."""
+class AnswerRow(StreamedMessage, Protocol):
+    """What the stream needs of a message row: the relay's `StreamedMessage`, and more."""
 
     @property
     def stopped(self) -> bool:
