@@ -39,6 +39,16 @@ class Settings:
     ANSWER_TIMEOUT: float | None = 600.0
     """Seconds one answer may take in all, tool calls included; `None`: no bound."""
 
+    TOOL_APPROVAL: Mapping[str, bool] = {}
+    """Tool name -> whether its calls wait for the user's approval, over the tool's own choice.
+
+    By default the write tools of `ModelTools` (create, update, destroy) and `@tool(approval=
+    True)` ask; e.g. `{"destroy_note": True, "create_note": False}`.
+    """
+
+    APPROVAL_EXPIRES_AFTER: float = 86_400.0
+    """Seconds a tool call waits for approval before it expires (the answer then says so)."""
+
     PUBSUB_URL: str | None = None
     """`None`: Postgres LISTEN/NOTIFY on the default database. `redis://…`: Redis pub/sub."""
 

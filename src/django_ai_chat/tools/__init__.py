@@ -26,6 +26,11 @@ def word_count(text: str) -> int:
 registry.register(notes.read(), notes.get(), notes.create(), notes.update(), word_count)
 ```
 
+Approval (human in the loop): a call of a tool whose `needs_approval(arguments, actor)` is true
+(`requires_approval`: the write tools of `ModelTools` and `@tool(approval=True)`; the setting
+`AI_CHAT_TOOL_APPROVAL` overrides it per tool name, see `needs_approval`) pauses the answer until
+the user approves or denies it; approved, it runs as the user, with the same checks.
+
 The actor: a user (or `AnonymousUser`) gets Django's permission semantics; `None` means no-user
 mode (the project has no users): permissions are not checked, row scopes receive `None`.
 """
@@ -36,7 +41,7 @@ from django_ai_chat.exceptions import ToolError
 from django_ai_chat.tools.function import FunctionTool, tool
 from django_ai_chat.tools.model import ModelTool, ModelTools
 from django_ai_chat.tools.registry import ToolRegistry, ToolSelection, registry
-from django_ai_chat.tools.tool import Tool
+from django_ai_chat.tools.tool import Tool, describe_arguments, needs_approval
 
 __all__ = [
     "FunctionTool",
@@ -46,6 +51,8 @@ __all__ = [
     "ToolError",
     "ToolRegistry",
     "ToolSelection",
+    "describe_arguments",
+    "needs_approval",
     "registry",
     "tool",
 ]

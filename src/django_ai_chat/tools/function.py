@@ -40,6 +40,7 @@ class FunctionTool(Tool, Generic[P, R]):
         name: str | None = None,
         description: str | None = None,
         permission: str | Sequence[str] | None = None,
+        approval: bool = False,
     ) -> None:
         """Build the tool from `func`'s signature and docstring.
 
@@ -48,6 +49,7 @@ class FunctionTool(Tool, Generic[P, R]):
             name: Tool name. Default: the function's name.
             description: For the model. Default: the docstring's text (before `Args:`).
             permission: Django permission(s) the actor needs, e.g. `"shop.view_order"`.
+            approval: Whether each call waits for the user's approval (human in the loop).
 
         Raises:
             ConfigurationError: `*args`/`**kwargs`, or a type pydantic cannot describe.
@@ -88,7 +90,10 @@ class FunctionTool(Tool, Generic[P, R]):
         schema.setdefault("properties", {})
         schema["additionalProperties"] = False
         super().__init__(
-            name=tool_name, description=description or doc_text or "", parameters=schema
+            name=tool_name,
+            description=description or doc_text or "",
+            parameters=schema,
+            approval=approval,
         )
 
     def has_permission(self, actor: Any) -> bool:
@@ -138,6 +143,7 @@ def tool(
     name: str | None = None,
     description: str | None = None,
     permission: str | Sequence[str] | None = None,
+    approval: bool = False,
 ) -> Callable[[Callable[P, R]], FunctionTool[P, R]]: ...
 
 
@@ -148,10 +154,12 @@ def tool(
     name: str | None = None,
     description: str | None = None,
     permission: str | Sequence[str] | None = None,
+    approval: bool = False,
 ) -> FunctionTool[P, R] | Callable[[Callable[P, R]], FunctionTool[P, R]]:
     """Turn a typed function into a `FunctionTool` (register it with `registry.register`).
 
-    Use bare (`@tool`) or with options (`@tool(name=..., description=..., permission=...)`).
+    Use bare (`@tool`) or with options (`@tool(name=..., description=..., permission=...,
+    approval=True)`; `approval=True`: every call waits for the user's approval).
     A parameter named `actor` receives the user the chat belongs to (`None` in no-user mode).
 
     Example:
@@ -164,7 +172,9 @@ def tool(
     """
 
     def decorate(func: Callable[P, R]) -> FunctionTool[P, R]:
-        return FunctionTool(func, name=name, description=description, permission=permission)
+        return FunctionTool(
+            func, name=name, description=description, permission=permission, approval=approval
+        )
 
     return decorate if func is None else decorate(func)
 

@@ -18,7 +18,7 @@ from django_ai_chat.tools._arguments import check_arguments
 from django_ai_chat.tools._query import RESULT_TYPES, filter_q, ordering, read_schema
 from django_ai_chat.tools._schema import field_schema, object_schema
 from django_ai_chat.tools._values import to_json, to_python, validation_message
-from django_ai_chat.tools.tool import Tool, actor_has_perms
+from django_ai_chat.tools.tool import Tool, actor_has_perms, describe_arguments
 
 M = TypeVar("M", bound=models.Model)
 
@@ -138,6 +138,7 @@ class ModelTools(Generic[M]):
         description: str | None = None,
         default_limit: int = 25,
         max_limit: int = 100,
+        approval: bool = False,
     ) -> ModelTool:
         """A tool that lists, counts or checks for rows: filter, sort, limit, offset.
 
@@ -146,6 +147,7 @@ class ModelTools(Generic[M]):
             description: For the model. Default: a generic one naming the model.
             default_limit: Rows returned when the model gives no `limit`.
             max_limit: Largest `limit` honoured; larger ones are capped.
+            approval: Whether each call waits for the user's approval (reads: no by default).
         """
         if not 1 <= default_limit <= max_limit:
             raise ConfigurationError("read() needs 1 <= default_limit <= max_limit.")
@@ -159,19 +161,37 @@ class ModelTools(Generic[M]):
             parameters=read_schema(self.fields, default_limit=default_limit, max_limit=max_limit),
             default_limit=default_limit,
             max_limit=max_limit,
+            approval=approval,
         )
 
-    def get(self, name: str | None = None, *, description: str | None = None) -> ModelTool:
+    def get(
+        self,
+        name: str | None = None,
+        *,
+        description: str | None = None,
+        approval: bool = False,
+    ) -> ModelTool:
         """A tool that fetches one row by primary key (default name `get_<model>`)."""
         return _GetTool(
             self,
             name=name or f"get_{self._model_name}",
             description=description or f"Fetch one {self.opts.verbose_name} by {self.pk.name}.",
             parameters=self._pk_schema(),
+            approval=approval,
         )
 
-    def create(self, name: str | None = None, *, description: str | None = None) -> ModelTool:
-        """A tool that creates a row from the writable fields (default name `create_<model>`)."""
+    def create(
+        self,
+        name: str | None = None,
+        *,
+        description: str | None = None,
+        approval: bool = True,
+    ) -> ModelTool:
+        """A tool that creates a row from the writable fields (default name `create_<model>`).
+
+        Its calls wait for the user's approval unless `approval=False` (or the project's
+        `AI_CHAT_TOOL_APPROVAL` says otherwise); so do `update`'s and `destroy`'s.
+        """
         required = [
             name
             for name, field in self.writable.items()
@@ -184,9 +204,16 @@ class ModelTools(Generic[M]):
             parameters=object_schema(
                 {name: self._schemas[name] for name in self.writable}, required
             ),
+            approval=approval,
         )
 
-    def update(self, name: str | None = None, *, description: str | None = None) -> ModelTool:
+    def update(
+        self,
+        name: str | None = None,
+        *,
+        description: str | None = None,
+        approval: bool = True,
+    ) -> ModelTool:
         """A tool that changes writable fields of one row (default name `update_<model>`)."""
         schema = self._pk_schema()
         schema["properties"].update({name: self._schemas[name] for name in self.writable})
@@ -197,9 +224,16 @@ class ModelTools(Generic[M]):
             or f"Change fields of one {self.opts.verbose_name}, found by {self.pk.name}; "
             "fields left out keep their value. Returns it as saved.",
             parameters=schema,
+            approval=approval,
         )
 
-    def destroy(self, name: str | None = None, *, description: str | None = None) -> ModelTool:
+    def destroy(
+        self,
+        name: str | None = None,
+        *,
+        description: str | None = None,
+        approval: bool = True,
+    ) -> ModelTool:
         """A tool that deletes one row by primary key (default name `destroy_<model>`)."""
         return _DestroyTool(
             self,
@@ -207,6 +241,7 @@ class ModelTools(Generic[M]):
             description=description
             or f"Delete one {self.opts.verbose_name}, found by {self.pk.name}.",
             parameters=self._pk_schema(),
+            approval=approval,
         )
 
     # Shared by the tools, and by your own function tools -----------------------------------------
@@ -337,11 +372,29 @@ class ModelTool(Tool):
     action: ClassVar[str]
 
     def __init__(
-        self, tools: ModelTools[Any], *, name: str, description: str, parameters: dict[str, Any]
+        self,
+        tools: ModelTools[Any],
+        *,
+        name: str,
+        description: str,
+        parameters: dict[str, Any],
+        approval: bool = False,
     ) -> None:
         """Bind the tool to its `ModelTools` (use `ModelTools.read()` and friends instead)."""
-        super().__init__(name=name, description=description, parameters=parameters)
+        super().__init__(
+            name=name, description=description, parameters=parameters, approval=approval
+        )
         self.tools = tools
+
+    def describe_arguments(self, arguments: dict[str, Any]) -> list[tuple[str, str]]:
+        """The arguments labelled with the model fields' verbose names ("Due date", ...)."""
+        fields = {**self.tools.fields, **self.tools.writable}
+        labels = {
+            name: _capitalised(str(field.verbose_name))
+            for name, field in fields.items()
+            if name in arguments
+        }
+        return describe_arguments(self.parameters, arguments, labels)
 
     @property
     def permissions(self) -> list[str]:
@@ -388,8 +441,11 @@ class _ReadTool(ModelTool):
         parameters: dict[str, Any],
         default_limit: int,
         max_limit: int,
+        approval: bool = False,
     ) -> None:
-        super().__init__(tools, name=name, description=description, parameters=parameters)
+        super().__init__(
+            tools, name=name, description=description, parameters=parameters, approval=approval
+        )
         self.default_limit = default_limit
         self.max_limit = max_limit
 
@@ -469,6 +525,10 @@ class _DestroyTool(ModelTool):
             deleted = tools.to_json(instance)
             instance.delete()
         return {"deleted": deleted}
+
+
+def _capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _identifier(verbose_name: Any) -> str:
