@@ -2,9 +2,11 @@
 
 The AI SDK (`ai`, `@ai-sdk/react`'s `useChat`, AI Elements, assistant-ui) reads an answer as
 server-sent events of JSON "chunks" (header `x-vercel-ai-ui-message-stream: v1`): `start`,
-`text-start` / `text-delta` / `text-end`, `tool-input-available`, `tool-output-available` /
-`tool-output-error`, `error`, `finish`, then `data: [DONE]`. The chunk types are pydantic-ai's
-(`pydantic_ai.ui.vercel_ai.response_types`), encoded for AI SDK 6 (also 7's wire).
+`reasoning-start` / `reasoning-delta` / `reasoning-end` (the model's thinking, before the text
+it precedes), `text-start` / `text-delta` / `text-end`, `tool-input-available`,
+`tool-output-available` / `tool-output-error`, `error`, `finish`, then `data: [DONE]`. The
+chunk types are pydantic-ai's (`pydantic_ai.ui.vercel_ai.response_types`), encoded for AI SDK 6
+(also 7's wire).
 
 This module turns the same durable answer the page streams (one database row that grows, deltas
 by offset on the conversation's pub/sub topic, see `streaming`) into those chunks:
@@ -106,8 +108,9 @@ def message_metadata(row: Any) -> dict[str, Any]:
 def ui_message(row: Any) -> dict[str, Any]:
     """A stored message as the AI SDK's `UIMessage` (JSON-ready dict, camelCase keys).
 
-    A user message is one text part; an answer is its text cut at its tool calls, each call a
-    `tool-<name>` part with its input and output (or error).
+    A user message is one text part; an answer is its reasoning (a `reasoning` part, when it
+    has any), then its text cut at its tool calls, each call a `tool-<name>` part with its input
+    and output (or error).
     """
     message_id = str(row.id)
     if not _is_answer(row):
@@ -127,13 +130,16 @@ class AnswerChunks:
     Attributes:
         message_id: The answer's id (the `UIMessage` id the client ends up with).
         sent: Characters of the answer's text sent so far.
+        thought: Characters of its reasoning (`thinking`) sent so far.
         done: `finish` went out: nothing more is sent.
     """
 
     message_id: str
     sent: int = 0
+    thought: int = 0
     done: bool = False
     _text_part: str | None = None
+    _reasoning_part: str | None = None
     _parts: int = 0
     _inputs: set[str] = field(default_factory=set)
     _outputs: set[str] = field(default_factory=set)
@@ -147,7 +153,7 @@ class AnswerChunks:
         """Everything the row holds beyond what was sent; `finish` once it is complete."""
         if self.done:
             return []
-        out: list[chunks.BaseChunk] = []
+        out: list[chunks.BaseChunk] = self._reasoning(_thinking_of(row)[self.thought :])
         text = row.text
         for call in _calls(row):
             if call.id in self._inputs:
@@ -155,7 +161,7 @@ class AnswerChunks:
             # Never before what was sent: text cannot be taken back from the client.
             at = self.sent if call.offset is None else max(self.sent, min(call.offset, len(text)))
             out += self._text(text[self.sent : at])
-            out += self._end_text()
+            out += self._end_text() + self._end_reasoning()
             out.append(
                 chunks.ToolInputAvailableChunk(
                     tool_call_id=call.id, tool_name=call.name, input=call.arguments
@@ -178,7 +184,7 @@ class AnswerChunks:
                 )
         out += self._text(text[self.sent :])
         if row.complete:
-            out += self._end_text()
+            out += self._end_reasoning() + self._end_text()
             if row.error:
                 out.append(chunks.ErrorChunk(error_text=row.error))
             reason: chunks.FinishReason = "error" if row.error else "stop"
@@ -199,10 +205,39 @@ class AnswerChunks:
             return None
         return self._text(text[self.sent - offset :])
 
+    def thinking_delta(self, offset: int, text: str) -> list[chunks.BaseChunk] | None:
+        """A live `thinking` delta as reasoning chunks (`[]`: sent; `None`: a gap, re-read)."""
+        if self.done:
+            return []
+        end = offset + len(text)
+        if end <= self.thought:
+            return []
+        if offset > self.thought:
+            return None
+        return self._reasoning(text[self.thought - offset :])
+
+    def _reasoning(self, text: str) -> list[chunks.BaseChunk]:
+        if not text:
+            return []
+        out: list[chunks.BaseChunk] = self._end_text()  # a new stretch of thought: a new part
+        if self._reasoning_part is None:
+            self._parts += 1
+            self._reasoning_part = f"{self.message_id}:{self._parts}"
+            out.append(chunks.ReasoningStartChunk(id=self._reasoning_part))
+        out.append(chunks.ReasoningDeltaChunk(id=self._reasoning_part, delta=text))
+        self.thought += len(text)
+        return out
+
+    def _end_reasoning(self) -> list[chunks.BaseChunk]:
+        if self._reasoning_part is None:
+            return []
+        part, self._reasoning_part = self._reasoning_part, None
+        return [chunks.ReasoningEndChunk(id=part)]
+
     def _text(self, text: str) -> list[chunks.BaseChunk]:
         if not text:
             return []
-        out: list[chunks.BaseChunk] = []
+        out: list[chunks.BaseChunk] = self._end_reasoning()  # the answer starts: thought ends
         if self._text_part is None:
             self._parts += 1
             self._text_part = f"{self.message_id}:{self._parts}"
@@ -294,9 +329,10 @@ async def _handle(
         return [], waiting
     if kind == "message" or (kind == "flushed" and waiting):
         return await _reread(state, load), False
-    if kind == "delta" and not waiting:
+    if kind in ("delta", "thinking") and not waiting:
         offset, text = int(payload.get("offset", 0)), str(payload.get("text", ""))
-        out = state.delta(offset, text)
+        apply = state.thinking_delta if kind == "thinking" else state.delta
+        out = apply(offset, text)
         if out is not None:
             return out, False
         # Deltas were lost: the row may hold them already, else the worker flushes it.
@@ -304,7 +340,7 @@ async def _handle(
         if row is None:
             return _gone(state), False
         out = state.row(row)
-        retry = state.delta(offset, text)
+        retry = apply(offset, text)
         if retry is not None:
             return out + retry, False
         await pubsub.apublish(control_topic(topic), {"type": "sync", "id": state.message_id})
@@ -323,7 +359,8 @@ def _gone(state: AnswerChunks) -> list[chunks.BaseChunk]:
     if state.done:
         return []
     state.done = True
-    return [*state._end_text(), chunks.FinishChunk(finish_reason="other")]
+    ended = [*state._end_reasoning(), *state._end_text()]
+    return [*ended, chunks.FinishChunk(finish_reason="other")]
 
 
 async def _await_flush(
@@ -360,6 +397,11 @@ class _Result:
     id: str
     content: Any
     is_error: bool
+
+
+def _thinking_of(row: Any) -> str:
+    # Rows of apps generated before reasoning existed have no `thinking` until they migrate.
+    return str(getattr(row, "thinking", "") or "")
 
 
 def _is_answer(row: Any) -> bool:
@@ -427,6 +469,7 @@ def _fold(stream: list[chunks.BaseChunk]) -> list[ui.UIMessagePart]:
     """The parts a client builds from `stream` (for a stored message, sent whole)."""
     parts: list[ui.UIMessagePart] = []
     texts: dict[str, ui.TextUIPart] = {}
+    thoughts: dict[str, ui.ReasoningUIPart] = {}
     tools: dict[str, int] = {}
     names: dict[str, str] = {}
     inputs: dict[str, Any] = {}
@@ -436,6 +479,11 @@ def _fold(stream: list[chunks.BaseChunk]) -> list[ui.UIMessagePart]:
             parts.append(texts[chunk.id])
         elif isinstance(chunk, chunks.TextDeltaChunk):
             texts[chunk.id].text += chunk.delta
+        elif isinstance(chunk, chunks.ReasoningStartChunk):
+            thoughts[chunk.id] = ui.ReasoningUIPart(text="", state="done")
+            parts.append(thoughts[chunk.id])
+        elif isinstance(chunk, chunks.ReasoningDeltaChunk):
+            thoughts[chunk.id].text += chunk.delta
         elif isinstance(chunk, chunks.ToolInputAvailableChunk):
             names[chunk.tool_call_id] = chunk.tool_name
             inputs[chunk.tool_call_id] = chunk.input

@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
@@ -49,6 +50,7 @@ from django_ai_chat.events import (
     DoneEvent,
     ErrorEvent,
     TextDeltaEvent,
+    ThinkingDeltaEvent,
     ToolCallEvent,
     ToolResultEvent,
     Usage,
@@ -249,7 +251,12 @@ class Responder:
         return [self.chat_message(m) for m in messages]
 
     def chat_message(self, message: AbstractMessage) -> ChatMessage:
-        """`message` as the model sees it."""
+        """`message` as the model sees it: its text (an answer's `thinking` stays out).
+
+        Earlier turns' reasoning is not sent back: no provider needs it across turns (Anthropic
+        and OpenAI's reasoning models want it only within one turn's tool loop, which pydantic-ai
+        keeps inside the run), and it would cost input tokens on every later question.
+        """
         role: Literal["user", "assistant"] = (
             "assistant" if message.source == AbstractMessage.Source.AGENT else "user"
         )
@@ -326,6 +333,8 @@ class Responder:
         if answer is None:
             return
         history = await self.history(question)
+        # The reasoning so far stays on the row (and on the page); a model cannot be handed
+        # its own half-finished thoughts, so what it thinks now is appended after them.
         if answer.text.strip():
             history += [
                 ChatMessage("assistant", answer.text),
@@ -335,9 +344,13 @@ class Responder:
             answer.pk, tool_calls=answer.tool_calls, tool_results=answer.tool_results
         )
         topic = messages_topic(conversation.pk)
-        async with AnswerWriter(answer.pk, topic=topic, flush=flush, text=answer.text) as writer:
+        async with AnswerWriter(
+            answer.pk, topic=topic, flush=flush, text=answer.text, thinking=answer.thinking
+        ) as writer:
             await self.release_connections()
             result = await self._stream(writer, history, conversation=conversation, actor=actor)
+            if answer.thinking_seconds and "thinking_seconds" in result:
+                result["thinking_seconds"] += answer.thinking_seconds
             await writer.finish(complete=True, **result)
         await self.answered(conversation)
 
@@ -357,10 +370,11 @@ class Responder:
                 for name, value in fields.items()
             }
             # Never after completion, never a shorter text: an older state cannot win.
+            thought = Q(thought__lte=len(fields["thinking"])) if "thinking" in fields else Q()
             await (
                 self.message_model.objects.filter(pk=answer_id, complete=False)
-                .alias(length=Length("text"))
-                .filter(length__lte=len(text))
+                .alias(length=Length("text"), thought=Length("thinking"))
+                .filter(thought, length__lte=len(text))
                 .aupdate(text=text, updated_at=timezone.now(), **fields)
             )
             await self.release_connections()
@@ -497,12 +511,16 @@ class Responder:
 
         Rounds of text around tool calls are kept apart by a blank line; an empty answer gets
         `empty_text` (or `tool_only_text` after tool calls); failures are logged and mapped
-        by `error_for` (the text so far is kept).
+        by `error_for` (the text so far is kept). Reasoning goes to the answer's `thinking`
+        (`append_thinking`), its stretches apart by a blank line too, and `thinking_seconds`
+        is the time from each stretch's first piece to the next text, tool call or end.
         """
         tool_calls: list[dict[str, Any]] = []
         tool_results: list[dict[str, Any]] = []
         error = ""
         after_tool = False
+        new_thought = True  # the next reasoning starts a stretch of its own
+        clock = _ThinkingClock()
         usage: dict[str, Any] = {}
         try:
             async with writer.stoppable():
@@ -515,6 +533,15 @@ class Responder:
                 )
                 async with contextlib.aclosing(events):
                     async for event in events:
+                        if isinstance(event, ThinkingDeltaEvent):
+                            if new_thought and writer.thinking.strip():
+                                await writer.append_thinking(_separator(writer.thinking))
+                            new_thought = False
+                            clock.start()
+                            await writer.append_thinking(_storable(event.text))
+                            continue
+                        new_thought = True
+                        clock.stop()
                         if isinstance(event, TextDeltaEvent):
                             if after_tool and writer.text and not writer.text.endswith("\n"):
                                 await writer.append("\n\n")
@@ -548,6 +575,9 @@ class Responder:
         except Exception:
             logger.exception("Answer %s failed.", writer.message_id)
             error = self.error_text
+        clock.stop()
+        if clock.seconds is not None:
+            usage["thinking_seconds"] = clock.seconds
         text = writer.text
         if not text.strip() and not error and not writer.stopped:
             if tool_calls or tool_results:
@@ -609,6 +639,28 @@ def _may_answer(conversation: AbstractConversation, actor: Any) -> bool:
     if attname is None:
         return True  # no-user mode: everyone shares every conversation
     return signed_in(actor) and getattr(conversation, attname) == actor.pk
+
+
+class _ThinkingClock:
+    """How long a run spent thinking: from each stretch's first piece to what came next."""
+
+    def __init__(self) -> None:
+        self.seconds: float | None = None
+        self._since: float | None = None
+
+    def start(self) -> None:
+        if self._since is None:
+            self._since = time.monotonic()
+
+    def stop(self) -> None:
+        if self._since is not None:
+            spent = time.monotonic() - self._since
+            self.seconds = round((self.seconds or 0.0) + spent, 1)
+            self._since = None
+
+
+def _separator(text: str) -> str:
+    return "" if text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
 
 
 def _storable(value: Any) -> Any:

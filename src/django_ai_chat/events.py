@@ -16,6 +16,7 @@ __all__ = [
     "ErrorReason",
     "Event",
     "TextDeltaEvent",
+    "ThinkingDeltaEvent",
     "ToolCallEvent",
     "ToolResultEvent",
     "Usage",
@@ -54,6 +55,19 @@ class TextDeltaEvent:
 
     text: str
     kind: Literal["text_delta"] = "text_delta"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ThinkingDeltaEvent:
+    """A piece of the model's reasoning (a `ThinkingPart`), as the provider streamed it.
+
+    Providers that think visibly (Anthropic's extended thinking, DeepSeek's and other
+    OpenAI-compatible servers' `reasoning_content`, Gemini's thoughts) stream it before the
+    answer's text; summarised or encrypted reasoning that carries no text yields nothing.
+    """
+
+    text: str
+    kind: Literal["thinking_delta"] = "thinking_delta"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,5 +116,7 @@ class DoneEvent:
     kind: Literal["done"] = "done"
 
 
-Event = TextDeltaEvent | ToolCallEvent | ToolResultEvent | ErrorEvent | DoneEvent
+Event = (
+    TextDeltaEvent | ThinkingDeltaEvent | ToolCallEvent | ToolResultEvent | ErrorEvent | DoneEvent
+)
 """Any event of a loop run. The sequence always ends with exactly one `DoneEvent`."""

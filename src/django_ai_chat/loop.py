@@ -28,6 +28,8 @@ from pydantic_ai.messages import (
     PartStartEvent,
     TextPart,
     TextPartDelta,
+    ThinkingPart,
+    ThinkingPartDelta,
     ToolCallPart,
     UserPromptPart,
 )
@@ -46,6 +48,7 @@ from django_ai_chat.events import (
     ErrorEvent,
     Event,
     TextDeltaEvent,
+    ThinkingDeltaEvent,
     ToolCallEvent,
     ToolResultEvent,
     Usage,
@@ -155,6 +158,8 @@ class _Clock:
         if isinstance(event, TextDeltaEvent):
             self.awaiting_reply = False
             self.text.append(event.text)
+        elif isinstance(event, ThinkingDeltaEvent):
+            self.awaiting_reply = False  # thinking is the reply starting: the idle bound applies
         elif isinstance(event, ToolCallEvent):
             self.awaiting_reply = False
             self.open_calls += 1
@@ -187,6 +192,15 @@ def _text_of(event: object) -> str:
         return event.part.content
     if isinstance(event, PartDeltaEvent) and isinstance(event.delta, TextPartDelta):
         return event.delta.content_delta
+    return ""
+
+
+def _thinking_of(event: object) -> str:
+    # Only readable reasoning: a redacted or encrypted part (a signature only) has no content.
+    if isinstance(event, PartStartEvent) and isinstance(event.part, ThinkingPart):
+        return event.part.content
+    if isinstance(event, PartDeltaEvent) and isinstance(event.delta, ThinkingPartDelta):
+        return event.delta.content_delta or ""
     return ""
 
 
@@ -301,6 +315,8 @@ async def _produce(
                             if delta := _text_of(event):
                                 text.append(delta)
                                 await emit(TextDeltaEvent(text=delta))
+                            elif thought := _thinking_of(event):
+                                await emit(ThinkingDeltaEvent(text=thought))
                 elif Agent.is_call_tools_node(node):
                     if _is_empty(node.model_response):
                         # pydantic-ai would ask again, and a model that said nothing once says
@@ -377,7 +393,8 @@ async def astream(
         timeouts: Bounds on the waits for the provider; defaults to `Timeouts.from_settings()`.
 
     Yields:
-        `TextDeltaEvent` as text streams in; `ToolCallEvent` before a tool runs and
+        `TextDeltaEvent` as text streams in, `ThinkingDeltaEvent` as the model's reasoning
+        does (providers that stream it); `ToolCallEvent` before a tool runs and
         `ToolResultEvent` after (`is_error=True` for invalid arguments or a raising tool);
         `ErrorEvent` when the run stops early (`max_rounds`, `provider_error`, `configuration`,
         `timeout`);

@@ -287,6 +287,14 @@ class AbstractMessage(models.Model):
     text = models.TextField(blank=True)
     tool_calls = models.JSONField(default=list, blank=True)
     tool_results = models.JSONField(default=list, blank=True)
+    # What the model thought before (and between) its answer's words, as the provider streamed
+    # it (`ThinkingPart`s): shown collapsed above the answer, never sent back to the model.
+    thinking = models.TextField(
+        blank=True, default="", help_text="The model's reasoning, as the provider streamed it."
+    )
+    thinking_seconds = models.FloatField(
+        null=True, blank=True, help_text="How long the model thought before answering."
+    )
     source = models.CharField(max_length=5, choices=Source.choices, default=Source.USER)
     complete = models.BooleanField(default=True, help_text="False while an answer streams.")
     stopped = models.BooleanField(default=False, help_text="The person stopped the answer.")

@@ -44,7 +44,9 @@ class Account:
     def csrf(self) -> str:
         return str(self.client.cookies["csrftoken"])
 
-    def node(self, scenario: str, chat_id: str, text: str = "", after: int = 0) -> dict[str, Any]:
+    def node(
+        self, scenario: str, chat_id: str, text: str = "", after: int = 0, on: str = "text"
+    ) -> dict[str, Any]:
         """Run one scenario of `client.mjs`; its JSON report."""
         args = {
             "base": f"{self.base}/chat/api/chat/",
@@ -54,6 +56,7 @@ class Account:
             "scenario": scenario,
             "text": text,
             "afterChars": after,
+            "on": on,
         }
         done = subprocess.run(
             [node(), str(CLIENT), json.dumps(args)],
@@ -168,6 +171,53 @@ def test_a_reload_mid_answer_resumes_with_exactly_the_models_text(alice_api: Acc
     assert resumed["types"][-1] == "finish"
     assert resumed["text"] == ANSWER
     assert _text(_answer(alice_api.stored(chat_id))) == ANSWER
+
+
+def test_the_models_thinking_arrives_as_reasoning_parts_before_the_text(
+    alice_api: Account,
+) -> None:
+    chat_id = str(uuid.uuid4())
+
+    report = alice_api.node("send", chat_id, "Think [think:12] [say:Thought it through.] [tps:200]")
+
+    first = report["first"]
+    assert first["errors"] == []
+    types = first["types"]
+    assert types.index("reasoning-start") < types.index("reasoning-end") < types.index("text-start")
+    assert "reasoning-delta" in types  # one or many: what the row held when the stream caught up
+    assert first["reasoning"].startswith("The person wants an answer")
+    assert len(first["reasoning"].split()) == 12
+    assert first["text"] == "Thought it through."
+    parts = first["message"]["parts"]
+    assert [p["type"] for p in parts] == ["reasoning", "text"]
+    assert parts[0]["state"] == "done"
+    # Loaded again (useChat's initial messages): the same reasoning part first.
+    loaded = _answer(alice_api.stored(chat_id))["parts"]
+    assert [p["type"] for p in loaded] == ["reasoning", "text"]
+    assert loaded[0]["text"] == first["reasoning"]
+
+
+def test_a_reload_mid_thought_resumes_with_exactly_the_models_reasoning(
+    alice_api: Account,
+) -> None:
+    chat_id = str(uuid.uuid4())
+
+    report = alice_api.node(
+        "resume",
+        chat_id,
+        "Ponder [think:40] [say:Done pondering.] [tps:40]",
+        after=30,
+        on="reasoning",
+    )
+
+    first, resumed = report["first"], report["resumed"]
+    assert first["stoppedEarly"] is True and first["text"] == ""  # the reload came mid-thought
+    assert resumed is not None, "the resume found no running answer (204)"
+    assert resumed["message"]["id"] == first["message"]["id"]
+    assert len(resumed["reasoning"].split()) == 40  # exactly once: a replay from the start
+    assert resumed["reasoning"].startswith(first["reasoning"])
+    assert resumed["text"] == "Done pondering."
+    assert _answer(alice_api.stored(chat_id))["parts"][0]["text"] == resumed["reasoning"]
 
 
 def test_nothing_to_resume_is_a_204_the_transport_reads_as_no_stream(alice_api: Account) -> None:

@@ -59,6 +59,9 @@ ADDED_SINCE_0_1 = {
     "model_name",
     "output_tokens",
     "reasoning_tokens",
+    # The model's reasoning, shown above the answer (issue 14).
+    "thinking",
+    "thinking_seconds",
 }
 
 CREATED_SINCE_0_1 = [

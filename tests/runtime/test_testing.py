@@ -22,6 +22,7 @@ from django_ai_chat.events import (
     ErrorEvent,
     Event,
     TextDeltaEvent,
+    ThinkingDeltaEvent,
     ToolCallEvent,
     ToolResultEvent,
 )
@@ -352,7 +353,10 @@ async def test_the_demo_model_calls_the_starter_tool_then_streams_markdown() -> 
 async def test_the_demo_model_answers_directly_without_a_starter_tool() -> None:
     events = await collect(astream(ask("Hi"), system_prompt="", model="demo:instant", tools=[]))
 
-    assert events[0] == TextDeltaEvent(text="## ")
+    # It thinks visibly first (the chat's "Thinking" section), then answers.
+    assert events[0] == ThinkingDeltaEvent(text="The ")
+    texts = [e for e in events if isinstance(e, TextDeltaEvent)]
+    assert texts[0] == TextDeltaEvent(text="## ")
     assert "offline demo model" in answer(events)
 
 

@@ -16,7 +16,14 @@ from pydantic_ai.messages import (
     ToolReturnPart,
     UserPromptPart,
 )
-from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
+from pydantic_ai.models.function import (
+    AgentInfo,
+    DeltaThinkingCalls,
+    DeltaThinkingPart,
+    DeltaToolCall,
+    DeltaToolCalls,
+    FunctionModel,
+)
 
 from django_ai_chat.llm import register_provider
 
@@ -48,6 +55,13 @@ AI_CHAT_MODEL = "openai:gpt-4o"  # and set OPENAI_API_KEY
 
 Ask me anything: I will answer the same way, because I am only a demo.
 """
+
+
+_THINKING = (
+    'The person wrote "{prompt}". I am the offline demo model, so I cannot really answer that. '
+    "The most useful thing I can do is show what this chat does: stream Markdown with a table "
+    "and some code, and say how to switch to a real model. A short greeting first, then the list."
+)
 
 
 def _last_user_text(messages: list[ModelMessage]) -> str:
@@ -97,7 +111,8 @@ class DemoModel(FunctionModel):
     """Streams a friendly Markdown answer word by word; calls a starter tool when one exists.
 
     When a tool named `chat_list_conversations…` is available it is called first, and the answer
-    mentions what it returned.
+    mentions what it returned. Before the answer it thinks visibly (a `ThinkingPart`, streamed
+    like the text), so the chat's "Thinking" section shows without a provider that reasons.
     """
 
     def __init__(self, *, delay: float | None = None) -> None:
@@ -118,17 +133,18 @@ class DemoModel(FunctionModel):
 
         return float(ai_chat_settings.DEMO_DELAY)
 
+    def _thinking(self, messages: list[ModelMessage]) -> str:
+        return _THINKING.format(prompt=_prompt(messages) or "nothing")
+
     def _answer(self, messages: list[ModelMessage]) -> str:
-        prompt = " ".join(_last_user_text(messages).split())
-        if len(prompt) > 120:
-            prompt = prompt[:119] + "…"
+        prompt = _prompt(messages)
         notes = [_describe(result) for result in _tool_returns_since_prompt(messages)]
         tool_note = "".join(f"\n{note}\n" for note in notes)
         return _ANSWER.format(prompt=prompt or "(nothing)", tool_note=tool_note)
 
     async def _stream(
         self, messages: list[ModelMessage], info: AgentInfo
-    ) -> AsyncIterator[str | DeltaToolCalls]:
+    ) -> AsyncIterator[str | DeltaToolCalls | DeltaThinkingCalls]:
         starter = next(
             (t.name for t in info.function_tools if t.name.startswith(_STARTER_TOOL_PREFIX)), None
         )
@@ -136,6 +152,10 @@ class DemoModel(FunctionModel):
             yield {0: DeltaToolCall(name=starter, json_args="{}", tool_call_id="demo_call_1")}
             return
         delay = self.delay
+        for index, word in enumerate(_WORDS.findall(self._thinking(messages))):
+            if delay and index:
+                await asyncio.sleep(delay)
+            yield {0: DeltaThinkingPart(content=word)}
         for index, word in enumerate(_WORDS.findall(self._answer(messages))):
             if delay and index:
                 await asyncio.sleep(delay)
@@ -145,6 +165,11 @@ class DemoModel(FunctionModel):
         # Non-streamed requests are titles: a few words of the user's message.
         words = _last_user_text(messages).split()[:6]
         return ModelResponse(parts=[TextPart(" ".join(["Demo:", *words]))])
+
+
+def _prompt(messages: list[ModelMessage]) -> str:
+    prompt = " ".join(_last_user_text(messages).split())
+    return prompt[:119] + "…" if len(prompt) > 120 else prompt
 
 
 def _demo(name: str) -> DemoModel:

@@ -1,8 +1,8 @@
 """What a browser already holds of a conversation (`Cursor`), and what `relay` needs of a row.
 
-The cursor travels as query parameters on (re)connect (`after`, `partial`, `end`) and as the SSE
-`id:` field, `<after>` or `<after>/<partial>:<end>`, which EventSource sends back as
-`Last-Event-ID`.
+The cursor travels as query parameters on (re)connect (`after`, `partial`, `end`, `thinking`)
+and as the SSE `id:` field, `<after>` or `<after>/<partial>:<end>` (`:<thinking>` added when the
+browser holds reasoning of `partial`), which EventSource sends back as `Last-Event-ID`.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ class Cursor:
         after: Id of the newest message the browser shows (`None`: none).
         partial: Id of an incomplete message the browser is streaming, if any.
         end: How many characters of `partial` the browser holds.
+        thinking: How many characters of `partial`'s reasoning (`thinking`) it holds.
         since: On a reconnect, the id of the oldest message the browser shows: the stream then
             lists the ids still there from it on (a `present` event), so rows deleted while it
             was away go from the page too. Not part of the SSE `id:` form.
@@ -50,11 +51,19 @@ class Cursor:
     partial: str | None = None
     end: int = 0
     since: str | None = None
+    thinking: int = 0
 
     def __str__(self) -> str:
-        """The SSE `id:` form: `<after>` or `<after>/<partial>:<end>` (`-` for no `after`)."""
+        """The SSE `id:` form: `<after>` or `<after>/<partial>:<end>[:<thinking>]`.
+
+        `-` stands for no `after`; `:<thinking>` only when the browser holds reasoning, so a
+        cursor without any reads as it did before reasoning existed.
+        """
         head = self.after or "-"
-        return f"{head}/{self.partial}:{self.end}" if self.partial else head
+        if not self.partial:
+            return head
+        tail = f":{self.thinking}" if self.thinking else ""
+        return f"{head}/{self.partial}:{self.end}{tail}"
 
     @classmethod
     def parse(cls, value: str | None) -> Cursor | None:
@@ -66,13 +75,22 @@ class Cursor:
         if not value:
             return None
         head, _, tail = value.strip().partition("/")
-        partial, _, end = tail.partition(":")
-        return cls._make(None if head == "-" else head, partial or None, end or "0")
+        partial, _, ends = tail.partition(":")
+        end, _, thinking = ends.partition(":")
+        return cls._make(None if head == "-" else head, partial or None, end or "0", thinking)
 
     @classmethod
     def from_query(cls, query: Any) -> Cursor:
-        """Read the query parameters `after`, `partial`, `end` and `since` (malformed: ignored)."""
-        made = cls._make(query.get("after") or None, query.get("partial") or None, query.get("end"))
+        """Read the query parameters `after`, `partial`, `end`, `thinking` and `since`.
+
+        Malformed values are ignored.
+        """
+        made = cls._make(
+            query.get("after") or None,
+            query.get("partial") or None,
+            query.get("end"),
+            query.get("thinking"),
+        )
         return replace(made or cls(), since=_since(query.get("since")))
 
     @classmethod
@@ -87,12 +105,15 @@ class Cursor:
         return query if parsed is None else replace(parsed, since=query.since)
 
     @classmethod
-    def _make(cls, after: str | None, partial: str | None, end: Any) -> Cursor | None:
+    def _make(
+        cls, after: str | None, partial: str | None, end: Any, thinking: Any = None
+    ) -> Cursor | None:
         try:
             return cls(
                 after=uuid_str(after) if after else None,
                 partial=uuid_str(partial) if partial else None,
                 end=max(0, int(end or 0)) if partial else 0,
+                thinking=max(0, int(thinking or 0)) if partial else 0,
             )
         except (TypeError, ValueError):
             return None

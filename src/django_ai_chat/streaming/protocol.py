@@ -6,7 +6,8 @@ Payloads on a conversation's messages topic (`chat:messages:<conversation_id>`):
 |---|---|---|---|
 | `message` | `id` | actions, worker | a row was created or changed state: re-read it |
 | `delta` | `id`, `offset`, `text` | worker | `text` appended to message `id` at `offset` |
-| `flushed` | `id`, `end` | worker | the row now holds the first `end` characters |
+| `thinking` | `id`, `offset`, `text` | worker | the same for the message's `thinking` |
+| `flushed` | `id`, `end`, (`thinking`) | worker | the row holds `end` characters (and `thinking`) |
 | `resync` | `reason` | pub/sub itself | messages may have been lost: re-read the rows |
 
 On its control topic (`<topic>:control`, requests to the worker): `sync` (`id`: flush now,
@@ -18,7 +19,7 @@ JSON, never HTML, always small. Constructors take ids as any object and send the
 
 from __future__ import annotations
 
-from typing import Final, Literal, TypeAlias, TypedDict
+from typing import Final, Literal, NotRequired, TypeAlias, TypedDict
 
 from django_ai_chat.pubsub import RESYNC_TYPE
 
@@ -31,6 +32,7 @@ __all__ = [
     "RESYNC",
     "STOP",
     "SYNC",
+    "THINKING",
     "ConversationEvent",
     "ConversationPayload",
     "DeltaPayload",
@@ -38,16 +40,19 @@ __all__ = [
     "MessagePayload",
     "StopPayload",
     "SyncPayload",
+    "ThinkingPayload",
     "conversation",
     "delta",
     "flushed",
     "message",
     "stop",
     "sync",
+    "thinking",
 ]
 
 MESSAGE: Final = "message"
 DELTA: Final = "delta"
+THINKING: Final = "thinking"
 FLUSHED: Final = "flushed"
 SYNC: Final = "sync"
 STOP: Final = "stop"
@@ -76,12 +81,29 @@ class DeltaPayload(TypedDict):
     text: str
 
 
+class ThinkingPayload(TypedDict):
+    """`{"type": "thinking", "id", "offset", "text"}`: reasoning appended at a character offset.
+
+    Offsets count in the message's `thinking`, apart from its `text`: the two grow side by
+    side and a browser holds (and its cursor names) how much of each it has.
+    """
+
+    type: Literal["thinking"]
+    id: str
+    offset: int
+    text: str
+
+
 class FlushedPayload(TypedDict):
-    """`{"type": "flushed", "id", "end"}`: the row holds `end` characters."""
+    """`{"type": "flushed", "id", "end"}`: the row holds `end` characters.
+
+    `thinking`, when the answer has any: the row holds that many characters of it too.
+    """
 
     type: Literal["flushed"]
     id: str
     end: int
+    thinking: NotRequired[int]
 
 
 class SyncPayload(TypedDict):
@@ -116,9 +138,17 @@ def delta(message_id: object, offset: int, text: str) -> DeltaPayload:
     return {"type": "delta", "id": str(message_id), "offset": offset, "text": text}
 
 
-def flushed(message_id: object, end: int) -> FlushedPayload:
-    """The `flushed` payload: the row of `message_id` holds `end` characters."""
-    return {"type": "flushed", "id": str(message_id), "end": end}
+def thinking(message_id: object, offset: int, text: str) -> ThinkingPayload:
+    """The `thinking` payload: reasoning `text` at character `offset` of `message_id`'s."""
+    return {"type": "thinking", "id": str(message_id), "offset": offset, "text": text}
+
+
+def flushed(message_id: object, end: int, thinking: int = 0) -> FlushedPayload:
+    """The `flushed` payload: the row of `message_id` holds `end` (and `thinking`) characters."""
+    payload: FlushedPayload = {"type": "flushed", "id": str(message_id), "end": end}
+    if thinking:
+        payload["thinking"] = thinking
+    return payload
 
 
 def sync(message_id: object) -> SyncPayload:

@@ -29,6 +29,10 @@ from django_ai_chat.streaming.topics import control_topic
 
 __all__ = ["KEEPALIVE_SECONDS", "SYNC_TIMEOUT_SECONDS", "relay"]
 
+DELTA: Final = "delta"
+THINKING: Final = "thinking"
+"""The SSE event names of live text and live reasoning (same names as the pub/sub payloads)."""
+
 _compact_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 KEEPALIVE_SECONDS: Final = 15.0
@@ -54,8 +58,10 @@ class _Relay:
     ) -> None:
         self.after = cursor.after
         self.since = cursor.since
-        # Incomplete messages the browser streams: id → characters it holds.
+        # Incomplete messages the browser streams: id → characters it holds; `thought`: the
+        # same for their reasoning (a message is in both or in neither).
         self.sent: dict[str, int] = {cursor.partial: cursor.end} if cursor.partial else {}
+        self.thought: dict[str, int] = {cursor.partial: cursor.thinking} if cursor.partial else {}
         self.latest_partial = cursor.partial
         self.complete: set[str] = set()
         # Messages with a gap (deltas missed): their deltas wait here for the worker's flush.
@@ -66,12 +72,21 @@ class _Relay:
         self._render_message = render_message
         self._render_conversation = render_conversation
         self.coalesce = bool(coalesce)
-        # A live delta held while the events queued behind it are read: (id, offset, text).
-        self.held: tuple[str, int, str] | None = None
+        # A live delta held while the events queued behind it are read:
+        # (event name, id, offset, text).
+        self.held: tuple[str, str, int, str] | None = None
 
     def cursor(self) -> str:
         partial = self.latest_partial if self.latest_partial in self.sent else None
-        return str(Cursor(self.after, partial, self.sent[partial] if partial else 0))
+        if partial is None:
+            return str(Cursor(self.after))
+        return str(
+            Cursor(self.after, partial, self.sent[partial], thinking=self.thought.get(partial, 0))
+        )
+
+    def _forget(self, message_id: str) -> None:
+        self.sent.pop(message_id, None)
+        self.thought.pop(message_id, None)
 
     async def catch_up(
         self, events: pubsub.Subscription, timeout: float
@@ -118,7 +133,7 @@ class _Relay:
         if self.since is not None:
             chunks.append(await self._present(self.since))
         for message_id in gone:
-            self.sent.pop(message_id, None)
+            self._forget(message_id)
             chunks.append(sse("removed", json.dumps({"id": message_id})))
         for row in rows:
             chunks += await self.send_row(row)
@@ -140,20 +155,32 @@ class _Relay:
         if self.after is None or message_id > self.after:
             self.after = message_id
         have = self.sent.get(message_id)
-        if not row.complete and have is not None and have <= len(row.text):
+        thinking = _thinking_of(row)
+        thought = self.thought.get(message_id, 0)
+        if (
+            not row.complete
+            and have is not None
+            and have <= len(row.text)
+            and thought <= len(thinking)
+        ):
             self.latest_partial = message_id
-            if have == len(row.text):
-                return []
-            self.sent[message_id] = len(row.text)
-            return [self._delta(message_id, have, row.text[have:])]
+            chunks: list[str] = []
+            if thought < len(thinking):
+                self.thought[message_id] = len(thinking)
+                chunks.append(self._delta(message_id, thought, thinking[thought:], THINKING))
+            if have < len(row.text):
+                self.sent[message_id] = len(row.text)
+                chunks.append(self._delta(message_id, have, row.text[have:]))
+            return chunks
         if not row.complete and have is not None:
             # The browser holds more than the row (a flush is still on its way): keep going.
             return []
         if row.complete:
-            self.sent.pop(message_id, None)
+            self._forget(message_id)
             self.complete.add(message_id)
         else:
             self.sent[message_id] = len(row.text)
+            self.thought[message_id] = len(thinking)
             self.latest_partial = message_id
         html = await self._render_message(row)
         return [sse("message", html, self.cursor())]
@@ -161,7 +188,7 @@ class _Relay:
     async def handle(self, payload: dict[str, Any]) -> list[str]:
         """Turn one pub/sub payload into SSE chunks."""
         kind = payload.get("type")
-        if kind not in (protocol.DELTA, protocol.FLUSHED):
+        if kind not in (protocol.DELTA, protocol.THINKING, protocol.FLUSHED):
             # Whatever else goes out must not overtake a held delta.
             held = self.flush()
             if held:
@@ -179,7 +206,7 @@ class _Relay:
             return []
         if kind == protocol.MESSAGE:
             return await self._reread(message_id)
-        if kind == protocol.DELTA:
+        if kind in (protocol.DELTA, protocol.THINKING):
             return await self._on_delta(message_id, payload)
         if kind == protocol.FLUSHED and message_id in self.waiting:
             deltas = self.waiting.pop(message_id)
@@ -192,10 +219,10 @@ class _Relay:
     async def _reread(self, message_id: str) -> list[str]:
         row = await self._load_message(message_id)
         if row is None:
-            self.sent.pop(message_id, None)
+            self._forget(message_id)
             self.waiting.pop(message_id, None)
             return [*self.flush(), sse("removed", json.dumps({"id": message_id}))]
-        self.sent.pop(message_id, None)  # a state change: the browser gets the whole message
+        self._forget(message_id)  # a state change: the browser gets the whole message
         return await self.send_row(row)
 
     async def _on_delta(self, message_id: str, payload: dict[str, Any]) -> list[str]:
@@ -205,22 +232,26 @@ class _Relay:
             self.waiting[message_id].append(payload)
             return []
         offset, text = int(payload.get("offset", 0)), str(payload.get("text", ""))
+        # Reasoning and text count their offsets apart: each against what the browser holds
+        # of it, the one path for both.
+        event = THINKING if payload.get("type") == protocol.THINKING else DELTA
+        held = self.thought if event == THINKING else self.sent
         chunks: list[str] = []
-        have = self.sent.get(message_id)
-        if have is None:
+        if message_id not in self.sent:
             # A message this connection has not seen yet: read it first.
             chunks += await self._reread(message_id)
-            have = self.sent.get(message_id)
-            if have is None:
+            if message_id not in self.sent:
                 return chunks
+        have = held.get(message_id, 0)
         end = offset + len(text)
         if end <= have:
             return chunks
         if offset > have:
             row = await self._load_message(message_id)
-            if row is not None and not row.complete and len(row.text) >= offset:
+            stored = "" if row is None else (_thinking_of(row) if event == THINKING else row.text)
+            if row is not None and not row.complete and len(stored) >= offset:
                 chunks += await self.send_row(row)
-                have = self.sent.get(message_id, have)
+                have = held.get(message_id, have)
             if offset > have:
                 # Deltas were missed and the row lacks them too: ask for a flush, hold deltas.
                 self.waiting[message_id] = [payload]
@@ -230,33 +261,37 @@ class _Relay:
             if end <= have:
                 return chunks
         text = text[have - offset :]
-        self.sent[message_id] = end
+        held[message_id] = end
         self.latest_partial = message_id
-        return [*chunks, *self._hold(message_id, have, text)]
+        return [*chunks, *self._hold(message_id, have, text, event)]
 
-    def _hold(self, message_id: str, offset: int, text: str) -> list[str]:
+    def _hold(self, message_id: str, offset: int, text: str, event: str = "delta") -> list[str]:
         """Hold a live delta to merge it with the ones of its message queued right behind it.
 
         Only what is already queued: `relay` reads every event waiting in the subscription
         before it sends, then `flush`es, so nothing waits for a window or for the next token.
         """
         if not self.coalesce:
-            return [self._delta(message_id, offset, text)]
+            return [self._delta(message_id, offset, text, event)]
         held = self.held
-        if held is not None and held[0] == message_id and held[1] + len(held[2]) == offset:
-            self.held = (message_id, held[1], held[2] + text)
+        if (
+            held is not None
+            and held[:2] == (event, message_id)
+            and held[2] + len(held[3]) == offset
+        ):
+            self.held = (event, message_id, held[2], held[3] + text)
             return []
         chunks = self.flush()
-        self.held = (message_id, offset, text)
+        self.held = (event, message_id, offset, text)
         return chunks
 
     def flush(self) -> list[str]:
         """The held delta as an SSE chunk (nothing when none is held)."""
         if self.held is None:
             return []
-        message_id, offset, text = self.held
+        event, message_id, offset, text = self.held
         self.held = None
-        return [self._delta(message_id, offset, text)]
+        return [self._delta(message_id, offset, text, event)]
 
     async def _resync(self) -> list[str]:
         # Messages may have been lost: every incomplete message is re-read in full.
@@ -264,14 +299,19 @@ class _Relay:
         self.waiting.clear()
         rows = await self._load_messages(self.after)
         for row in rows:
-            self.sent.pop(uuid_str(row.id), None)
+            self._forget(uuid_str(row.id))
             chunks += await self.send_row(row)
         return chunks
 
-    def _delta(self, message_id: str, offset: int, text: str) -> str:
+    def _delta(self, message_id: str, offset: int, text: str, event: str = "delta") -> str:
         data = _compact_json({"id": message_id, "offset": offset, "text": text})
         # Compact JSON holds no raw line break: one `data:` line, no splitting (the hot path).
-        return f"event: delta\nid: {self.cursor()}\ndata: {data}\n\n"
+        return f"event: {event}\nid: {self.cursor()}\ndata: {data}\n\n"
+
+
+def _thinking_of(row: StreamedMessage) -> str:
+    # Rows of apps generated before reasoning existed have no `thinking` until they migrate.
+    return str(getattr(row, "thinking", "") or "")
 
 
 async def relay(
@@ -297,7 +337,9 @@ async def relay(
     cursor as its SSE `id:`, which EventSource sends back as `Last-Event-ID`.
 
     SSE events: `message` (`data`: HTML from `render_message`), `delta` (`data`: JSON
-    `{"id", "offset", "text"}`), `removed` (`data`: JSON `{"id"}`, the row is gone),
+    `{"id", "offset", "text"}`), `thinking` (the same for the message's reasoning, offsets
+    counted in its `thinking`; the cursor's `thinking` says how much the browser holds),
+    `removed` (`data`: JSON `{"id"}`, the row is gone),
     `present` (only when the cursor has `since`, before the catch-up: JSON `{"since", "ids"}`,
     the ids of the rows that exist from `since` on; the browser drops the others it shows),
     `conversation` (`data`: from `render_conversation`), and a comment every `keepalive` seconds.

@@ -1,6 +1,7 @@
 """The worker side of a live answer: `AnswerWriter` streams one agent message.
 
-The worker publishes every piece of text at once as a `delta` on the conversation's topic, but
+The worker publishes every piece of text at once as a `delta` (reasoning: `thinking`) on the
+conversation's topic, but
 writes the row only now and then: on `sync` (a relay is catching up), on tool events, on stop and
 at the end, so the number of writes does not grow with the answer's length.
 
@@ -9,7 +10,7 @@ Example:
     async with AnswerWriter(message.pk, topic=messages_topic(cid), flush=write) as writer:
         async with writer.stoppable():
             async for event in events:
-                await writer.append(event.text)
+                await writer.append(event.text)  # or `append_thinking` for reasoning
         await writer.finish(complete=True, stopped=writer.stopped)
     ```
 """
@@ -41,7 +42,8 @@ class FlushCallback(Protocol):
     """Writes an answer's state to its row; supplied by the generated code.
 
     Called with the whole text so far and the extra fields to set (empty for a plain flush;
-    e.g. `tool_calls=[...]` from `AnswerWriter.save`, `complete=True` from `AnswerWriter.finish`).
+    e.g. `tool_calls=[...]` from `AnswerWriter.save`, `complete=True` from `AnswerWriter.finish`;
+    `thinking=` the whole reasoning so far, in every call once the answer has some).
     Calls never overlap for one writer and the text only grows between calls, so a guard such as
     `UPDATE … WHERE NOT complete AND length(text) <= len(text)` keeps an older state (a zombie
     worker, a duplicate job) from overwriting a newer one.
@@ -68,6 +70,7 @@ class AnswerWriter:
         topic: The conversation's messages topic (`messages_topic(conversation_id)`).
         flush: Writes `(text, fields)` to the row; see `FlushCallback`.
         text: Text the row already holds (when resuming an answer).
+        thinking: Reasoning the row already holds (when resuming an answer).
         flush_interval: Seconds between safety flushes (`0`: none); default
             `AI_CHAT_FLUSH_INTERVAL` (`None`, the default: none, see its docstring).
     """
@@ -79,6 +82,7 @@ class AnswerWriter:
         topic: str,
         flush: FlushCallback,
         text: str = "",
+        thinking: str = "",
         flush_interval: float | None = None,
     ) -> None:
         self.message_id = str(message_id)
@@ -88,6 +92,8 @@ class AnswerWriter:
         self._flush = flush
         self._text = text
         self._flushed = len(text)
+        self._thinking = thinking
+        self._thinking_flushed = len(thinking)
         interval = ai_chat_settings.FLUSH_INTERVAL if flush_interval is None else flush_interval
         self._interval = float(interval) if interval else 0.0
         self._lock = asyncio.Lock()
@@ -98,10 +104,12 @@ class AnswerWriter:
         self._stop_requested = False
         self._scope: _StopScope | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        # Appended text not yet published, from offset `_unsent_at`; `_sender` publishes it.
-        self._unsent = ""
-        self._unsent_at = 0
-        self._sent_end = len(text)
+        # Appended pieces not yet published, in order: [payload type, offset, text] (a piece
+        # grows while it is the last one); `_sender` publishes them. `_appended` and `_sent`
+        # count characters of both kinds, for `_drain`.
+        self._unsent: list[list[Any]] = []
+        self._appended = 0
+        self._sent = 0
         self._sender: asyncio.Task[None] | None = None
         self._send_error: Exception | None = None
         # `_drain` calls waiting for the text up to an offset to be published.
@@ -112,6 +120,11 @@ class AnswerWriter:
     def text(self) -> str:
         """All text appended so far (including text the row held on creation)."""
         return self._text
+
+    @property
+    def thinking(self) -> str:
+        """All reasoning appended so far (including what the row held on creation)."""
+        return self._thinking
 
     @property
     def flushed_end(self) -> int:
@@ -165,26 +178,33 @@ class AnswerWriter:
             Exception: Publishing an earlier delta failed (e.g. the database is unreachable);
                 raised once, by the next `append`.
         """
-        if self._finished:
-            raise RuntimeError(
-                f"AnswerWriter for message {self.message_id!r} is finished; create a new one."
-            )
-        if self._send_error is not None:
-            error, self._send_error = self._send_error, None
-            raise error
+        self._check_open()
         if not delta:
             return
-        if not self._unsent:
-            self._unsent_at = len(self._text)
+        self._queue(protocol.DELTA, len(self._text), delta)
         self._text += delta
-        self._unsent += delta
-        if self._sender is None or self._sender.done():
-            self._sender = asyncio.get_running_loop().create_task(self._send_deltas())
+
+    async def append_thinking(self, delta: str) -> None:
+        """Add `delta` to the reasoning and publish it as a `thinking` payload at its offset.
+
+        Like `append`, for the answer's `thinking` (offsets count there): published at once or
+        merged with what queues behind a publish in flight, in the order of all appends, and
+        written to the row with every write once there is some.
+
+        Raises:
+            RuntimeError: `finish` was already called.
+            Exception: Publishing an earlier delta failed; raised once, by the next append.
+        """
+        self._check_open()
+        if not delta:
+            return
+        self._queue(protocol.THINKING, len(self._thinking), delta)
+        self._thinking += delta
 
     async def flush(self) -> int:
         """Write the text to the row if it grew since the last write; returns the flushed end."""
         async with self._lock:
-            if len(self._text) > self._flushed and not self._finished:
+            if self._grew() and not self._finished:
                 await self._write({})
             return self._flushed
 
@@ -229,12 +249,40 @@ class AnswerWriter:
 
     # -- internals ----------------------------------------------------------------------------
 
+    def _check_open(self) -> None:
+        if self._finished:
+            raise RuntimeError(
+                f"AnswerWriter for message {self.message_id!r} is finished; create a new one."
+            )
+        if self._send_error is not None:
+            error, self._send_error = self._send_error, None
+            raise error
+
+    def _queue(self, kind: str, offset: int, delta: str) -> None:
+        last = self._unsent[-1] if self._unsent else None
+        if last is not None and last[0] == kind and last[1] + len(last[2]) == offset:
+            last[2] += delta
+        else:
+            self._unsent.append([kind, offset, delta])
+        self._appended += len(delta)
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.get_running_loop().create_task(self._send_deltas())
+
+    def _grew(self) -> bool:
+        return len(self._text) > self._flushed or len(self._thinking) > self._thinking_flushed
+
     async def _write(self, fields: dict[str, Any]) -> None:
-        text = self._text
-        await self._flush(text, fields)
+        text, thinking = self._text, self._thinking
+        # Once there is reasoning it goes with every write, so the row's text and thinking are
+        # always from one moment (what a relay reads after `flushed`).
+        await self._flush(text, {"thinking": thinking, **fields} if thinking else fields)
         self.writes += 1
         self._flushed = len(text)
-        await self._publish(protocol.flushed(self.message_id, self._flushed))
+        self._thinking_flushed = len(thinking)
+        await self._publish(self._flushed_payload())
+
+    def _flushed_payload(self) -> protocol.FlushedPayload:
+        return protocol.flushed(self.message_id, self._flushed, self._thinking_flushed)
 
     async def _publish(self, payload: protocol.MessagePayload | protocol.FlushedPayload) -> None:
         # Deltas appended before this message go out before it.
@@ -244,19 +292,19 @@ class AnswerWriter:
     async def _send_deltas(self) -> None:
         try:
             while self._unsent:
-                text, offset = self._unsent, self._unsent_at
-                self._unsent = ""
+                kind, offset, text = self._unsent.pop(0)
+                build = protocol.thinking if kind == protocol.THINKING else protocol.delta
                 for start in range(0, len(text), DELTA_SLICE_CHARS):
                     piece = text[start : start + DELTA_SLICE_CHARS]
-                    payload = protocol.delta(self.message_id, offset + start, piece)
-                    await pubsub.apublish(self.topic, payload)
-                self._sent_end = offset + len(text)
+                    await pubsub.apublish(self.topic, build(self.message_id, offset + start, piece))
+                self._sent += len(text)
                 self._wake_drains()
         except Exception as error:
             # The relays repair the gap from the row (`sync`); the answer loop hears of it at
             # its next `append`, and `flushed`/`message` still go out after the final write.
             logger.warning("Publishing deltas of message %r failed: %r", self.message_id, error)
-            self._unsent = ""
+            self._sent += sum(len(piece[2]) for piece in self._unsent)
+            self._unsent = []
             self._send_error = self._send_error or error
         finally:
             self._wake_drains(everyone=True)
@@ -266,8 +314,8 @@ class AnswerWriter:
 
         Only that text: deltas appended meanwhile do not hold up a `flushed` reply.
         """
-        target = len(self._text)
-        if self._sender is None or self._sender.done() or self._sent_end >= target:
+        target = self._appended
+        if self._sender is None or self._sender.done() or self._sent >= target:
             return
         waiter = asyncio.get_running_loop().create_future()
         self._drains.append((target, waiter))
@@ -276,7 +324,7 @@ class AnswerWriter:
     def _wake_drains(self, *, everyone: bool = False) -> None:
         waiting = []
         for target, waiter in self._drains:
-            if everyone or self._sent_end >= target:
+            if everyone or self._sent >= target:
                 if not waiter.done():
                     waiter.set_result(None)
             else:
@@ -293,10 +341,10 @@ class AnswerWriter:
             elif kind == protocol.SYNC:
                 try:
                     async with self._lock:
-                        if len(self._text) > self._flushed and not self._finished:
+                        if self._grew() and not self._finished:
                             await self._write({})
                         else:
-                            await self._publish(protocol.flushed(self.message_id, self._flushed))
+                            await self._publish(self._flushed_payload())
                 except Exception:
                     logger.exception("Flushing message %r on sync failed.", self.message_id)
 

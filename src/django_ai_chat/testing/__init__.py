@@ -23,6 +23,7 @@ from django_ai_chat.testing._scripted import (
     ReportedUsage,
     ScriptedLLM,
     ScriptExhausted,
+    Thinking,
     ToolCall,
     Turn,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "ReportedUsage",
     "ScriptExhausted",
     "ScriptedLLM",
+    "Thinking",
     "ToolCall",
     "Turn",
     "block_real_llm_requests",

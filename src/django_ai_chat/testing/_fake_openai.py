@@ -7,7 +7,11 @@ last user message, so separate processes (browser tests, benchmarks) can steer i
 * `[say:TEXT]` answer exactly TEXT; `[tokens:N]` answer N filler tokens;
 * `[error:500]` fail with HTTP 500 before streaming; `[error:midstream]` cut the stream halfway;
 * `[ttft:SECONDS]`, `[tps:N]`, `[jitter:FRACTION]` override the timing for this request;
-* `[reasoning:N]` report N reasoning tokens (counted in the completion tokens, as OpenAI does).
+* `[reasoning:N]` report N reasoning tokens (counted in the completion tokens, as OpenAI does);
+* `[think:N]` stream N tokens of visible reasoning before the answer, as `reasoning_content`
+  deltas (DeepSeek's, vLLM's and other OpenAI-compatible servers' field, which pydantic-ai's
+  OpenAI chat model reads into `ThinkingPart`s); they are on the same schedule as the text
+  (the answer's first token follows the last thought's) and reported as reasoning tokens.
 
 Timing is an absolute schedule, as a real provider's: token `i` leaves at `t0 + ttft + i / tps`
 (`t0`: the request's arrival), moved by up to `jitter / 2` of an interval either way (never
@@ -47,7 +51,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeAlias
 
 import uvicorn
 
-from django_ai_chat.testing._scripted import ReportedUsage
+from django_ai_chat.testing._scripted import ReportedUsage, Thinking
 
 if TYPE_CHECKING:
     from django_ai_chat.testing._scripted import ScriptItem, Turn
@@ -62,7 +66,18 @@ _FILLER_TEXT = (
     "while they are written. Each chunk carries its emit time, which lets a benchmark measure "
     "how long a token takes to reach the browser."
 )
-_DIRECTIVE = re.compile(r"\[(tool|say|tokens|error|ttft|tps|jitter|reasoning):")
+_THINKING_TEXT = (
+    "The person wants an answer they can read while it streams. I should check what was asked, "
+    "weigh the plain reading against the other ones, then answer briefly and in order."
+)
+_DIRECTIVE = re.compile(r"\[(tool|say|tokens|error|ttft|tps|jitter|reasoning|think):")
+# Directives that set one number of the plan: its attribute and type.
+_NUMBERS: dict[str, tuple[str, type[int] | type[float]]] = {
+    "ttft": ("ttft", float),
+    "tps": ("tps", float),
+    "jitter": ("jitter", float),
+    "reasoning": ("reasoning_tokens", int),
+}
 _TOKENS = re.compile(r"\s*\S+\s*|\s+")
 
 
@@ -84,6 +99,8 @@ class _Call:
 
 @dataclass
 class _Plan:
+    thinking: list[str] = field(default_factory=list)
+    """Reasoning tokens, streamed as `reasoning_content` before the text."""
     text: list[str] = field(default_factory=list)
     calls: list[_Call] = field(default_factory=list)
     error: str | None = None
@@ -159,8 +176,8 @@ def _split_tokens(text: str) -> list[str]:
     return _TOKENS.findall(text)
 
 
-def _filler(count: int) -> list[str]:
-    words = _FILLER_TEXT.split(" ")
+def _filler(count: int, source: str = _FILLER_TEXT) -> list[str]:
+    words = source.split(" ")
     return [f"{word} " for word in itertools.islice(itertools.cycle(words), count)]
 
 
@@ -252,6 +269,8 @@ class FakeOpenAIApp:
                 return
             if isinstance(item, ReportedUsage):
                 plan.reported = item
+            elif isinstance(item, Thinking):
+                plan.thinking.append(item.text)
             elif isinstance(item, str):
                 plan.text.append(item)
             else:
@@ -280,14 +299,11 @@ class FakeOpenAIApp:
                     say = value
                 elif kind == "tokens":
                     tokens = int(value)
-                elif kind == "ttft":
-                    plan.ttft = float(value)
-                elif kind == "tps":
-                    plan.tps = float(value)
-                elif kind == "reasoning":
-                    plan.reasoning_tokens = int(value)
-                elif kind == "jitter":
-                    plan.jitter = float(value)
+                elif kind in _NUMBERS:
+                    attribute, number = _NUMBERS[kind]
+                    setattr(plan, attribute, number(value))
+                elif kind == "think":
+                    plan.thinking = _filler(int(value), _THINKING_TEXT)
                 elif kind == "error" and not answered_tools:
                     plan.error = value
                 elif kind == "tool" and not answered_tools:
@@ -344,10 +360,19 @@ class FakeOpenAIApp:
             }
             await _send_sse(send, payload)
 
-        schedule = emit_schedule(len(plan.text), ttft=plan.ttft, tps=plan.tps, jitter=plan.jitter)
+        thoughts = len(plan.thinking)
+        schedule = emit_schedule(
+            thoughts + len(plan.text), ttft=plan.ttft, tps=plan.tps, jitter=plan.jitter
+        )
         try:
             await _sleep_until(arrived + plan.ttft)
             await chunk({"role": "assistant", "content": ""})
+            for index, thought in enumerate(plan.thinking):
+                if disconnected.is_set():
+                    return
+                await _sleep_until(arrived + schedule[index])
+                await chunk({"reasoning_content": thought})
+            schedule = schedule[thoughts:]
             drop_at = plan.drop_at
             for index, token in enumerate(plan.text):
                 if disconnected.is_set():
@@ -423,18 +448,21 @@ def _usage(request: dict[str, Any], plan: _Plan) -> dict[str, Any]:
     last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=0)
     cached_tokens = min(prompt_tokens, len(json.dumps(messages[:last_user])) // 4)
     completion_tokens = len(plan.text) + sum(1 + len(c.arguments) // 4 for c in plan.calls)
-    completion_tokens += plan.reasoning_tokens
+    reasoning_tokens = plan.reasoning_tokens + len(plan.thinking)
+    completion_tokens += reasoning_tokens
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
         "prompt_tokens_details": {"cached_tokens": cached_tokens},
-        "completion_tokens_details": {"reasoning_tokens": plan.reasoning_tokens},
+        "completion_tokens_details": {"reasoning_tokens": reasoning_tokens},
     }
 
 
 def _completion(request: dict[str, Any], plan: _Plan, completion_id: str) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": "".join(plan.text) or None}
+    if plan.thinking:
+        message["reasoning_content"] = "".join(plan.thinking)
     if plan.calls:
         message["tool_calls"] = [
             {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}

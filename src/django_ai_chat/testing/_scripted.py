@@ -1,7 +1,7 @@
 """`ScriptedLLM`: a pydantic-ai model that plays a script of turns (text deltas, tool calls).
 
-`ToolCall`, `ReportedUsage` and `Turn` are the script's vocabulary, shared with the fake OpenAI
-server.
+`ToolCall`, `Thinking`, `ReportedUsage` and `Turn` are the script's vocabulary, shared with the
+fake OpenAI server.
 """
 
 from __future__ import annotations
@@ -14,8 +14,22 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
-from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelResponse,
+    ModelResponsePart,
+    TextPart,
+    ThinkingPart,
+    ToolCallPart,
+)
+from pydantic_ai.models.function import (
+    AgentInfo,
+    DeltaThinkingCalls,
+    DeltaThinkingPart,
+    DeltaToolCall,
+    DeltaToolCalls,
+    FunctionModel,
+)
 from pydantic_ai.usage import RequestUsage
 
 if TYPE_CHECKING:
@@ -28,6 +42,7 @@ __all__ = [
     "ScriptExhausted",
     "ScriptItem",
     "ScriptedLLM",
+    "Thinking",
     "ToolCall",
     "Turn",
 ]
@@ -52,6 +67,17 @@ class ToolCall:
         if isinstance(self.arguments, str):
             return self.arguments
         return json.dumps(self.arguments)
+
+
+@dataclass(frozen=True)
+class Thinking:
+    """A piece of the model's reasoning in a script (a `ThinkingPart` delta).
+
+    Consecutive pieces make one thinking part, as a provider streams it; the fake OpenAI server
+    sends them as `reasoning_content` deltas before the turn's text.
+    """
+
+    text: str
 
 
 @dataclass(frozen=True)
@@ -80,9 +106,9 @@ class ReportedUsage:
         )
 
 
-ScriptItem: TypeAlias = str | ToolCall | ReportedUsage | BaseException
-"""A text delta, a tool call, the usage to report, or an exception raised at that point (a
-provider failure)."""
+ScriptItem: TypeAlias = str | Thinking | ToolCall | ReportedUsage | BaseException
+"""A text delta, a piece of reasoning, a tool call, the usage to report, or an exception raised at
+that point (a provider failure)."""
 
 _streaming: contextvars.ContextVar[StreamedResponse | None] = contextvars.ContextVar(
     "django_ai_chat_scripted_stream", default=None
@@ -101,6 +127,7 @@ class ScriptedLLM(FunctionModel):
 
     Example:
         >>> llm = ScriptedLLM([["Let me ", "look."], [ToolCall("search", {"q": "x"})], ["Done."]])
+        >>> thinker = ScriptedLLM([[Thinking("The user wants "), Thinking("a greeting."), "Hi!"]])
 
     Both streamed and non-streamed requests are served. Every request's messages are recorded in
     `requests`, the names of the tools offered in `tool_names`, and the usage each response
@@ -168,7 +195,7 @@ class ScriptedLLM(FunctionModel):
 
     async def _stream(
         self, messages: list[ModelMessage], info: AgentInfo
-    ) -> AsyncIterator[str | DeltaToolCalls]:
+    ) -> AsyncIterator[str | DeltaToolCalls | DeltaThinkingCalls]:
         turn = self._next_turn(messages, info)
         reported = next((item for item in turn if isinstance(item, ReportedUsage)), None)
         turn = [item for item in turn if not isinstance(item, ReportedUsage)]
@@ -176,9 +203,15 @@ class ScriptedLLM(FunctionModel):
             # A provider's empty reply is a stream without content; FunctionModel insists on one
             # item, and an empty string is what such a stream amounts to.
             yield ""
+        thought_at: int | None = None  # the part of a run of `Thinking` pieces
         for index, item in enumerate(turn):
             if isinstance(item, BaseException):
                 raise item
+            if isinstance(item, Thinking):
+                thought_at = index if thought_at is None else thought_at
+                yield {thought_at: DeltaThinkingPart(content=item.text)}
+                continue
+            thought_at = None
             if isinstance(item, ToolCall):
                 yield {
                     index: DeltaToolCall(
@@ -195,7 +228,7 @@ class ScriptedLLM(FunctionModel):
 
     async def _respond(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         turn = self._next_turn(messages, info)
-        text = ""
+        text = thinking = ""
         calls: list[ToolCallPart] = []
         usage = RequestUsage()
         for item in turn:
@@ -203,8 +236,12 @@ class ScriptedLLM(FunctionModel):
                 raise item
             if isinstance(item, ReportedUsage):
                 usage = item.request_usage()
+            elif isinstance(item, Thinking):
+                thinking += item.text
             elif isinstance(item, ToolCall):
                 calls.append(ToolCallPart(item.name, item.arguments_json(), self._call_id(item)))
             else:
                 text += item
-        return ModelResponse(parts=[*([TextPart(text)] if text else []), *calls], usage=usage)
+        parts: list[ModelResponsePart] = [ThinkingPart(thinking)] if thinking else []
+        parts += [*([TextPart(text)] if text else []), *calls]
+        return ModelResponse(parts=parts, usage=usage)

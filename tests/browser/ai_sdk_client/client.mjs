@@ -2,7 +2,8 @@
 // DefaultChatTransport sends the turn (and reconnects for a resume), readUIMessageStream builds
 // the assistant UIMessage from the chunks. One scenario per run, given as JSON in argv[2]:
 //   {"base": "http://…/chat/api/chat/", "cookie": "…", "csrf": "…", "chatId": "<uuid>",
-//    "scenario": "send" | "resume" | "stop" | "reconnect", "text": "…", "afterChars": 40}
+//    "scenario": "send" | "resume" | "stop" | "reconnect", "text": "…", "afterChars": 40,
+//    "on": "text" | "reasoning"}  (what `afterChars` counts: the answer's text or its reasoning)
 // Prints one JSON object: the final message(s), the chunk types seen, and any error.
 import { DefaultChatTransport, readUIMessageStream } from "ai";
 
@@ -16,6 +17,15 @@ function textOf(message) {
     .map((part) => part.text)
     .join("");
 }
+
+function reasoningOf(message) {
+  return (message?.parts ?? [])
+    .filter((part) => part.type === "reasoning")
+    .map((part) => part.text)
+    .join("");
+}
+
+const counted = args.on === "reasoning" ? reasoningOf : textOf;
 
 function userMessage(text) {
   return { id: `client-${Date.now()}`, role: "user", parts: [{ type: "text", text }] };
@@ -74,7 +84,7 @@ async function main() {
       } else if (args.scenario === "resume") {
         // A reload mid-answer: the page's fetch is gone; the new page reconnects.
         out.first = await read(stream, {
-          until: (message) => textOf(message).length >= args.afterChars,
+          until: (message) => counted(message).length >= args.afterChars,
         });
         controller.abort();
         const again = await transport.reconnectToStream({ chatId: args.chatId });
@@ -100,7 +110,10 @@ async function main() {
     out.error = String(error?.message ?? error);
   }
   for (const key of ["first", "resumed"]) {
-    if (out[key]) out[key].text = textOf(out[key].message);
+    if (out[key]) {
+      out[key].text = textOf(out[key].message);
+      out[key].reasoning = reasoningOf(out[key].message);
+    }
   }
   process.stdout.write(JSON.stringify(out));
 }

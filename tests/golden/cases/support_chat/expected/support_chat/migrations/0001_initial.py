@@ -38,6 +38,8 @@ class Migration(migrations.Migration):
                 ('text', models.TextField(blank=True)),
                 ('tool_calls', models.JSONField(blank=True, default=list)),
                 ('tool_results', models.JSONField(blank=True, default=list)),
+                ('thinking', models.TextField(blank=True, default='', help_text="The model's reasoning, as the provider streamed it.")),
+                ('thinking_seconds', models.FloatField(blank=True, help_text='How long the model thought before answering.', null=True)),
                 ('source', models.CharField(choices=[('user', 'User'), ('agent', 'Agent')], default='user', max_length=5)),
                 ('complete', models.BooleanField(default=True, help_text='False while an answer streams.')),
                 ('stopped', models.BooleanField(default=False, help_text='The person stopped the answer.')),
