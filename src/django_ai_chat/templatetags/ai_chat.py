@@ -5,6 +5,8 @@
   calls and results for badges, through the extractor `AI_CHAT_TOOLS_EXTRACTOR` selects.
 - `{% with usage=message|usage %}{% if usage %}{{ usage }}…{{ usage.detail }}`: what an answer,
   or a conversation annotated by `with_usage()`, cost (`django_ai_chat.ui.usage_view`).
+- `{% ai_chat_i18n %}`: the JSON catalog chat.js translates its strings with, in the active
+  language (`django_ai_chat.i18n`); put it inside the chat's root element.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from django import template
 from django.utils.safestring import SafeString
 
+from django_ai_chat.i18n import catalog_script
 from django_ai_chat.markdown import render_markdown
 from django_ai_chat.ui import ToolsView, UsageView, get_tools_extractor, usage_view
 
@@ -61,3 +64,13 @@ def usage(item: Any) -> UsageView:
         nothing was used or `item` is neither.
     """
     return usage_view(item)
+
+
+@register.simple_tag(name="ai_chat_i18n")
+def ai_chat_i18n() -> SafeString:
+    """The `<script type="application/json" data-chat-i18n>` catalog of chat.js's strings.
+
+    Returns:
+        Safe HTML, in the active language (`django_ai_chat.i18n.catalog_script`).
+    """
+    return catalog_script()

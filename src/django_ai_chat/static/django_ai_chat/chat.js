@@ -26,7 +26,76 @@
 
   // Two generated apps on one page both load this file: the first copy serves every chat root.
   if (window.djangoAiChat) return;
-  window.djangoAiChat = true;
+
+  // -- translations ------------------------------------------------------------------------------
+  // Every string this file shows goes through gettext / ngettext / interpolate (the names and
+  // behaviour of Django's JavaScript catalog). Write msgids as plain double-quoted literals,
+  // `gettext("Copy")`: the server finds them in this file. The catalog is a JSON script the chat
+  // carries (`{% ai_chat_i18n %}` of `{% load ai_chat %}`, in _chat.html): the server translates
+  // these msgids into the request's active language, so an embedded component needs no URL of
+  // its own and never meets a host page's `django.gettext`. Without it (an app generated before
+  // translations) the English msgids show.
+  let catalog = null;
+  let catalogLanguage = "";
+
+  function translations() {
+    if (catalog) return catalog;
+    const script = document.querySelector("script[data-chat-i18n]");
+    if (!script) return {};
+    try {
+      const data = JSON.parse(script.textContent);
+      catalog = data.catalog || {};
+      catalogLanguage = data.language || "";
+    } catch {
+      catalog = {};
+    }
+    return catalog;
+  }
+
+  function gettext(msgid) {
+    const text = translations()[msgid];
+    return typeof text === "string" && text ? text : msgid;
+  }
+
+  // Which of a language's plural forms `count` takes, from the browser's CLDR rules: gettext
+  // orders the forms as CLDR's categories (one, few, many, other) for the languages we ship.
+  function pluralIndex(count, forms) {
+    if (forms < 2) return 0;
+    const language = catalogLanguage || document.documentElement.lang || "en";
+    let rules;
+    try {
+      rules = new Intl.PluralRules(language);
+    } catch {
+      return count === 1 ? 0 : 1;
+    }
+    const category = rules.select(count);
+    if (forms === 2) return category === "one" ? 0 : 1;
+    const order = ["zero", "one", "two", "few", "many", "other"].filter((c) =>
+      rules.resolvedOptions().pluralCategories.includes(c),
+    );
+    return Math.min(Math.max(order.indexOf(category), 0), forms - 1);
+  }
+
+  function ngettext(singular, plural, count) {
+    const forms = translations()[singular];
+    if (Array.isArray(forms) && forms.length) {
+      const text = forms[pluralIndex(count, forms.length)];
+      if (text) return text;
+    }
+    return count === 1 ? singular : plural;
+  }
+
+  // interpolate("%s of %s", [2, 3]) or interpolate("%(n)s of %(total)s", { n: 2, total: 3 }).
+  function interpolate(format, values) {
+    if (Array.isArray(values)) {
+      let i = 0;
+      return format.replace(/%s/g, () => String(values[i++] ?? ""));
+    }
+    return format.replace(/%\((\w+)\)s/g, (_, name) => String(values?.[name] ?? ""));
+  }
+
+  // Also for host pages and templates' own scripts: window.djangoAiChat.gettext("Copy").
+  window.djangoAiChat = { gettext, ngettext, interpolate };
 
   const STICK_PX = 64;
   const MAX_RETRY_MS = 10000;
@@ -149,8 +218,8 @@
       button.type = "button";
       button.className = "btn btn-ghost btn-xs";
       button.dataset.copy = "code";
-      button.setAttribute("aria-label", "Copy code");
-      button.innerHTML = `${COPY_ICON}<span data-copy-label>Copy</span>`;
+      button.setAttribute("aria-label", gettext("Copy code"));
+      button.innerHTML = `${COPY_ICON}<span data-copy-label>${escapeHTML(gettext("Copy"))}</span>`;
       header.append(label, button);
       block.prepend(header);
     }
@@ -575,7 +644,9 @@
       const title = this.root.querySelector("[data-conversation-title]");
       if (active && title && title.textContent !== active.dataset.title) {
         title.textContent = active.dataset.title;
-        if (this.mode === "page") document.title = `${active.dataset.title} · Chat`;
+        if (this.mode === "page") {
+          document.title = interpolate(gettext("%(title)s · Chat"), { title: active.dataset.title });
+        }
       }
     }
 
@@ -710,21 +781,24 @@
       if (status === 403) {
         this.showNotice(
           "stale",
-          "This page is out of date (you may have signed in again in another tab). ",
-          { href: window.location.href, text: "Reload the page" },
-          ": your text is kept.",
+          gettext("This page is out of date (you may have signed in again in another tab). %(link)s: your text is kept."),
+          { href: window.location.href, text: gettext("Reload the page") },
         );
       } else if (foreign) {
         this.showNotice(
           "foreign",
-          "The server sent an unexpected page (a proxy or network problem?). " +
-            "Your text is kept: try again.",
+          gettext("The server sent an unexpected page (a proxy or network problem?). Your text is kept: try again."),
         );
       } else {
-        const why = status ? `error ${status}` : "no connection";
+        const why = status
+          ? interpolate(gettext("error %(status)s"), { status })
+          : gettext("no connection");
         this.showNotice(
           "failed",
-          `The request could not be completed (${why}). Your text is kept: try again.`,
+          interpolate(
+            gettext("The request could not be completed (%(why)s). Your text is kept: try again."),
+            { why },
+          ),
         );
       }
     }
@@ -733,9 +807,8 @@
       this.saveDraft();
       this.showNotice(
         "signed-out",
-        "You were signed out. ",
-        { href: signInUrl(responseUrl), text: "Sign in again" },
-        " to continue: your text is kept.",
+        gettext("You were signed out. %(link)s to continue: your text is kept."),
+        { href: signInUrl(responseUrl), text: gettext("Sign in again") },
       );
     }
 
@@ -743,7 +816,8 @@
       return this.root.querySelector("[data-chat-notice]");
     }
 
-    showNotice(kind, before, link, after) {
+    // `text` is one translated sentence; `link` goes where it says %(link)s.
+    showNotice(kind, text, link) {
       let notice = this.notice();
       if (!notice) {
         notice = document.createElement("div");
@@ -757,6 +831,7 @@
       }
       notice.dataset.kind = kind;
       notice.hidden = false;
+      const [before, after] = link ? text.split("%(link)s") : [text];
       notice.replaceChildren(document.createTextNode(before));
       if (link) {
         const a = document.createElement("a");
@@ -792,9 +867,9 @@
       const done = await copyText(text);
       const label = button.querySelector("[data-copy-label]");
       if (!label) return;
-      label.textContent = done ? "Copied" : "Copy failed";
+      label.textContent = done ? gettext("Copied") : gettext("Copy failed");
       clearTimeout(button.copyTimer);
-      button.copyTimer = setTimeout(() => (label.textContent = "Copy"), 1500);
+      button.copyTimer = setTimeout(() => (label.textContent = gettext("Copy")), 1500);
     }
 
     // -- connection --------------------------------------------------------------------------
@@ -808,7 +883,7 @@
         "badge badge-warning badge-soft mx-auto my-1 gap-2 shadow-sm";
       status.innerHTML =
         '<span class="loading loading-spinner loading-xs" aria-hidden="true"></span>' +
-        "<span>Connection lost. Reconnecting…</span>";
+        `<span>${escapeHTML(gettext("Connection lost. Reconnecting…"))}</span>`;
       const composer = this.root.querySelector("[data-composer]");
       if (composer) composer.before(status);
     }
@@ -880,12 +955,15 @@
         input.setAttribute("aria-describedby", described.trim());
       }
       if (status === 400 || status === 413) {
-        error.textContent = "This message is too large to send.";
+        error.textContent = gettext("This message is too large to send.");
       } else if (status === 429 && xhr?.responseText) {
         // Over a limit (AI_CHAT_MESSAGE_LIMIT, ...): the server says which, and when to retry.
         error.textContent = xhr.responseText;
       } else {
-        error.textContent = `The message could not be sent (error ${status}). Please try again.`;
+        error.textContent = interpolate(
+          gettext("The message could not be sent (error %(status)s). Please try again."),
+          { status },
+        );
       }
       input.classList.add("textarea-error");
       input.setAttribute("aria-invalid", "true");
