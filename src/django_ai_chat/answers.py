@@ -91,6 +91,17 @@ Your previous answer was cut off. Continue it exactly where it stops, without re
 it and without comment.
 """
 
+SUMMARY_PROMPT = """\
+You summarise the earlier part of a conversation between a user and an assistant, so that the
+assistant can go on without the full transcript. Keep every fact, decision, name, number, code
+identifier and open question that later messages may rely on; drop pleasantries. Write concise
+Markdown in the conversation's language, in the third person ("The user asked ..."). When a
+previous summary is given, fold it in: the result replaces it.
+RESPOND WITH ONLY THE SUMMARY.
+"""
+
+SUMMARY_INTRO = "Summary of the earlier part of this conversation (not repeated below):"
+
 TITLE_PROMPT = """\
 Provide a short name for the current conversation.
 2-8 words, preferring more succinct names.
@@ -123,7 +134,13 @@ class Responder:
         continue_prompt: Sent after the text of an answer a stopping worker handed over, so
             that the model goes on from there (`resume`).
         tools: `True` (every registered tool the actor may use), `False`, or names / tools.
-        history_limit: Most recent messages sent to the model with each question.
+        history_limit: Most recent messages sent to the model with each question; older ones
+            are summarised (unless the history budget is off) rather than dropped.
+        history_budget: Estimated tokens of history sent with a question (`estimate_tokens`);
+            `None`: `settings.AI_CHAT_HISTORY_TOKEN_BUDGET` (16,000; `None` there: no budget,
+            no summaries). Over it, older turns are summarised by a job (`summarize`).
+        summary_prompt: Instructions for summarising older turns.
+        summary_intro: Put before the summary where it replaces the older turns.
         title_history_limit: First messages the naming run shows the model.
         error_text: Shown under an answer that failed (the details go to the log).
         limit_text: Shown when the tool loop ran out of rounds (`AI_CHAT_MAX_ROUNDS`).
@@ -141,6 +158,9 @@ class Responder:
     continue_prompt: str = CONTINUE_PROMPT
     tools: ToolsArg = True
     history_limit: int = 50
+    history_budget: int | None = None
+    summary_prompt: str = SUMMARY_PROMPT
+    summary_intro: str = SUMMARY_INTRO
     title_history_limit: int = 10
     error_text: str = "I hit an error while generating this response. Please try again."
     limit_text: str = "I hit a response limit while generating this reply. Please try again."
@@ -228,27 +248,110 @@ class Responder:
         """The tools the model may call in `conversation` as `actor` (`tools`)."""
         return self.tools
 
-    async def history(self, question: AbstractMessage) -> list[ChatMessage]:
-        """The conversation up to `question`, oldest first, at most `history_limit` messages.
+    def get_history_budget(self) -> int | None:
+        """Estimated tokens of history per question: `history_budget`, else the setting."""
+        if self.history_budget is not None:
+            return self.history_budget
+        budget = ai_chat_settings.HISTORY_TOKEN_BUDGET
+        return None if budget is None else int(budget)
 
-        Later questions (sent while this one waited) and unfinished answers are left out.
+    def estimate_tokens(self, text: str) -> int:
+        """A cheap estimate of the tokens of `text`: a quarter of its characters, rounded up.
+
+        Deterministic and provider-independent (the usage an answer stores counts the system
+        prompt, the tool schemas and every tool round too, so it cannot size one message).
+        """
+        return (len(text) + 3) // 4
+
+    async def history_messages(self, question: AbstractMessage) -> list[AbstractMessage]:
+        """The complete messages the model may see before answering `question`, oldest first.
+
+        Every message up to `question` (included): later questions (sent while this one waited)
+        and unfinished answers are left out, each answer comes right after its question. What
+        `history` sends and what `summarize` summarises are chosen from these.
         """
         source = AbstractMessage.Source
-        recent = (
+        rows = (
             self.message_model.objects.in_conversation(question.conversation_id)
             .filter(complete=True)
             .filter(
                 Q(source=source.USER, id__lte=question.pk)
                 | Q(source=source.AGENT, response_to_id__lt=question.pk)
             )
-            .order_by("-id")[: self.history_limit]
+            .defer("tool_calls", "tool_results")
         )
-        messages = [m async for m in recent]
+        messages = [m async for m in rows]
         # An answer belongs right after its question, even if a later question was sent first.
         messages.sort(key=lambda m: (m.response_to_id or m.pk, m.source == source.AGENT))
-        while messages and messages[0].source == source.AGENT:
-            messages.pop(0)  # cut off from its question by the limit; models expect a user first
-        return [self.chat_message(m) for m in messages]
+        return messages
+
+    async def history(self, question: AbstractMessage) -> list[ChatMessage]:
+        """What the model is sent before `question`: the latest summary, then the recent turns.
+
+        The messages after the last summarised one (`history_messages`), newest first while
+        they fit `history_limit` and the budget (one that does not fit is summarised by the
+        job the last answer deferred; until it has run, older turns are left out, and logged).
+        Without a summary the history never starts with an answer.
+        """
+        rows = await self.history_messages(question)
+        summarised, rows = _split_at_summary(rows)
+        prefix = [] if summarised is None else [self.summary_message(summarised)]
+        budget = self.get_history_budget()
+        room = None
+        if budget is not None:
+            room = budget - sum(self.estimate_tokens(m.text) for m in prefix)
+        recent = self._newest(rows, tokens=room, count=self.history_limit)
+        if len(recent) < len(rows) and budget is not None:
+            logger.info(
+                "History of %s: %d older messages left out until they are summarised.",
+                question.pk,
+                len(rows) - len(recent),
+            )
+        if not prefix:
+            while recent and recent[0].source == AbstractMessage.Source.AGENT:
+                recent.pop(0)  # cut off from its question; models expect a user first
+        return prefix + [self.chat_message(m) for m in recent]
+
+    def summary_message(self, message: AbstractMessage) -> ChatMessage:
+        """The summary stored on `message`, as the model is sent it in place of the older turns."""
+        return ChatMessage("user", f"{self.summary_intro}\n\n{message.summary}")
+
+    def _newest(
+        self, rows: list[AbstractMessage], *, tokens: int | None, count: int
+    ) -> list[AbstractMessage]:
+        """The newest `rows` within `count` messages and `tokens` (the newest one always)."""
+        kept: list[AbstractMessage] = []
+        used = 0
+        for message in reversed(rows):
+            size = self.estimate_tokens(message.text)
+            if len(kept) >= count or (tokens is not None and kept and used + size > tokens):
+                break
+            kept.append(message)
+            used += size
+        return kept[::-1]
+
+    def to_summarise(self, rows: list[AbstractMessage]) -> list[AbstractMessage]:
+        """The messages of a history (`history_messages`) that are due to be summarised.
+
+        None while the latest summary and what follows it fit the budget and `history_limit`;
+        otherwise every message after the latest summary but the newest ones, which keep half
+        the budget and half the limit, ending with an answer (the turns kept start with a
+        question). Empty when the budget is off.
+        """
+        budget = self.get_history_budget()
+        if budget is None:
+            return []
+        summarised, after = _split_at_summary(rows)
+        used = sum(self.estimate_tokens(m.text) for m in after)
+        if summarised is not None:
+            used += self.estimate_tokens(self.summary_message(summarised).text)
+        if used <= budget and len(after) <= self.history_limit:
+            return []
+        keep = self._newest(after, tokens=budget // 2, count=max(2, self.history_limit // 2))
+        fold = after[: len(after) - len(keep)]
+        while fold and fold[-1].source == AbstractMessage.Source.USER:
+            fold.pop()  # its answer stays verbatim: the question stays with it
+        return fold
 
     def chat_message(self, message: AbstractMessage) -> ChatMessage:
         """`message` as the model sees it: its text (an answer's `thinking` stays out).
@@ -475,6 +578,84 @@ class Responder:
         if updated:
             await aconversation_changed(_owner_id(conversation), conversation.pk, "updated")
 
+    async def needs_summary(self, message_id: Any, *, actor: Any) -> bool:
+        """Whether the history after the question `message_id` has turns due to be summarised.
+
+        Asked by the answer job once the answer is written: a `True` defers `summarize`.
+        """
+        question = await self.get_question(message_id, actor=actor)
+        if question is None:
+            return False
+        return bool(self.to_summarise(await self._summary_history(question)))
+
+    async def summarize(self, message_id: Any, *, actor: Any) -> None:
+        """Summarise the older turns of the history after the question `message_id`.
+
+        Only in a conversation the actor may answer in (`get_question`). The turns due
+        (`to_summarise`) are folded into the latest summary, in chunks of at most twice the budget
+        (one model call each, `get_summary_model()`, no tools); each result is stored on the
+        last message it covers (`summary`, `summary_count`) and announced, so the page shows
+        its "earlier messages summarised" marker. A model failure is logged and leaves the
+        history as it was (the next answer's job tries again).
+        """
+        question = await self.get_question(message_id, actor=actor)
+        if question is None:
+            return
+        rows = await self._summary_history(question)
+        fold = self.to_summarise(rows)
+        if not fold:
+            return
+        summarised, _ = _split_at_summary(rows)
+        previous = "" if summarised is None else summarised.summary
+        covered = rows.index(fold[0])  # messages the previous summary covers
+        # A very long fold (the budget was lowered, say) goes in several calls, each at most
+        # twice the budget, so the summarising model's context holds it.
+        chunk_tokens = 2 * (self.get_history_budget() or 0)
+        await self.release_connections()  # not while the model thinks
+        for chunk in _chunks(fold, chunk_tokens, self.estimate_tokens):
+            try:
+                said = await agenerate_text(
+                    [ChatMessage("user", self.summary_request(previous, chunk))],
+                    system_prompt=self.summary_prompt,
+                    model=self.get_summary_model(question.conversation),
+                )
+            except Exception:
+                logger.exception("Summarising the history of %s failed.", message_id)
+                return
+            summary = _storable(said.strip())
+            if not summary:
+                logger.warning("The model summarised the history of %s as nothing.", message_id)
+                return
+            covered += len(chunk)
+            last = chunk[-1]
+            await self.message_model.objects.filter(pk=last.pk).aupdate(
+                summary=summary, summary_count=covered, updated_at=timezone.now()
+            )
+            await amessage_changed(question.conversation_id, last.pk)
+            previous = summary
+
+    def get_summary_model(self, conversation: AbstractConversation) -> str:
+        """The model that summarises `conversation`'s older turns (its answering model)."""
+        return self.get_conversation_model(conversation)
+
+    def summary_request(self, previous: str, messages: list[AbstractMessage]) -> str:
+        """What the summarising model is asked: the previous summary, then the turns to fold."""
+        parts = [f"Previous summary:\n{previous}"] if previous else []
+        for message in messages:
+            who = "Assistant" if message.source == AbstractMessage.Source.AGENT else "User"
+            parts.append(f"{who}: {message.text}")
+        return "\n\n".join(parts)
+
+    async def _summary_history(self, question: AbstractMessage) -> list[AbstractMessage]:
+        """`history_messages(question)` and the question's own answer, once complete."""
+        rows = await self.history_messages(question)
+        answer = await (
+            self.message_model.objects.filter(response_to=question, complete=True)
+            .defer("tool_calls", "tool_results")
+            .afirst()
+        )
+        return rows if answer is None else [*rows, answer]
+
     # -- steps of `respond` ---------------------------------------------------------------------
 
     async def get_question(self, message_id: Any, *, actor: Any) -> AbstractMessage | None:
@@ -661,6 +842,32 @@ class _ThinkingClock:
 
 def _separator(text: str) -> str:
     return "" if text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
+
+
+def _split_at_summary(
+    rows: list[AbstractMessage],
+) -> tuple[AbstractMessage | None, list[AbstractMessage]]:
+    """The latest message of `rows` holding a summary (if any), and the messages after it."""
+    for index in range(len(rows) - 1, -1, -1):
+        if rows[index].summary:
+            return rows[index], rows[index + 1 :]
+    return None, rows
+
+
+def _chunks(
+    messages: list[AbstractMessage], tokens: int, estimate: Callable[[str], int]
+) -> list[list[AbstractMessage]]:
+    """`messages` in runs of at most `tokens` (at least one message each): one model call each."""
+    chunks: list[list[AbstractMessage]] = [[]]
+    used = 0
+    for message in messages:
+        size = estimate(message.text)
+        if chunks[-1] and used + size > tokens:
+            chunks.append([])
+            used = 0
+        chunks[-1].append(message)
+        used += size
+    return [chunk for chunk in chunks if chunk]
 
 
 def _storable(value: Any) -> Any:

@@ -24,6 +24,15 @@ class Settings:
     A conversation's choice is checked against this list when it is made and when it is used.
     """
 
+    HISTORY_TOKEN_BUDGET: int | None = 16_000
+    """Estimated tokens (characters / 4) of history sent with a question; `None`: no budget.
+
+    Over it (or over the responder's `history_limit` messages), the older turns are summarised
+    by a job (`<app>.summarize`) and the summary is sent in their place; the most recent turns,
+    up to half the budget, stay verbatim. `None` turns summaries off: the history is then the
+    newest `history_limit` messages.
+    """
+
     MAX_ROUNDS: int = 10
     """Model requests per answer before the loop stops with a `max_rounds` error."""
 

@@ -11,6 +11,10 @@ prompts, tools) does the work, `ChatJobs` the mechanics around it:
   the agent acting for them apart. After the answer it defers the title. An answer cut off by a
   stopping worker (`worker.HandedOver`) is continued by a new job of the same task
   (`resume=<answer id>`, same lock), which the next free worker picks up.
+- `<app>.summarize` (queue `conversations`): summarises a long history's older turns
+  (`Responder.summarize`), deferred by an answer job whose responder says they are due
+  (`needs_summary`). It holds the conversation's lock, so the next answer waits for the summary
+  and is sent it; one waits at a time per conversation (a queueing lock).
 - `<app>.name_conversation` (queue `conversations`): titles a conversation. Jobs of one
   conversation run one at a time (a `lock`), so it is named by exactly one model call.
 - `<app>.rescue_stalled_jobs` (periodic, `AI_CHAT_RESCUE_CRON`): retries the jobs of workers
@@ -74,8 +78,12 @@ _WAKE_QUERY: Final = """
     SELECT
         EXISTS (SELECT 1 FROM procrastinate_jobs WHERE id = %(id)s AND status = 'doing')
             AS running,
-        (SELECT id FROM procrastinate_jobs WHERE lock = %(lock)s AND status = 'todo'
-            ORDER BY priority DESC, id LIMIT 1) AS waiting
+        waiting.id AS waiting, waiting.queue_name AS waiting_queue
+    FROM (SELECT 1) AS one
+    LEFT JOIN LATERAL (
+        SELECT id, queue_name FROM procrastinate_jobs WHERE lock = %(lock)s AND status = 'todo'
+        ORDER BY priority DESC, id LIMIT 1
+    ) AS waiting ON true
 """
 
 # Naming jobs of one conversation share a lock, and procrastinate runs none while an *earlier*
@@ -130,6 +138,8 @@ class ChatJobs:
     Attributes:
         respond: The `<app_label>.respond` task (`message_id`, `actor_id`, and `resume`: the
             answer a stopping worker handed over).
+        summarize: The `<app_label>.summarize` task (`message_id`: the question whose history
+            is summarised, `actor_id`).
         name_conversation: The `<app_label>.name_conversation` task (`conversation_id`).
         rescue_stalled_jobs: The periodic `<app_label>.rescue_stalled_jobs` task.
         queues: Queue name → concurrency, for the worker (`WorkerCommand`, `with_worker`).
@@ -172,6 +182,9 @@ class ChatJobs:
             retry=RetryStrategy(max_attempts=RESPOND_ATTEMPTS - 1, wait=2),
             pass_context=True,
         )(self._respond)
+        self.summarize: Task[Any, Any, Any] = app.task(
+            queue=conversations_queue, name=f"{app_label}.summarize", pass_context=True
+        )(self._summarize)
         self.name_conversation: Task[Any, Any, Any] = app.task(
             queue=conversations_queue, name=f"{app_label}.name_conversation"
         )(self._name_conversation)
@@ -268,12 +281,33 @@ class ChatJobs:
         try:
             await self._answer(context, message_id, actor_id, resume)
         finally:
-            job = context.job
-            connector = context.app.connector
-            if job.lock and job.id is not None and isinstance(connector, BaseAsyncConnector):
-                keep_until_stopped(
-                    asyncio.create_task(_wake_next(connector, job.id, job.lock, job.queue))
-                )
+            _wake_after(context)
+
+    async def _summarize(self, context: JobContext, message_id: str, actor_id: Any = None) -> None:
+        try:
+            summarize = getattr(self.responder, "summarize", None)
+            if summarize is None:
+                return
+            async with _own_db_thread():
+                actor = await self._aload_actor(actor_id)
+                if actor is None and actor_id is not None:
+                    return  # gone or deactivated: nobody to summarise for
+                await summarize(message_id, actor=actor)
+        finally:
+            _wake_after(context)
+
+    async def _defer_summary(self, context: JobContext, message_id: str, actor: Any) -> None:
+        """After an answer: defer `summarize` when its responder says older turns are due."""
+        needs_summary = getattr(self.responder, "needs_summary", None)
+        if needs_summary is None or not await needs_summary(message_id, actor=actor):
+            return
+        lock = context.job.lock
+        # The answer's lock: the next answer of the conversation waits for the summary. One
+        # waiting already (the queueing lock) summarises what is due when it runs.
+        with contextlib.suppress(AlreadyEnqueued):
+            await self.summarize.configure(
+                lock=lock, queueing_lock=None if lock is None else f"{lock}-summary"
+            ).defer_async(message_id=message_id, actor_id=None if actor is None else actor.pk)
 
     async def _answer(
         self, context: JobContext, message_id: str, actor_id: Any, resume: str | None
@@ -315,6 +349,11 @@ class ChatJobs:
                     # No retry left: the person gets an error instead of an endless spinner.
                     await responder.finish_interrupted(message_id, error=responder.error_text)
                 raise
+            try:
+                await self._defer_summary(context, message_id, actor)
+            except Exception:
+                # The answer stands; the next one looks again.
+                logger.exception("Deferring the summary after answer to %s failed.", message_id)
             try:
                 await sync_to_async(self._defer_title_after)(message_id)
             except Exception:
@@ -390,7 +429,15 @@ class ChatJobs:
         return user
 
 
-async def _wake_next(connector: BaseAsyncConnector, job_id: int, lock: str, queue: str) -> None:
+def _wake_after(context: JobContext) -> None:
+    """Wake the next job of the finishing job's lock, once procrastinate has finished it."""
+    job = context.job
+    connector = context.app.connector
+    if job.lock and job.id is not None and isinstance(connector, BaseAsyncConnector):
+        keep_until_stopped(asyncio.create_task(_wake_next(connector, job.id, job.lock)))
+
+
+async def _wake_next(connector: BaseAsyncConnector, job_id: int, lock: str) -> None:
     """Once job `job_id` is finished, wake the workers for the next job waiting on `lock`.
 
     A job deferred while another of its lock runs is skipped when fetched, and procrastinate
@@ -411,7 +458,7 @@ async def _wake_next(connector: BaseAsyncConnector, job_id: int, lock: str, queu
                 await connector.execute_query_async(
                     "SELECT pg_notify('procrastinate_queue_v1#' || %(queue)s, %(payload)s), "
                     "pg_notify('procrastinate_any_queue_v1', %(payload)s)",
-                    queue=queue,
+                    queue=state["waiting_queue"],
                     payload=payload,
                 )
                 return

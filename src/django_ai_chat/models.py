@@ -318,6 +318,15 @@ class AbstractMessage(models.Model):
         max_digits=14, decimal_places=8, null=True, blank=True, help_text="US dollars."
     )
     model_name = models.CharField(max_length=MODEL_NAME_MAX_LENGTH, blank=True, default="")
+    # A long history's older turns, summarised (`Responder.summarize`): the summary covers this
+    # message and every one before it in the conversation, so it is valid wherever this message
+    # is in the history, and a later summary, on a later message, extends it.
+    summary = models.TextField(
+        blank=True, default="", help_text="Summary of the conversation up to this message."
+    )
+    summary_count = models.PositiveIntegerField(
+        default=0, help_text="Messages the summary covers (this one included)."
+    )
     inserted_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

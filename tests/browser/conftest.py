@@ -86,6 +86,9 @@ TEMPLATES[0]["DIRS"] = [BASE_DIR / "host_templates"]
 
 # Browser tests: two models to choose from in the composer (the fake provider serves both).
 AI_CHAT_MODELS = {"openai:gpt-4o": "GPT-4o", "openai:gpt-4o-mini": "GPT-4o mini"}
+
+# Browser tests: long histories are summarised past 16,000 characters (other tests stay short).
+AI_CHAT_HISTORY_TOKEN_BUDGET = 4000
 """
 
 # uvicorn serves the project's own ASGI application; only static files are added (as

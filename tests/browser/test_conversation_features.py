@@ -1,6 +1,6 @@
 """Conversation features in headless Chromium, as a person uses them.
 
-Rating answers, searching conversations, choosing the model.
+Rating answers, searching conversations, choosing the model, long histories summarised.
 
 Same real project, servers and fake provider as `test_chat_ui.py` (the session's `site`).
 """
@@ -167,4 +167,47 @@ def test_the_model_picker_keeps_the_choice_per_conversation_and_the_server_refus
     assert "is not available here; choose one of: GPT-4o, GPT-4o mini." in body
     assert "Use the expensive one" in body
     assert conversation_model(site, conversation) == "openai:gpt-4o-mini"
+    assert_clean(watch)
+
+
+def test_a_long_history_is_summarised_behind_a_marker_that_shows_the_summary(
+    alice: tuple[Page, Watch], bob: tuple[Page, Watch], site: Site
+) -> None:
+    page, watch = alice
+    # Eight messages of 2,000 characters: 4,000 estimated tokens, the browser site's budget.
+    code = (
+        "from accounts.models import User; from chat.models import Conversation, Message\n"
+        "alice = User.objects.get(email='alice@example.com')\n"
+        "c = Conversation.objects.create(user=alice, title='A long talk')\n"
+        "for i in range(4):\n"
+        "    q = Message.objects.create(conversation=c, text=f'Question {i} ' + 'q' * 1990)\n"
+        "    Message.objects.create(conversation=c, source='agent', response_to=q,\n"
+        "                           text=f'Answer {i} ' + 'a' * 1990)\n"
+        "print(c.pk)"
+    )
+    made = manage(site.project, "shell", "-c", code, env=site.env, timeout=60)
+    assert made.returncode == 0, made.stderr
+    conversation = made.stdout.strip().splitlines()[-1]
+    page.goto(f"/chat/{conversation}/")
+    expect(page.locator("[data-summary-marker]")).to_have_count(0)
+
+    send(page, "[say:Noted.] Where were we?")
+    wait_for_answer(page)
+
+    # The answer's job queued the summary; it appears live, on the last message it covers.
+    marker = page.locator("[data-summary-marker]")
+    expect(marker).to_have_count(1, timeout=30_000)
+    expect(marker).to_contain_text("Earlier messages summarised (")
+    expect(marker.locator("[data-summary]")).not_to_be_visible()
+    marker.locator("summary").click()
+    expect(marker.locator("[data-summary]")).to_be_visible()
+    holder = page.locator("[data-message]", has=page.locator("[data-summary-marker]"))
+    assert holder.get_attribute("data-source") == "agent"
+
+    page.reload()
+    expect(page.locator("[data-summary-marker]")).to_have_count(1)
+
+    bob_page, _ = bob
+    response = bob_page.goto(f"/chat/{conversation}/")
+    assert response is not None and response.status == 404
     assert_clean(watch)

@@ -62,6 +62,9 @@ ADDED_SINCE_0_1 = {
     # The model's reasoning, shown above the answer (issue 14).
     "thinking",
     "thinking_seconds",
+    # A long history's summary, on the last message it covers (issue 15).
+    "summary",
+    "summary_count",
 }
 
 CREATED_SINCE_0_1 = [

@@ -50,6 +50,8 @@ class Migration(migrations.Migration):
                 ('reasoning_tokens', models.PositiveIntegerField(default=0, help_text='Output tokens the model spent thinking.')),
                 ('cost', models.DecimalField(blank=True, decimal_places=8, help_text='US dollars.', max_digits=14, null=True)),
                 ('model_name', models.CharField(blank=True, default='', max_length=100)),
+                ('summary', models.TextField(blank=True, default='', help_text='Summary of the conversation up to this message.')),
+                ('summary_count', models.PositiveIntegerField(default=0, help_text='Messages the summary covers (this one included).')),
                 ('inserted_at', models.DateTimeField(auto_now_add=True)),
                 ('updated_at', models.DateTimeField(auto_now=True)),
                 ('conversation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='messages', to='chat.conversation')),

@@ -175,6 +175,31 @@ class FeedbackTests(TestCase):
         self.assertLess(len(zipped.content), len(plain.content))
 
 
+@plain_static_files
+class SummaryTests(TestCase):
+    """A long history's older turns, summarised: the page marks where, and shows the summary."""
+
+    def setUp(self) -> None:
+        self.actor = _actor()
+        self.client.force_login(self.actor)
+        question = actions.create_message(self.actor, text="Hello")
+        answer = Message.objects.create_answer(question, text="Hi there.")
+        assert answer is not None
+        self.answer = answer
+        self.url = reverse("chat:panel") + f"?conversation={answer.conversation_id}"
+
+    def test_the_marker_shows_after_the_last_summarised_message(self) -> None:
+        self.assertNotContains(self.client.get(self.url), "data-summary-marker")
+        Message.objects.filter(pk=self.answer.pk).update(
+            summary="The user said **hello**.", summary_count=2
+        )
+
+        response = self.client.get(self.url)
+
+        self.assertContains(response, "Earlier messages summarised (2)")
+        self.assertContains(response, "The user said <strong>hello</strong>.")
+
+
 class SearchTests(TestCase):
     """The sidebar's search: the user's titles and messages, matches highlighted, text escaped."""
 
