@@ -33,6 +33,14 @@ class Settings:
     newest `history_limit` messages.
     """
 
+    MCP_SERVERS: Mapping[str, Mapping[str, Any]] = {}
+    """MCP servers whose tools the model may call as the user (see `django_ai_chat.tools.mcp`).
+
+    Name → options: `command`/`args`/`env` (stdio) or `url`/`headers` (streamable HTTP), and
+    `permission`, `tools` (per tool `permission`, `approval`), `approval`, `include`, `prefix`,
+    `timeout`. Needs `pip install "django-ai-chat[mcp]"`.
+    """
+
     MAX_ROUNDS: int = 10
     """Model requests per answer before the loop stops with a `max_rounds` error."""
 

@@ -31,6 +31,10 @@ Approval (human in the loop): a call of a tool whose `needs_approval(arguments, 
 `AI_CHAT_TOOL_APPROVAL` overrides it per tool name, see `needs_approval`) pauses the answer until
 the user approves or denies it; approved, it runs as the user, with the same checks.
 
+MCP servers (`settings.AI_CHAT_MCP_SERVERS`, see `django_ai_chat.tools.mcp`): their tools are
+offered by `registry.afor_actor` next to the registered ones, as `MCPTool`s behind the same
+permission check, and called as the actor.
+
 The actor: a user (or `AnonymousUser`) gets Django's permission semantics; `None` means no-user
 mode (the project has no users): permissions are not checked, row scopes receive `None`.
 """

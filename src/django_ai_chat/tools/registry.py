@@ -7,6 +7,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 
+from django_ai_chat.conf import ai_chat_settings
 from django_ai_chat.exceptions import ConfigurationError
 from django_ai_chat.tools.tool import Tool
 
@@ -92,8 +93,29 @@ class ToolRegistry:
         return [tool for tool in candidates if tool.has_permission(actor)]
 
     async def afor_actor(self, actor: Any, tools: ToolSelection = True) -> list[Tool]:
-        """Async `for_actor`: runs the permission checks in Django's sync thread."""
-        return await sync_to_async(self.for_actor, thread_sensitive=True)(actor, tools)
+        """Async `for_actor`, with the tools of the MCP servers (`AI_CHAT_MCP_SERVERS`) too.
+
+        The servers are listed first, as the actor (`django_ai_chat.tools.mcp`); their tools
+        come after the registered ones, behind the same permission check (in Django's sync
+        thread). A registered tool wins over an MCP tool of the same name.
+        """
+        extra: list[Tool] = []
+        if ai_chat_settings.MCP_SERVERS and tools is not False:
+            from django_ai_chat.tools.mcp import aserver_tools
+
+            extra = [t for t in await aserver_tools(actor) if t.name not in self._tools]
+        return await sync_to_async(self._for_actor, thread_sensitive=True)(actor, tools, extra)
+
+    def _for_actor(self, actor: Any, tools: ToolSelection, extra: list[Tool]) -> list[Tool]:
+        if not extra:
+            return self.for_actor(actor, tools)
+        if tools is True:
+            candidates = [*self._tools.values(), *extra]
+        elif tools is False:
+            return []
+        else:
+            candidates = self._select(tools, {t.name: t for t in extra})
+        return [tool for tool in candidates if tool.has_permission(actor)]
 
     def __iter__(self) -> Iterator[Tool]:
         return iter(list(self._tools.values()))
@@ -104,7 +126,9 @@ class ToolRegistry:
     def __contains__(self, name: object) -> bool:
         return name in self._tools
 
-    def _select(self, tools: Iterable[str | Tool]) -> list[Tool]:
+    def _select(
+        self, tools: Iterable[str | Tool], extra: dict[str, Tool] | None = None
+    ) -> list[Tool]:
         if isinstance(tools, str):
             raise TypeError(f"tools={tools!r} is a string: pass a list of tool names, or True.")
         selected: dict[str, Tool] = {}
@@ -114,6 +138,8 @@ class ToolRegistry:
                 selected[item.name] = item
             elif item in self._tools:
                 selected[item] = self._tools[item]
+            elif extra and item in extra:
+                selected[item] = extra[item]
             else:
                 unknown.append(item)
         if unknown:
