@@ -1,7 +1,8 @@
-"""System checks: the database must carry the queue and the pub/sub, and pool in production.
+"""System checks: the database (PostgreSQL, pooled in production) and the MCP servers' settings.
 
-Both read settings only (no query), so they carry no `database` tag: Django 6 skips checks
-with that tag unless `check --database` is given.
+The database must carry the queue and the pub/sub; `AI_CHAT_MCP_SERVERS` must be well formed,
+with its client installed. All read settings only (no query), so they carry no `database`
+tag: Django 6 skips checks with that tag unless `check --database` is given.
 """
 
 from __future__ import annotations
@@ -62,3 +63,30 @@ def check_connection_pool(app_configs: Any = None, **kwargs: Any) -> list[checks
             id="django_ai_chat.W001",
         )
     ]
+
+
+@checks.register(checks.Tags.compatibility)
+def check_mcp_servers(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Error when `AI_CHAT_MCP_SERVERS` is malformed or its client is not installed.
+
+    Otherwise the first answer would find out, in the worker.
+    """
+    if not getattr(settings, "AI_CHAT_MCP_SERVERS", None):
+        return []
+    from django_ai_chat.exceptions import ConfigurationError
+    from django_ai_chat.tools.mcp import server_configs
+
+    try:
+        server_configs()
+        import pydantic_ai.mcp  # noqa: F401  (needs the fastmcp client)
+    except ConfigurationError as error:
+        return [checks.Error(str(error), id="django_ai_chat.E002")]
+    except ImportError:
+        return [
+            checks.Error(
+                "AI_CHAT_MCP_SERVERS is set but the MCP client is not installed.",
+                hint='pip install "django-ai-chat[mcp]"',
+                id="django_ai_chat.E002",
+            )
+        ]
+    return []

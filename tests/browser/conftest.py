@@ -13,9 +13,11 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +88,16 @@ TEMPLATES[0]["DIRS"] = [BASE_DIR / "host_templates"]
 
 # Browser tests: two models to choose from in the composer (the fake provider serves both).
 AI_CHAT_MODELS = {"openai:gpt-4o": "GPT-4o", "openai:gpt-4o-mini": "GPT-4o mini"}
+
+# Browser tests: the tools of a real MCP server (tests/mcp/notes_server.py, over HTTP), called
+# as the user; `explode` only for those with a permission nobody has here.
+AI_CHAT_MCP_SERVERS = {
+    "notes": {
+        "url": os.environ["BROWSER_MCP_URL"],
+        "headers": {"X-Chat-User": "{actor.email}"},
+        "tools": {"explode": {"permission": "accounts.view_user"}},
+    }
+}
 
 # Browser tests: long histories are summarised past 16,000 characters (other tests stay short).
 AI_CHAT_HISTORY_TOKEN_BUDGET = 4000
@@ -202,7 +214,30 @@ def fake_llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def site(tmp_path_factory: pytest.TempPathFactory, fake_llm: str) -> Iterator[Site]:
+def mcp_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The tests' MCP server (`tests/mcp/notes_server.py`) over streamable HTTP; its URL."""
+    port = free_port()
+    log = (tmp_path_factory.mktemp("mcp") / "mcp.log").open("wb")
+    server = Path(__file__).parents[1] / "mcp" / "notes_server.py"
+    process = subprocess.Popen(
+        [sys.executable, str(server), "http", str(port)], stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline, "no MCP server"
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        _stop(process)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory: pytest.TempPathFactory, fake_llm: str, mcp_url: str) -> Iterator[Site]:
     """`django-ai-chat new browsersite --live-component`, migrated, served and working."""
     root = tmp_path_factory.mktemp("browser")
     made = cli("new", "browsersite", str(root / "browsersite"), "--live-component", cwd=root)
@@ -223,6 +258,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, fake_llm: str) -> Iterator[Si
             AI_CHAT_MODEL="openai:gpt-4o",
             OPENAI_API_KEY="sk-fake-for-browser-tests",
             OPENAI_BASE_URL=fake_llm,
+            BROWSER_MCP_URL=mcp_url,
             DEBUG="0",
         )
         for key in ("AI_CHAT_PUBSUB_URL", "PYTHONPATH"):

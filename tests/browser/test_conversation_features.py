@@ -1,6 +1,6 @@
 """Conversation features in headless Chromium, as a person uses them.
 
-Rating answers, searching conversations, choosing the model, long histories summarised.
+Rating answers, searching conversations, choosing the model, long histories summarised, MCP tools.
 
 Same real project, servers and fake provider as `test_chat_ui.py` (the session's `site`).
 """
@@ -210,4 +210,29 @@ def test_a_long_history_is_summarised_behind_a_marker_that_shows_the_summary(
     bob_page, _ = bob
     response = bob_page.goto(f"/chat/{conversation}/")
     assert response is not None and response.status == 404
+    assert_clean(watch)
+
+
+def test_an_mcp_servers_tool_runs_as_the_user_and_one_without_permission_is_refused(
+    alice: tuple[Page, Watch],
+) -> None:
+    page, watch = alice
+    start_conversation(page, "Who am I there? [tool:notes_whoami {}]")
+    answer = wait_for_answer(page)
+    card = answer.locator('[data-tool-card="notes_whoami"]')
+    expect(card).to_contain_text("done")
+    card.locator("summary").click()
+    # The server read the user's identity from the header the setting templates.
+    expect(card.locator('[data-tool-result="notes_whoami"] pre')).to_have_text(
+        "user=alice@example.com"
+    )
+
+    send(page, "Now blow it up. [tool:notes_explode {}]")
+    page.wait_for_function(
+        "document.querySelectorAll('[data-messages] > [data-source=agent]').length === 2"
+    )
+    answer = wait_for_answer(page)
+    card = answer.locator('[data-tool-card="notes_explode"]')
+    expect(card).to_contain_text("failed")  # not offered to alice: refused, the answer goes on
+    expect(answer).not_to_have_attribute("data-error", "true")
     assert_clean(watch)

@@ -47,3 +47,15 @@ def test_any_other_database_is_refused_by_plain_check(monkeypatch: pytest.Monkey
     # `manage.py check` and runserver run it: no `--database`, no `--deploy` needed.
     monkeypatch.setitem(settings.DATABASES["default"], "ENGINE", "django.db.backends.sqlite3")
     assert "django_ai_chat.E001" in _ids(deploy=False)
+
+
+def test_malformed_mcp_servers_are_an_error_at_start_up(settings: Any) -> None:
+    from django_ai_chat.checks import check_mcp_servers
+
+    assert check_mcp_servers() == []
+    settings.AI_CHAT_MCP_SERVERS = {"crm": {"url": "http://127.0.0.1:1/mcp"}}
+    assert check_mcp_servers() == []
+    settings.AI_CHAT_MCP_SERVERS = {"crm": {"url": "http://x", "command": "x"}}
+    [error] = check_mcp_servers()
+    assert error.id == "django_ai_chat.E002"
+    assert "AI_CHAT_MCP_SERVERS['crm']" in error.msg
