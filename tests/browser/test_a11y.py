@@ -28,6 +28,11 @@ BLOCKING = {"serious", "critical"}
 
 def violations(page: Page) -> list[str]:
     """The serious and critical axe-core violations of the page, one readable line each."""
+    # Mid-transition (a dialog fading in) colours are half-transparent: judge the settled page.
+    page.wait_for_function(
+        "() => document.getAnimations().every((a) => a.playState !== 'running'"
+        " || a.effect?.getTiming().iterations === Infinity)"
+    )
     results: Any = _AXE.run(page)
     found = []
     for violation in results.response["violations"]:
