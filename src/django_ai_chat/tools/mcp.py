@@ -212,6 +212,9 @@ def server_configs() -> list[MCPServerConfig]:
     return [MCPServerConfig.from_setting(name, options) for name, options in configured.items()]
 
 
+_MAX_LISTINGS = 1000
+"""Listings kept before the expired ones are dropped (one per server and identity)."""
+
 _listings: dict[tuple[str, str], tuple[float, list[MCPTool]]] = {}
 """(server, identity) → (when listed, tools): listings are reused for `cache_seconds`."""
 
@@ -254,6 +257,9 @@ async def _list(server: MCPServerConfig, actor: Any) -> list[MCPTool]:
         for item in listed
         if server.include is None or item.name in server.include
     ]
+    if len(_listings) >= _MAX_LISTINGS:  # one per server and user: drop the expired ones
+        for old in [k for k, (when, _) in _listings.items() if now - when >= server.cache_seconds]:
+            del _listings[old]
     _listings[key] = (now, tools)
     return tools
 
