@@ -88,6 +88,13 @@ class Settings:
     bound that loss, at the cost of one more write per interval of streaming.
     """
 
+    SHARE_REQUIRES_LOGIN: bool = True
+    """Whether only signed-in people may open a conversation's share link (default: yes).
+
+    `False` makes share links public: anyone who has one reads the snapshot, as on the peers'
+    public share pages. Ignored in no-user mode (nobody can sign in there).
+    """
+
     MAX_MESSAGE_LENGTH: int = 20_000
     """Longest user message accepted, in characters."""
 

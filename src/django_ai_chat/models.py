@@ -7,6 +7,11 @@ who sees which rows (`for_actor`, also the default scope of `ModelTools`), which
 need a title, which questions need an answer, and the one answer per question
 (`create_answer`: the database refuses a second one). `AbstractFeedback` is a person's rating of
 an answer (`FeedbackQuerySet.give`: one per person per answer, changed in place).
+`AbstractShareLink` is a read-only link to a snapshot of a conversation (`ShareLinkQuerySet.share`,
+`by_token`, `revoke`).
+
+Longer than our usual modules: every abstract model a generated app subclasses lives here with
+its queryset, so that an app's `models.py` imports from one place.
 
 Example:
     ```python
@@ -25,7 +30,11 @@ The app `django_ai_chat` holds no concrete model and therefore no migration.
 
 from __future__ import annotations
 
+import re
+import secrets
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Self, TypeVar
 
@@ -43,17 +52,22 @@ if TYPE_CHECKING:
 __all__ = [
     "FEEDBACK_NOTE_MAX_LENGTH",
     "MODEL_NAME_MAX_LENGTH",
+    "SHARE_TOKEN_BYTES",
     "TITLE_AFTER_MESSAGES",
     "TITLE_DELAY",
     "TITLE_MAX_LENGTH",
     "AbstractConversation",
     "AbstractFeedback",
     "AbstractMessage",
+    "AbstractShareLink",
     "ConversationQuerySet",
     "FeedbackQuerySet",
     "MessageQuerySet",
+    "ShareLinkQuerySet",
+    "SharedMessage",
     "conversation_model_of",
     "new_id",
+    "new_share_token",
     "signed_in",
 ]
 
@@ -80,6 +94,7 @@ FEEDBACK_NOTE_MAX_LENGTH: Final = 2000
 _C = TypeVar("_C", bound="AbstractConversation")
 _M = TypeVar("_M", bound="AbstractMessage")
 _F = TypeVar("_F", bound="AbstractFeedback")
+_L = TypeVar("_L", bound="AbstractShareLink")
 
 
 def new_id() -> uuid.UUID:
@@ -92,8 +107,8 @@ def signed_in(actor: Any) -> bool:
     return actor is not None and bool(getattr(actor, "is_authenticated", False))
 
 
-def conversation_model_of(message_model: type[AbstractMessage]) -> type[AbstractConversation]:
-    """The model `message_model.conversation` points to.
+def conversation_model_of(message_model: type[models.Model]) -> type[AbstractConversation]:
+    """The model `message_model.conversation` points to (a message or a share link model).
 
     Raises:
         ImproperlyConfigured: That field is not a foreign key to an `AbstractConversation`.
@@ -444,6 +459,160 @@ class AbstractFeedback(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_rating_display()} on {self.message_id}"
+
+
+SHARE_TOKEN_BYTES: Final = 24
+"""Random bytes in a share link's token: 192 bits, written as 32 URL-safe characters."""
+
+_SHARE_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+def new_share_token() -> str:
+    """A fresh, unguessable share-link token (`secrets.token_urlsafe` of `SHARE_TOKEN_BYTES`)."""
+    return secrets.token_urlsafe(SHARE_TOKEN_BYTES)
+
+
+@dataclass(frozen=True)
+class SharedMessage:
+    """One message of a shared snapshot, as the read-only page shows it.
+
+    Attributes:
+        id: The message's id (a string), as it was in the conversation.
+        source: `"user"` or `"agent"` (`AbstractMessage.Source`).
+        text: The text as written (an answer's Markdown: render it with `|markdown`, sanitised).
+        tool_names: Names of the tools the answer called (their arguments and results are not
+            shared: they may hold the owner's data the answer did not show).
+        error: The answer's error text, `""` when none.
+        stopped: Whether the owner stopped the answer.
+    """
+
+    id: str
+    source: str
+    text: str
+    tool_names: tuple[str, ...] = ()
+    error: str = ""
+    stopped: bool = False
+
+
+class ShareLinkQuerySet(models.QuerySet[_L]):
+    """Share links, scoped with `for_actor`; `share` makes or refreshes one, `by_token` opens it."""
+
+    def for_actor(self, actor: Any) -> Self:
+        """The links of the conversations `actor` may see (its own; all of them in no-user mode)."""
+        owner_field = _conversation_model(self.model).owner_field
+        if owner_field is None:
+            return self.all()
+        if not signed_in(actor):
+            return self.none()
+        return self.filter(**{f"conversation__{owner_field}": actor})
+
+    def share(self, conversation: AbstractConversation, messages: Iterable[Any]) -> _L:
+        """Share `conversation` as `messages` are now: its link, made or with a fresh snapshot.
+
+        The link is a snapshot: the title and the complete messages given (an answer still
+        streaming is left out), copied at this call; nothing said, edited or deleted later shows.
+        One link per conversation: sharing again replaces the snapshot and keeps the token, so
+        the link already sent shows the newer one. The caller checks that the actor owns the
+        conversation (an action's `for_actor` lookup).
+        """
+        snapshot = [self.model.snapshot(message) for message in messages if message.complete]
+        link, _ = self.update_or_create(
+            conversation=conversation,
+            defaults={"title": conversation.title, "messages": snapshot},
+        )
+        return link
+
+    def revoke(self, conversation: AbstractConversation) -> bool:
+        """Take the conversation's link back (it 404s from now on); whether there was one."""
+        deleted, _ = self.filter(conversation=conversation).delete()
+        return bool(deleted)
+
+    def by_token(self, token: object) -> _L:
+        """The link with this token, for whoever holds it.
+
+        Raises:
+            DoesNotExist: No such link: never made, revoked, or not a token at all.
+        """
+        if not isinstance(token, str) or not _SHARE_TOKEN.fullmatch(token):
+            raise self.model.DoesNotExist("No such share link.")
+        return self.get(token=token)
+
+
+class AbstractShareLink(models.Model):
+    """A read-only link to a snapshot of a conversation, for people other than its owner.
+
+    Subclass it, adding `conversation` (a `OneToOneField` to the conversation model with
+    `related_name="share_link"`): one link per conversation, gone with it. The owner is the
+    conversation's (`for_actor`). The token is the link's secret: `secrets.token_urlsafe` of
+    `SHARE_TOKEN_BYTES` (192 bits), stored as it is under a unique index, so the owner can copy
+    the link again (the conversation it opens sits in the same database: a hash would hide nothing
+    from someone who reads it). Revoking deletes the row, snapshot and all.
+    """
+
+    id = models.UUIDField(primary_key=True, default=new_id, editable=False)
+    token = models.CharField(max_length=64, unique=True, default=new_share_token, editable=False)
+    title = models.CharField(max_length=TITLE_MAX_LENGTH, blank=True, default="")
+    messages = models.JSONField(
+        default=list, blank=True, help_text="The shared messages, copied when shared."
+    )
+    inserted_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(
+        auto_now=True, db_index=True, help_text="When the snapshot was taken."
+    )
+
+    objects = ShareLinkQuerySet.as_manager()
+
+    if TYPE_CHECKING:
+        conversation_id: Any
+
+    class Meta:
+        """Subclasses extend it: `class Meta(AbstractShareLink.Meta): ...`."""
+
+        abstract = True
+        ordering = ["-updated_at"]
+
+    def __str__(self) -> str:
+        return f"Share link of {self.title or self.conversation_id}"
+
+    @classmethod
+    def snapshot(cls, message: Any) -> dict[str, Any]:
+        """What a share keeps of `message` (JSON): override to keep more or less.
+
+        By default the text, the names of the tools an answer called (not their arguments or
+        results), the error text and whether it was stopped.
+        """
+        from django_ai_chat.ui import extract_tools  # ui reads settings: imported when used
+
+        return {
+            "id": str(message.pk),
+            "source": str(message.source),
+            "text": message.text,
+            "tool_names": [call.name for call in extract_tools(message).tool_calls],
+            "error": message.error,
+            "stopped": bool(message.stopped),
+        }
+
+    @property
+    def shared_messages(self) -> list[SharedMessage]:
+        """The snapshot's messages, oldest first (entries that are not messages are skipped)."""
+        shared = []
+        for entry in self.messages if isinstance(self.messages, list) else []:
+            if (
+                not isinstance(entry, dict)
+                or entry.get("source") not in AbstractMessage.Source.values
+            ):
+                continue
+            shared.append(
+                SharedMessage(
+                    id=str(entry.get("id", "")),
+                    source=str(entry["source"]),
+                    text=str(entry.get("text", "")),
+                    tool_names=tuple(map(str, entry.get("tool_names") or ())),
+                    error=str(entry.get("error") or ""),
+                    stopped=bool(entry.get("stopped")),
+                )
+            )
+        return shared
 
 
 def _conversation_model(message_model: type[models.Model]) -> type[AbstractConversation]:

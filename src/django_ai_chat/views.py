@@ -19,6 +19,9 @@ Example (a generated app's `views.py`):
 
 Subclass it to change a step: `get_conversation` (the authorisation point), `get_messages`,
 `render_message`, `render_conversation`, `aget_actor`.
+
+`SharedConversationView` is the read-only page of a share link (`AbstractShareLink`): a
+snapshot, no stream.
 """
 
 from __future__ import annotations
@@ -38,12 +41,16 @@ from django.db import connections, transaction
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.loader import render_to_string
+from django.utils.cache import add_never_cache_headers
 from django.views import View
+from django.views.generic.base import TemplateResponseMixin
 
 from django_ai_chat import _shutdown, limits, streaming
+from django_ai_chat.conf import ai_chat_settings
 from django_ai_chat.models import (
     AbstractConversation,
     AbstractMessage,
+    AbstractShareLink,
     conversation_model_of,
     signed_in,
 )
@@ -51,7 +58,7 @@ from django_ai_chat.models import (
 if TYPE_CHECKING:
     from django.db.models import QuerySet
 
-__all__ = ["ConversationStreamView"]
+__all__ = ["ConversationStreamView", "SharedConversationView"]
 
 _T = TypeVar("_T")
 
@@ -236,3 +243,78 @@ async def _releasing(events: AsyncIterator[str], release: Callable[[], None]) ->
         aclose = getattr(events, "aclose", None)  # the relay unsubscribes there
         if aclose is not None:
             await aclose()
+
+
+class SharedConversationView(TemplateResponseMixin, View):
+    """The read-only page of a share link (URL kwarg `token`): a snapshot, nothing to act on.
+
+    No composer, no actions, no live stream: the page shows the snapshot a
+    `ShareLinkQuerySet.share` took. An unknown, revoked or malformed token is a 404. With
+    `AI_CHAT_SHARE_REQUIRES_LOGIN` (the default) a visitor who is not signed in goes to the login
+    page first (a project without users has nobody to sign in: the setting is ignored there).
+    Every response says `X-Robots-Tag: noindex, nofollow` (the page's `<meta name="robots">`
+    too), `Referrer-Policy: no-referrer` (the token is in the address: a link followed from the
+    page must not carry it away) and `Cache-Control: no-store` (a revoked link must not live on
+    in a cache).
+
+    Attributes:
+        share_model: The concrete `AbstractShareLink` subclass (required).
+        template_name: The page (required); its context: `share` (the link), `title`,
+            `messages` (`SharedMessage` list, oldest first) and `shared_at`.
+
+    Override a step: `requires_sign_in()`, `get_share(token)`, `get_context_data(share)`.
+    """
+
+    share_model: type[AbstractShareLink] | None = None
+    http_method_names = ["get", "head", "options"]
+
+    def get(self, request: HttpRequest, token: str) -> HttpResponse:
+        """The shared page, the login page first, or a 404."""
+        if self.requires_sign_in() and not signed_in(getattr(request, "user", None)):
+            # Here, not at the top: projects without django.contrib.auth import this module too.
+            from django.contrib.auth.views import redirect_to_login
+
+            response: HttpResponse = redirect_to_login(request.get_full_path())
+        else:
+            share = self.get_share(token)
+            response = self.render_to_response(self.get_context_data(share))
+        return _unlisted(response)
+
+    def requires_sign_in(self) -> bool:
+        """Whether only signed-in people may read shared conversations (the setting)."""
+        if conversation_model_of(self._share_model()).owner_field is None:
+            return False
+        return bool(ai_chat_settings.SHARE_REQUIRES_LOGIN)
+
+    def get_share(self, token: str) -> AbstractShareLink:
+        """The link with this token; `Http404` when there is none (the only check: the token)."""
+        try:
+            share: AbstractShareLink = self._share_model().objects.by_token(token)
+        except ObjectDoesNotExist as error:
+            raise Http404("No such shared conversation.") from error
+        return share
+
+    def get_context_data(self, share: AbstractShareLink) -> dict[str, Any]:
+        """The template's context."""
+        return {
+            "share": share,
+            "title": share.title,
+            "messages": share.shared_messages,
+            "shared_at": share.updated_at,
+        }
+
+    def _share_model(self) -> type[AbstractShareLink]:
+        if self.share_model is None:
+            raise ImproperlyConfigured(
+                f"{type(self).__name__} needs share_model (an AbstractShareLink subclass)."
+            )
+        return self.share_model
+
+
+def _unlisted(response: HttpResponse) -> HttpResponse:
+    # A shared page is for the people given its link: not for search engines, other sites'
+    # logs (Referer) or caches.
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    response["Referrer-Policy"] = "no-referrer"
+    add_never_cache_headers(response)
+    return response

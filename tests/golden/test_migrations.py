@@ -77,4 +77,7 @@ CREATED_SINCE_0_1 = [
     "+ Create index chat_msg_search on SearchVector(F(text)) on model message",
     # The model a conversation chose (issue 14).
     "+ Add field ai_model to conversation",
+    # Read-only share links to snapshots (issue 14).
+    "+ Create model ShareLink",
+    "+ Add field conversation to sharelink",
 ]

@@ -11,7 +11,12 @@ from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector
 from django.db import models
 
-from django_ai_chat.models import AbstractConversation, AbstractFeedback, AbstractMessage
+from django_ai_chat.models import (
+    AbstractConversation,
+    AbstractFeedback,
+    AbstractMessage,
+    AbstractShareLink,
+)
 
 
 class NoteQuerySet(models.QuerySet["Note"]):
@@ -99,6 +104,12 @@ class Feedback(AbstractFeedback):
         constraints = [
             models.UniqueConstraint(fields=["message", "user"], name="testapp_feedback_once")
         ]
+
+
+class ShareLink(AbstractShareLink):
+    conversation = models.OneToOneField(
+        Conversation, on_delete=models.CASCADE, related_name="share_link"
+    )
 
 
 class EmailUser(AbstractBaseUser):

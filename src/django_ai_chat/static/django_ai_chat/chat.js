@@ -657,6 +657,8 @@
       root.addEventListener("click", (event) => this.onClick(event));
       root.addEventListener("keydown", (event) => this.onKeydown(event));
       root.addEventListener("submit", (event) => {
+        // A dialog whose answer comes back inside it (the share link) stays open.
+        if (event.target.closest("[data-dialog-keep-open]")) return;
         event.target.closest("dialog")?.close();
       });
       root.addEventListener("input", (event) => {
@@ -851,6 +853,8 @@
       let text = "";
       if (button.dataset.copy === "code") {
         text = button.closest(".highlight")?.querySelector("pre > code")?.textContent ?? "";
+      } else if (button.dataset.copy === "value") {
+        text = document.getElementById(button.dataset.copyFrom)?.value ?? "";
       } else {
         const message = button.closest("[data-message]");
         const body = message?.querySelector("[data-body]");
@@ -922,6 +926,13 @@
     }
 
     afterSwap(target) {
+      if (target.matches?.("[data-share]")) {
+        // The share dialog's body came back: the keyboard goes on from the link (or Create).
+        const url = target.querySelector("[data-share-url]");
+        (url || target.querySelector("[data-share-create]"))?.focus();
+        url?.select();
+        return;
+      }
       if (!target.matches?.("[data-composer]")) return;
       this.clearNotice();
       if (target.querySelector("template[data-sent]")) this.dropDraft();

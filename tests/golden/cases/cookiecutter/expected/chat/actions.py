@@ -14,6 +14,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django_ai_chat.forms import (
     clean_feedback_note,
@@ -33,7 +34,7 @@ from django_ai_chat.streaming import (
 )
 
 from . import jobs
-from .models import Conversation, Feedback, Message
+from .models import Conversation, Feedback, Message, ShareLink
 from .responder import responder
 
 
@@ -213,12 +214,48 @@ def get_answer(actor: Any, message_id: Any) -> Message:
     return answers.get(pk=_uuid(message_id, Message))
 
 
+def share_conversation(actor: Any, conversation_id: Any) -> ShareLink:
+    """Share the conversation read-only: its link, made or with a fresh snapshot of now.
+
+    The link shows the conversation's title and complete messages as they are at this call;
+    nothing said later. Sharing again keeps the link and takes a new snapshot.
+    """
+    with transaction.atomic():
+        conversation = get_conversation(actor, conversation_id)
+        return ShareLink.objects.share(conversation, _shared_messages(conversation))
+
+
+def get_share_link(actor: Any, conversation_id: Any) -> ShareLink | None:
+    """The conversation's share link, `None` when it has none."""
+    conversation = get_conversation(actor, conversation_id)
+    return ShareLink.objects.for_actor(actor).filter(conversation=conversation).first()
+
+
+def revoke_share_link(actor: Any, conversation_id: Any) -> bool:
+    """Take the conversation's link back: it is a 404 from now on. Whether there was one."""
+    return ShareLink.objects.revoke(get_conversation(actor, conversation_id))
+
+
+def open_shared_conversation(token: str) -> ShareLink:
+    """The share link with this token, for whoever holds it (no actor: the token is the key).
+
+    Raises:
+        ShareLink.DoesNotExist: No such link (never made, revoked or malformed).
+    """
+    return ShareLink.objects.by_token(token)
+
+
 # -- helpers ----------------------------------------------------------------------------------
 
 
 def _own_message(actor: Any, message_id: Any) -> Message:
     messages = Message.objects.for_actor(actor).select_for_update(of=("self",))
     return messages.get(pk=_uuid(message_id, Message))
+
+
+def _shared_messages(conversation: Conversation) -> QuerySet[Message]:
+    # What a share copies: the messages the conversation's page shows, oldest first.
+    return conversation.messages.order_by("id")
 
 
 def _uuid(value: Any, model: type[Conversation] | type[Message]) -> uuid.UUID:

@@ -11,16 +11,26 @@ from __future__ import annotations
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector
 from django.db import models
+from django.urls import reverse
 from django_ai_chat.models import (
     TITLE_MAX_LENGTH,
     AbstractConversation,
     AbstractFeedback,
     AbstractMessage,
+    AbstractShareLink,
     new_id,
 )
 
 # new_id and TITLE_MAX_LENGTH: migrations and modules of earlier versions import them from here.
-__all__ = ["SEARCH_CONFIG", "TITLE_MAX_LENGTH", "Conversation", "Feedback", "Message", "new_id"]
+__all__ = [
+    "SEARCH_CONFIG",
+    "TITLE_MAX_LENGTH",
+    "Conversation",
+    "Feedback",
+    "Message",
+    "ShareLink",
+    "new_id",
+]
 
 SEARCH_CONFIG = "english"
 """PostgreSQL text search configuration of the sidebar's search (stemming, stop words): e.g.
@@ -80,3 +90,14 @@ class Feedback(AbstractFeedback):
                 name="chat_feedback_once",
             ),
         ]
+
+
+class ShareLink(AbstractShareLink):
+    """A read-only link to a snapshot of a conversation: one per conversation, gone with it."""
+
+    conversation = models.OneToOneField(
+        Conversation, on_delete=models.CASCADE, related_name="share_link"
+    )
+
+    def get_absolute_url(self) -> str:
+        return reverse("chat:shared", kwargs={"token": self.token})

@@ -27,6 +27,10 @@ urlpatterns = [
     path("<uuid:conversation_id>/delete/", views.delete, name="delete"),
     path("messages/<uuid:message_id>/regenerate/", views.regenerate, name="regenerate"),
     path("messages/<uuid:message_id>/feedback/", views.feedback, name="feedback"),
+    path("<uuid:conversation_id>/share/", views.share, name="share"),
+    path("<uuid:conversation_id>/unshare/", views.unshare, name="unshare"),
+    # Read-only snapshots for whoever has the link (the token is the key).
+    path("shared/<str:token>/", views.shared, name="shared"),
     # The AI SDK's endpoints: `DefaultChatTransport({ api: "<this route>/api/chat/" })`; the
     # resume URL is the transport's own (`<api>/<chat id>/stream`, no trailing slash).
     path("api/chat/", api.chat, name="api_chat"),

@@ -21,7 +21,7 @@ from django_ai_chat.conf import ai_chat_settings
 from django_ai_chat.testing import make_user
 
 from chat import actions
-from chat.models import Conversation, Feedback, Message
+from chat.models import Conversation, Feedback, Message, ShareLink
 from chat.views import HISTORY_LIMIT
 
 WAIT = 20.0  # upper bound for the stream to deliver; never a speed assertion
@@ -267,6 +267,8 @@ class AnotherUsersConversationTests(TestCase):
             ("delete", conversation_id, {}),
             ("regenerate", self.theirs.pk, {}),
             ("feedback", self.their_answer.pk, {"rating": "down"}),
+            ("share", conversation_id, {}),
+            ("unshare", conversation_id, {}),
         ]
         for name, object_id, data in posts:
             with self.subTest(view=name, data=data):
@@ -278,6 +280,17 @@ class AnotherUsersConversationTests(TestCase):
             [m.text for m in conversation.messages.all()], ["Bob's secret plan", "A fine plan."]
         )
         self.assertFalse(Feedback.objects.exists())
+        self.assertFalse(ShareLink.objects.exists())
+
+    def test_their_share_link_stays_theirs(self) -> None:
+        bob = Conversation.objects.get(pk=self.theirs.conversation_id).user
+        link = actions.share_conversation(bob, self.theirs.conversation_id)
+        url = reverse("chat:unshare", args=[self.theirs.conversation_id])
+
+        self.assertEqual(self.client.post(url, headers=HTMX).status_code, 404)
+        self.assertTrue(ShareLink.objects.filter(pk=link.pk).exists())
+        with self.assertRaises(Conversation.DoesNotExist):
+            actions.get_share_link(make_user("carol"), self.theirs.conversation_id)
 
     def test_a_visitor_who_is_not_signed_in_is_sent_to_log_in(self) -> None:
         self.client.logout()
@@ -292,6 +305,85 @@ class AnotherUsersConversationTests(TestCase):
         response = self.client.post(reverse("chat:send_new"), {"text": "Hello"})
         self.assertEqual(response.status_code, 302)
         self.assertEqual(Message.objects.count(), 2)  # the question and its answer
+
+
+@plain_static_files
+class ShareTests(TestCase):
+    """A read-only link to a snapshot: made, read by someone else, refreshed and revoked."""
+
+    def setUp(self) -> None:
+        self.actor = _actor()
+        self.client.force_login(self.actor)
+        question = actions.create_message(self.actor, text="Capital of France?")
+        answer = Message.objects.create_answer(question, text="It is **Paris**.")
+        assert answer is not None
+        self.conversation_id = question.conversation_id
+        self.share_url = reverse("chat:share", args=[self.conversation_id])
+        self.unshare_url = reverse("chat:unshare", args=[self.conversation_id])
+        self.bob = make_user("bob")
+
+    def viewer(self) -> Any:
+        # Someone else, in another browser.
+        viewer = self.client_class()
+        viewer.force_login(self.bob)
+        return viewer
+
+    def test_a_link_shows_a_read_only_snapshot_of_when_it_was_made(self) -> None:
+        uid = "chat-0123abcd"
+        response = self.client.post(self.share_url, {"uid": uid}, headers=HTMX)
+        link = ShareLink.objects.get()
+        self.assertContains(response, link.get_absolute_url())
+        self.assertContains(response, f'id="{uid}-share-url"')
+        later = "Said after sharing"
+        actions.create_message(self.actor, text=later, conversation_id=self.conversation_id)
+
+        page = self.viewer().get(link.get_absolute_url())
+
+        self.assertContains(page, "It is <strong>Paris</strong>.")
+        self.assertContains(page, "Capital of France?")
+        self.assertNotContains(page, later)
+        for absent in ("data-composer", "hx-post", "<script", "<form"):
+            self.assertNotContains(page, absent)
+        self.assertContains(page, '<meta name="robots" content="noindex, nofollow">')
+        self.assertEqual(page["X-Robots-Tag"], "noindex, nofollow")
+        self.assertEqual(page["Referrer-Policy"], "no-referrer")
+
+        self.client.post(self.share_url, headers=HTMX)  # a new snapshot, the same link
+        self.assertContains(self.viewer().get(link.get_absolute_url()), later)
+        self.assertEqual(ShareLink.objects.get().token, link.token)
+
+    def test_a_revoked_link_is_a_404(self) -> None:
+        link = actions.share_conversation(self.actor, self.conversation_id)
+
+        response = self.client.post(self.unshare_url, headers=HTMX)
+
+        self.assertContains(response, "data-share-create")
+        self.assertEqual(self.viewer().get(link.get_absolute_url()).status_code, 404)
+        bogus = reverse("chat:shared", args=["not-a-real-token-at-all"])
+        self.assertEqual(self.viewer().get(bogus).status_code, 404)
+
+    def test_model_output_is_sanitised_on_the_shared_page(self) -> None:
+        question = actions.create_message(
+            self.actor, text="Hi", conversation_id=self.conversation_id
+        )
+        Message.objects.create_answer(
+            question, text='<script>alert(1)</script> <img src="x">\n\n[x](javascript:alert(2))'
+        )
+        link = actions.share_conversation(self.actor, self.conversation_id)
+
+        page = self.viewer().get(link.get_absolute_url())
+
+        self.assertNotContains(page, "<script")
+        self.assertNotContains(page, 'href="javascript:')
+        self.assertNotContains(page, "<img")
+
+    def test_a_visitor_signs_in_first_unless_links_are_public(self) -> None:
+        link = actions.share_conversation(self.actor, self.conversation_id)
+        self.client.logout()
+
+        self.assertEqual(self.client.get(link.get_absolute_url()).status_code, 302)
+        with self.settings(AI_CHAT_SHARE_REQUIRES_LOGIN=False):
+            self.assertContains(self.client.get(link.get_absolute_url()), "Paris")
 
 
 class StreamTests(TransactionTestCase):

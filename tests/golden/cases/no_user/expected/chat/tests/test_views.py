@@ -20,7 +20,7 @@ from django_ai_chat import streaming
 from django_ai_chat.conf import ai_chat_settings
 
 from chat import actions
-from chat.models import Feedback, Message
+from chat.models import Feedback, Message, ShareLink
 from chat.views import HISTORY_LIMIT
 
 WAIT = 20.0  # upper bound for the stream to deliver; never a speed assertion
@@ -203,6 +203,74 @@ class SearchTests(TestCase):
 
         self.assertContains(self.client.get(self.url, {"q": "zebra"}), "data-search-empty")
         self.assertNotContains(self.client.get(self.url, {"q": " "}), "<li")
+
+
+@plain_static_files
+class ShareTests(TestCase):
+    """A read-only link to a snapshot: made, read by someone else, refreshed and revoked."""
+
+    def setUp(self) -> None:
+        self.actor = _actor()
+        question = actions.create_message(self.actor, text="Capital of France?")
+        answer = Message.objects.create_answer(question, text="It is **Paris**.")
+        assert answer is not None
+        self.conversation_id = question.conversation_id
+        self.share_url = reverse("chat:share", args=[self.conversation_id])
+        self.unshare_url = reverse("chat:unshare", args=[self.conversation_id])
+
+    def viewer(self) -> Any:
+        # Someone else, in another browser.
+        viewer = self.client_class()
+        return viewer
+
+    def test_a_link_shows_a_read_only_snapshot_of_when_it_was_made(self) -> None:
+        uid = "chat-0123abcd"
+        response = self.client.post(self.share_url, {"uid": uid}, headers=HTMX)
+        link = ShareLink.objects.get()
+        self.assertContains(response, link.get_absolute_url())
+        self.assertContains(response, f'id="{uid}-share-url"')
+        later = "Said after sharing"
+        actions.create_message(self.actor, text=later, conversation_id=self.conversation_id)
+
+        page = self.viewer().get(link.get_absolute_url())
+
+        self.assertContains(page, "It is <strong>Paris</strong>.")
+        self.assertContains(page, "Capital of France?")
+        self.assertNotContains(page, later)
+        for absent in ("data-composer", "hx-post", "<script", "<form"):
+            self.assertNotContains(page, absent)
+        self.assertContains(page, '<meta name="robots" content="noindex, nofollow">')
+        self.assertEqual(page["X-Robots-Tag"], "noindex, nofollow")
+        self.assertEqual(page["Referrer-Policy"], "no-referrer")
+
+        self.client.post(self.share_url, headers=HTMX)  # a new snapshot, the same link
+        self.assertContains(self.viewer().get(link.get_absolute_url()), later)
+        self.assertEqual(ShareLink.objects.get().token, link.token)
+
+    def test_a_revoked_link_is_a_404(self) -> None:
+        link = actions.share_conversation(self.actor, self.conversation_id)
+
+        response = self.client.post(self.unshare_url, headers=HTMX)
+
+        self.assertContains(response, "data-share-create")
+        self.assertEqual(self.viewer().get(link.get_absolute_url()).status_code, 404)
+        bogus = reverse("chat:shared", args=["not-a-real-token-at-all"])
+        self.assertEqual(self.viewer().get(bogus).status_code, 404)
+
+    def test_model_output_is_sanitised_on_the_shared_page(self) -> None:
+        question = actions.create_message(
+            self.actor, text="Hi", conversation_id=self.conversation_id
+        )
+        Message.objects.create_answer(
+            question, text='<script>alert(1)</script> <img src="x">\n\n[x](javascript:alert(2))'
+        )
+        link = actions.share_conversation(self.actor, self.conversation_id)
+
+        page = self.viewer().get(link.get_absolute_url())
+
+        self.assertNotContains(page, "<script")
+        self.assertNotContains(page, 'href="javascript:')
+        self.assertNotContains(page, "<img")
 
 
 class StreamTests(TransactionTestCase):

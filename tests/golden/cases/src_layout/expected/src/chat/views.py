@@ -28,11 +28,11 @@ from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_GET, require_POST
 from django_ai_chat.forms import FeedbackForm, MessageForm, RenameForm
 from django_ai_chat.limits import LimitExceeded
-from django_ai_chat.views import ConversationStreamView
+from django_ai_chat.views import ConversationStreamView, SharedConversationView
 from django_htmx.middleware import HtmxDetails
 
 from . import actions
-from .models import Conversation, Message
+from .models import Conversation, Message, ShareLink
 from .responder import responder
 
 _UID = re.compile(r"chat-[0-9a-f]{8}")
@@ -81,6 +81,7 @@ def chat_context(
         "demo_model": responder.get_model().startswith("demo:"),
         "title_max_length": Conversation._meta.get_field("title").max_length,
         **_model_context(conversation),
+        **_share_context(request, conversation),
     }
 
 
@@ -262,6 +263,42 @@ def feedback(request: HtmxHttpRequest, message_id: uuid.UUID) -> HttpResponse:
     return render(request, "chat/_feedback.html", context)
 
 
+@login_required
+@require_POST
+def share(request: HtmxHttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
+    """Make the conversation's read-only link, or take a new snapshot for it; the dialog's body."""
+    actor = _actor(request)
+    conversation = _conversation_or_404(actor, conversation_id)
+    link = actions.share_conversation(actor, conversation_id)
+    if not request.htmx:
+        return _redirect_to(conversation_id)
+    return _share_dialog(request, conversation, link)
+
+
+@login_required
+@require_POST
+def unshare(request: HtmxHttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
+    """Revoke the conversation's link: it is a 404 from now on; the dialog's body."""
+    actor = _actor(request)
+    conversation = _conversation_or_404(actor, conversation_id)
+    actions.revoke_share_link(actor, conversation_id)
+    if not request.htmx:
+        return _redirect_to(conversation_id)
+    return _share_dialog(request, conversation, None)
+
+
+class SharedView(SharedConversationView):
+    """The read-only page of a share link: whoever has the token, signed in unless
+    `AI_CHAT_SHARE_REQUIRES_LOGIN = False`; a revoked or unknown link is a 404.
+    """
+
+    share_model = ShareLink
+    template_name = "chat/shared.html"
+
+
+shared = SharedView.as_view()
+
+
 class StreamView(ConversationStreamView):
     """Server-sent events: the conversation's messages (resumable) and sidebar updates.
 
@@ -349,6 +386,33 @@ def _model_context(conversation: Conversation | None) -> dict[str, Any]:
     else:
         current = responder.get_conversation_model(conversation)
     return {"model_choices": responder.get_models(), "current_model": current}
+
+
+def _share_context(request: HttpRequest, conversation: Conversation | None) -> dict[str, Any]:
+    # The share dialog of the conversation's header: its link, if it has one.
+    link = None
+    if conversation is not None:
+        link = actions.get_share_link(_actor(request), conversation.id)
+    return _share_link_context(request, link)
+
+
+def _share_link_context(request: HttpRequest, link: ShareLink | None) -> dict[str, Any]:
+    return {
+        "share_link": link,
+        "share_url": request.build_absolute_uri(link.get_absolute_url()) if link else "",
+        "share_requires_login": SharedView().requires_sign_in(),
+    }
+
+
+def _share_dialog(
+    request: HtmxHttpRequest, conversation: Conversation, link: ShareLink | None
+) -> HttpResponse:
+    context = {
+        "uid": _uid(request.POST.get("uid", "")),
+        "conversation": conversation,
+        **_share_link_context(request, link),
+    }
+    return render(request, "chat/_share.html", context)
 
 
 def _done(
