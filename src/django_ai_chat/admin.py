@@ -17,6 +17,7 @@ from django.db.models import F
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from django_ai_chat.models import _USAGE_TOTALS, AbstractMessage, _conversation_model
 from django_ai_chat.ui import format_cost
@@ -77,7 +78,9 @@ class UsageAdminMixin(_Base):
             [row["owner"] for row in rows if row["owner"] is not None]
         )
         for row in rows:
-            row["user"] = users.get(row["owner"]) if row["owner"] is not None else "Everyone"
+            row["user"] = (
+                users.get(row["owner"]) if row["owner"] is not None else gettext("Everyone")
+            )
             row["cost_text"] = format_cost(row["cost"])
         return [row for row in rows if row["answers"]]
 
@@ -93,7 +96,7 @@ class UsageAdminMixin(_Base):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
-            "title": "Usage by user",
+            "title": gettext("Usage by user"),
             "rows": rows,
             "days": days,
             "periods": list(USAGE_PERIODS),

@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
+from django.utils.translation import gettext
 from pydantic_ai.ui.vercel_ai import request_types as ui
 from pydantic_ai.ui.vercel_ai import response_types as chunks
 
@@ -186,7 +187,8 @@ class AnswerChunks:
         if row.complete:
             out += self._end_reasoning() + self._end_text()
             if row.error:
-                out.append(chunks.ErrorChunk(error_text=row.error))
+                # Stored as written; translated for the reader (see Responder.error_text).
+                out.append(chunks.ErrorChunk(error_text=gettext(row.error)))
             reason: chunks.FinishReason = "error" if row.error else "stop"
             out.append(
                 chunks.FinishChunk(finish_reason=reason, message_metadata=message_metadata(row))

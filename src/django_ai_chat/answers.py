@@ -44,6 +44,7 @@ from django.db import connections, models
 from django.db.models import Q
 from django.db.models.functions import Length
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from django_ai_chat.conf import ai_chat_settings
 from django_ai_chat.events import (
@@ -162,10 +163,18 @@ class Responder:
     summary_prompt: str = SUMMARY_PROMPT
     summary_intro: str = SUMMARY_INTRO
     title_history_limit: int = 10
-    error_text: str = "I hit an error while generating this response. Please try again."
-    limit_text: str = "I hit a response limit while generating this reply. Please try again."
-    empty_text: str = "The model returned an empty response. Please try again."
-    interrupted_text: str = "This answer was interrupted (the server stopped). Please try again."
+    # Stored as written (a worker has no reader's language) and translated where shown
+    # (`{% translate message.error %}`): msgids of the runtime's catalog.
+    error_text: str = gettext_noop(
+        "I hit an error while generating this response. Please try again."
+    )
+    limit_text: str = gettext_noop(
+        "I hit a response limit while generating this reply. Please try again."
+    )
+    empty_text: str = gettext_noop("The model returned an empty response. Please try again.")
+    interrupted_text: str = gettext_noop(
+        "This answer was interrupted (the server stopped). Please try again."
+    )
     tool_only_text: str = "Completed tool call."
     fallback_title: str = "New conversation"
 

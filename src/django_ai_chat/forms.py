@@ -20,6 +20,8 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 
 from django_ai_chat.conf import ai_chat_settings
 from django_ai_chat.models import FEEDBACK_NOTE_MAX_LENGTH, TITLE_MAX_LENGTH, AbstractFeedback
@@ -44,14 +46,15 @@ def clean_message_text(text: Any) -> str:
             (`"max_length"`).
     """
     if not isinstance(text, str) or not text.strip():
-        raise ValidationError("Message cannot be empty", code="blank")
+        raise ValidationError(_("Message cannot be empty"), code="blank")
     if "\x00" in text:
         # A person never types it, a script might.
-        raise ValidationError("Message cannot contain NUL characters.", code="null_characters")
+        raise ValidationError(_("Message cannot contain NUL characters."), code="null_characters")
     limit = ai_chat_settings.MAX_MESSAGE_LENGTH
     if len(text) > limit:
         raise ValidationError(
-            f"Message is too long ({len(text)} characters; the limit is {limit}).",
+            _("Message is too long (%(length)s characters; the limit is %(limit)s).")
+            % {"length": len(text), "limit": limit},
             code="max_length",
         )
     return text
@@ -66,12 +69,13 @@ def clean_title(text: Any) -> str:
     """
     title = text.strip() if isinstance(text, str) else ""
     if not title:
-        raise ValidationError("Title cannot be empty.", code="blank")
+        raise ValidationError(_("Title cannot be empty."), code="blank")
     if "\x00" in title:
-        raise ValidationError("Title cannot contain NUL characters.", code="null_characters")
+        raise ValidationError(_("Title cannot contain NUL characters."), code="null_characters")
     if len(title) > TITLE_MAX_LENGTH:
         raise ValidationError(
-            f"Title is too long ({len(title)} characters; the limit is {TITLE_MAX_LENGTH}).",
+            _("Title is too long (%(length)s characters; the limit is %(limit)s).")
+            % {"length": len(title), "limit": TITLE_MAX_LENGTH},
             code="max_length",
         )
     return title
@@ -89,7 +93,8 @@ def clean_model_choice(value: Any, choices: Sequence[tuple[str, str]]) -> str:
     if model not in {choice for choice, _ in choices}:
         allowed = ", ".join(label for _, label in choices)
         raise ValidationError(
-            f"Model {model!r} is not available here; choose one of: {allowed}.",
+            _("Model %(model)s is not available here; choose one of: %(allowed)s.")
+            % {"model": repr(model), "allowed": allowed},
             code="invalid_choice",
         )
     return model
@@ -104,11 +109,11 @@ def clean_feedback_note(text: Any) -> str:
     """
     note = text.strip() if isinstance(text, str) else ""
     if "\x00" in note:
-        raise ValidationError("The note cannot contain NUL characters.", code="null_characters")
+        raise ValidationError(_("The note cannot contain NUL characters."), code="null_characters")
     if len(note) > FEEDBACK_NOTE_MAX_LENGTH:
         raise ValidationError(
-            f"The note is too long ({len(note)} characters; the limit is "
-            f"{FEEDBACK_NOTE_MAX_LENGTH}).",
+            _("The note is too long (%(length)s characters; the limit is %(limit)s).")
+            % {"length": len(note), "limit": FEEDBACK_NOTE_MAX_LENGTH},
             code="max_length",
         )
     return note
@@ -156,10 +161,10 @@ class FeedbackForm(forms.Form):
     """A rating of an answer: `rating` (`"up"`, `"down"`, or `""` to remove it) and a `note`."""
 
     rating = forms.ChoiceField(
-        choices=[("", "No rating"), *AbstractFeedback.Rating.choices],
+        choices=[("", _lazy("No rating")), *AbstractFeedback.Rating.choices],
         required=False,
         error_messages={
-            "invalid_choice": "Unknown rating %(value)r: choose thumbs up or thumbs down."
+            "invalid_choice": _lazy("Unknown rating %(value)r: choose thumbs up or thumbs down.")
         },
     )
     note = _CleanedField(clean_feedback_note, required=False)

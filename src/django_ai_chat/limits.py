@@ -29,7 +29,8 @@ from typing import Any, Final, Literal
 
 from django.db import connections, transaction
 from django.db.models import F, Q
-from django.utils import timezone
+from django.utils import formats, timezone
+from django.utils.translation import gettext, ngettext
 
 from django_ai_chat.conf import ai_chat_settings
 from django_ai_chat.exceptions import ConfigurationError
@@ -141,8 +142,14 @@ def reserve_stream(actor: Any) -> Callable[[], None]:
         if _streams.get(key, 0) >= limit:
             raise LimitExceeded(
                 "streams",
-                f"You have {limit} chat{'s' if limit != 1 else ''} open already. "
-                "Close one of them, then reload this one.",
+                ngettext(
+                    "You have %(count)s chat open already. "
+                    "Close one of them, then reload this one.",
+                    "You have %(count)s chats open already. "
+                    "Close one of them, then reload this one.",
+                    limit,
+                )
+                % {"count": limit},
             )
         _streams[key] = _streams.get(key, 0) + 1
     released = False
@@ -195,9 +202,14 @@ def _check_messages(mine: Any, limit: int, window: float, *, now: datetime) -> N
     retry_at = sent[len(sent) - limit - 1] + timedelta(seconds=window)
     raise LimitExceeded(
         "messages",
-        f"You have sent {limit} message{'s' if limit != 1 else ''} in {_duration(window)}, "
-        "the most allowed. "
-        f"You can send this one {_when(retry_at, now)}.",
+        ngettext(
+            "You have sent %(count)s message in %(window)s, the most allowed. "
+            "You can send this one %(when)s.",
+            "You have sent %(count)s messages in %(window)s, the most allowed. "
+            "You can send this one %(when)s.",
+            limit,
+        )
+        % {"count": limit, "window": _duration(window), "when": _when(retry_at, now)},
         retry_at=retry_at,
     )
 
@@ -221,8 +233,14 @@ def _check_tokens(mine: Any, limit: int, *, now: datetime) -> None:
             break
     raise LimitExceeded(
         "tokens",
-        f"You have used {limit:,} tokens in 24 hours, the most allowed. "
-        f"You can send this message {_when(retry_at, now)}.",
+        gettext(
+            "You have used %(count)s tokens in 24 hours, the most allowed. "
+            "You can send this message %(when)s."
+        )
+        % {
+            "count": formats.number_format(limit, force_grouping=True),
+            "when": _when(retry_at, now),
+        },
         retry_at=retry_at,
     )
 
@@ -237,8 +255,14 @@ def _check_answers(mine: Any, limit: int) -> None:
         return
     raise LimitExceeded(
         "answers",
-        f"{limit} of your messages are being answered already, the most at once. "
-        "Send this one when an answer has finished.",
+        ngettext(
+            "%(count)s of your messages is being answered already, the most at once. "
+            "Send this one when an answer has finished.",
+            "%(count)s of your messages are being answered already, the most at once. "
+            "Send this one when an answer has finished.",
+            limit,
+        )
+        % {"count": limit},
     )
 
 
@@ -270,23 +294,35 @@ def _message_limit() -> tuple[int, float] | None:
 
 
 def _duration(seconds: float) -> str:
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size and seconds % size == 0:
-            amount = int(seconds // size)
-            return f"{amount} {unit}s" if amount != 1 else f"1 {unit}"
-    return f"{seconds:g} seconds"
+    # Said after "in": German translators give the dative ("in 2 Tagen").
+    if seconds >= 86400 and seconds % 86400 == 0:
+        days = int(seconds // 86400)
+        return ngettext("%(count)s day", "%(count)s days", days) % {"count": days}
+    if seconds >= 3600 and seconds % 3600 == 0:
+        hours = int(seconds // 3600)
+        return ngettext("%(count)s hour", "%(count)s hours", hours) % {"count": hours}
+    if seconds >= 60 and seconds % 60 == 0:
+        minutes = int(seconds // 60)
+        return ngettext("%(count)s minute", "%(count)s minutes", minutes) % {"count": minutes}
+    whole = seconds == int(seconds)
+    # A fraction of a second reads as a plural ("1.5 seconds").
+    said = ngettext("%(count)s second", "%(count)s seconds", int(seconds) if whole else 2)
+    return said % {"count": formats.localize(int(seconds) if whole else seconds)}
 
 
 def _when(retry_at: datetime, now: datetime) -> str:
     seconds = max(1, math.ceil((retry_at - now).total_seconds()))
     if seconds < 60:
-        return f"in {seconds} second{'s' if seconds != 1 else ''}"
+        return ngettext("in %(count)s second", "in %(count)s seconds", seconds) % {"count": seconds}
     if seconds <= 90 * 60:
         minutes = math.ceil(seconds / 60)
-        return f"in {minutes} minute{'s' if minutes != 1 else ''}"
+        return ngettext("in %(count)s minute", "in %(count)s minutes", minutes) % {"count": minutes}
     local, today = (
         (timezone.localtime(retry_at), timezone.localtime(now))
         if timezone.is_aware(retry_at)
         else (retry_at, now)
     )
-    return f"at {local:%H:%M}" + ("" if local.date() == today.date() else " tomorrow")
+    time = formats.time_format(local, "TIME_FORMAT")
+    if local.date() == today.date():
+        return gettext("at %(time)s") % {"time": time}
+    return gettext("tomorrow at %(time)s") % {"time": time}

@@ -20,7 +20,9 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Final
 
+from django.utils import formats
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext, ngettext
 
 from django_ai_chat.conf import ai_chat_settings
 from django_ai_chat.exceptions import ConfigurationError
@@ -322,9 +324,16 @@ class UsageView:
         return self.tokens > 0
 
     def __str__(self) -> str:
-        text = f"{self.tokens:,} token{'s' if self.tokens != 1 else ''}"
+        text = ngettext("%(count)s token", "%(count)s tokens", self.tokens) % {
+            "count": _number(self.tokens)
+        }
         cost = format_cost(self.cost)
         return f"{text} · {cost}" if cost else text
+
+
+def _number(value: int) -> str:
+    # Grouped as the active language writes it: 1,234 / 1 234 / 1.234.
+    return formats.number_format(value, force_grouping=True)
 
 
 def usage_view(item: Any) -> UsageView:
@@ -339,12 +348,12 @@ def usage_view(item: Any) -> UsageView:
     output_tokens = getattr(item, "output_tokens", None)
     if not isinstance(input_tokens, int) or not isinstance(output_tokens, int):
         return UsageView()
-    parts = [f"{input_tokens:,} in"]
+    parts = [gettext("%(count)s in") % {"count": _number(input_tokens)}]
     if cached := getattr(item, "cache_read_tokens", 0):
-        parts[-1] += f" ({cached:,} cached)"
-    parts.append(f"{output_tokens:,} out")
+        parts[-1] += " " + gettext("(%(count)s cached)") % {"count": _number(cached)}
+    parts.append(gettext("%(count)s out") % {"count": _number(output_tokens)})
     if reasoning := getattr(item, "reasoning_tokens", 0):
-        parts[-1] += f" ({reasoning:,} reasoning)"
+        parts[-1] += " " + gettext("(%(count)s reasoning)") % {"count": _number(reasoning)}
     if model_name := getattr(item, "model_name", ""):
         parts.append(str(model_name))
     cost = getattr(item, "cost", None)

@@ -42,6 +42,7 @@ from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.loader import render_to_string
 from django.utils.cache import add_never_cache_headers
+from django.utils import translation
 from django.views import View
 from django.views.generic.base import TemplateResponseMixin
 
@@ -91,6 +92,7 @@ class ConversationStreamView(View):
     message_template_name: str | None = None
     history_limit: int = 50
     coalesce: bool | float = True
+    language: str | None = None  # the request's, set by `get`
 
     @classmethod
     def as_view(cls, **initkwargs: Any) -> Callable[..., Any]:
@@ -110,7 +112,10 @@ class ConversationStreamView(View):
         actor = await self.aget_actor()
         owner_field = self.conversation_model().owner_field
         if owner_field is not None and not signed_in(actor):
-            raise PermissionDenied("Sign in to follow a conversation.")
+            raise PermissionDenied(translation.gettext("Sign in to follow a conversation."))
+        # Messages render for as long as the stream lasts: in the language of the request
+        # (LocaleMiddleware's), whatever the thread or task rendering them later.
+        self.language = translation.get_language()
 
         def check() -> None:
             if conversation_id is not None:
@@ -212,7 +217,11 @@ class ConversationStreamView(View):
         return await self._released(messages.filter(id=message_id).first)
 
     async def _arender_message(self, message: Any) -> str:
-        return await self._released(lambda: self.render_message(message))
+        def render() -> str:
+            with translation.override(self.language):
+                return self.render_message(message)
+
+        return await self._released(render)
 
     async def _arender_conversation(self, payload: dict[str, Any]) -> str | None:
         return self.render_conversation(payload)

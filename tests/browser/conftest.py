@@ -101,6 +101,10 @@ AI_CHAT_MCP_SERVERS = {
 
 # Browser tests: long histories are summarised past 16,000 characters (other tests stay short).
 AI_CHAT_HISTORY_TOKEN_BUDGET = 4000
+
+# Browser tests: a daily quota no test reaches by chatting; test_i18n gives one user a day of
+# usage past it, to see the refusal in French.
+AI_CHAT_DAILY_TOKEN_LIMIT = 10_000_000
 """
 
 # uvicorn serves the project's own ASGI application; only static files are added (as

@@ -9,6 +9,8 @@ from __future__ import annotations
 import gettext
 import json
 import re
+from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 from django.template import Context, Template
@@ -99,3 +101,146 @@ def test_catalog_tag_renders_escaped_json():
     data = json.loads(match.group(1))
     assert data["language"] == "fr"
     assert data["catalog"]["Sign in again"] == "Reconnectez-vous"
+
+
+# -- no user-visible text left untranslated in the templates -----------------------------------
+
+_VISIBLE_ATTRIBUTES = {
+    "aria-label",
+    "aria-description",
+    "aria-roledescription",
+    "aria-valuetext",
+    "placeholder",
+    "title",
+    "alt",
+    "hx-confirm",
+    "data-confirm",
+}
+_SKIPPED_ELEMENTS = {"script", "style", "svg", "code", "pre"}
+_MARK = "\x00"
+
+
+def _blank_template_syntax(source: str) -> str:
+    # Comments go; translated blocks and every other tag or variable become a marker.
+    source = re.sub(r"\{#.*?#\}|\[#.*?#\]", "", source, flags=re.S)
+    source = re.sub(r"\{%\s*comment\s*%\}.*?\{%\s*endcomment\s*%\}", "", source, flags=re.S)
+    source = re.sub(
+        r"\{%\s*blocktrans(?:late)?\b.*?\{%\s*endblocktrans(?:late)?\s*%\}",
+        _MARK,
+        source,
+        flags=re.S,
+    )
+    source = re.sub(r"\{%.*?%\}|\{\{.*?\}\}|\[\[.*?\]\]|\[%.*?%\]", _MARK, source, flags=re.S)
+    # A tag whose name is computed (`<h{{ level }}>`) is still a tag.
+    return re.sub(r"<(/?)([a-z]*)" + _MARK, r"<\1\2x", source)
+
+
+class _Literals(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.skipping: list[str] = []
+        self.found: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _SKIPPED_ELEMENTS:
+            self.skipping.append(tag)
+        for name, value in attrs:
+            shown = name in _VISIBLE_ATTRIBUTES or (
+                name == "value" and tag == "input" and ("type", "submit") in attrs
+            )
+            if shown and value and _words(value):
+                self.found.append(f"<{tag} {name}={value!r}>")
+
+    def handle_endtag(self, tag: str) -> None:
+        if self.skipping and self.skipping[-1] == tag:
+            self.skipping.pop()
+
+    def handle_data(self, data: str) -> None:
+        if not self.skipping and _words(data):
+            self.found.append(data.replace(_MARK, " ").strip())
+
+
+def _words(text: str) -> bool:
+    return bool(re.search(r"[^\W\d_]{2,}", text.replace(_MARK, " ")))
+
+
+def _template_files() -> list[Path]:
+    return messages._files(messages.PACKAGE, messages._TEMPLATE_GLOBS)
+
+
+@pytest.mark.parametrize(
+    "path", _template_files(), ids=lambda p: p.relative_to(messages.PACKAGE).as_posix()
+)
+def test_templates_translate_every_visible_text(path):
+    parser = _Literals()
+    parser.feed(_blank_template_syntax(path.read_text(encoding="utf-8")))
+    assert not parser.found, (
+        f"{path.name}: wrap these in {{% translate %}} / {{% blocktranslate %}}: {parser.found}"
+    )
+
+
+def test_the_lint_sees_literals():
+    parser = _Literals()
+    parser.feed(
+        _blank_template_syntax(
+            '<p>Hello {{ name }}</p><button aria-label="Close">{% translate "x" %}</button>'
+            '<p>{% translate "Fine" %} {{ n }}</p><svg><text>ok</text></svg>'
+        )
+    )
+    assert parser.found == ["Hello", "<button aria-label='Close'>"]
+
+
+# -- runtime messages follow the active language ------------------------------------------------
+
+
+def test_form_errors_are_translated():
+    from django.core.exceptions import ValidationError
+
+    from django_ai_chat.forms import clean_message_text, clean_title
+
+    with translation.override("fr"), pytest.raises(ValidationError) as blank:
+        clean_message_text("   ")
+    assert blank.value.messages == ["Le message ne peut pas être vide"]
+    with translation.override("de"), pytest.raises(ValidationError) as long:
+        clean_title("x" * 500)
+    assert long.value.messages[0].startswith("Der Titel ist zu lang (500 Zeichen;")
+
+
+def test_limit_messages_are_translated_with_plurals_and_local_times():
+    from datetime import UTC, datetime, timedelta
+
+    from django.utils import timezone
+
+    from django_ai_chat import limits
+
+    now = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+    with translation.override("fr"), timezone.override("UTC"):
+        assert limits._duration(3600) == "1 heure"
+        assert limits._duration(7200) == "2 heures"
+        assert limits._when(now + timedelta(seconds=30), now) == "dans 30 secondes"
+        assert limits._when(now + timedelta(hours=13), now) == "demain à 01:00"
+    with translation.override("de"):
+        assert limits._when(now + timedelta(minutes=1), now) == "in 1 Minute"
+        assert limits._duration(2 * 86400) == "2 Tagen"
+    with translation.override("en"):
+        assert limits._when(now + timedelta(seconds=1), now) == "in 1 second"
+
+
+def test_usage_is_said_in_the_active_language():
+    from django_ai_chat.ui import UsageView
+
+    with translation.override("de"):
+        assert str(UsageView(tokens=1234)) == "1.234 Tokens"
+    with translation.override("en"):
+        assert str(UsageView(tokens=1)) == "1 token"
+
+
+def test_stored_error_texts_are_msgids_of_the_catalog():
+    from django_ai_chat.answers import Responder
+
+    with translation.override("fr"):
+        assert translation.gettext(Responder.error_text).startswith(
+            "Une erreur s\u2019est produite"
+        )
+    # Stored as written: the class attribute itself is the English msgid.
+    assert Responder.error_text.startswith("I hit an error")

@@ -4,6 +4,7 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
+from django.utils.translation import gettext as _
 
 from .models import User, normalize_email
 
@@ -31,7 +32,7 @@ class SignUpForm(UserCreationForm):
         email = normalize_email(self.cleaned_data["email"])
         if User.objects.filter(email__iexact=email).exists():
             raise forms.ValidationError(
-                "An account with this email address already exists. Log in instead?",
+                _("An account with this email address already exists. Log in instead?"),
                 code="duplicate_email",
             )
         return email
