@@ -41,8 +41,8 @@ from django.db import connections, transaction
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.loader import render_to_string
-from django.utils.cache import add_never_cache_headers
 from django.utils import translation
+from django.utils.cache import add_never_cache_headers
 from django.views import View
 from django.views.generic.base import TemplateResponseMixin
 
