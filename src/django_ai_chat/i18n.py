@@ -57,25 +57,28 @@ def js_messages(source: Path = CHAT_JS) -> tuple[tuple[str, str | None], ...]:
     return tuple(found.items())
 
 
-def js_catalog(language: str | None = None) -> dict[str, str | list[str]]:
+def js_catalog(
+    language: str | None = None, *, source: Path = CHAT_JS
+) -> dict[str, str | list[str]]:
     """chat.js's msgids translated into `language` (default: the active one).
 
     Args:
         language: A language code such as `"fr"`; `None` for the active language.
+        source: The script whose msgids to translate (chat.js by default).
 
     Returns:
         msgid → translation (a list of the plural forms for an `ngettext` msgid), only the
         msgids that have a translation: chat.js shows the others as written.
     """
     language = language or translation.get_language() or "en"
-    return dict(_catalog(language))
+    return dict(_catalog(language, source))
 
 
 @functools.lru_cache(maxsize=64)
-def _catalog(language: str) -> tuple[tuple[str, str | list[str]], ...]:
+def _catalog(language: str, source: Path) -> tuple[tuple[str, str | list[str]], ...]:
     entries: list[tuple[str, str | list[str]]] = []
     with translation.override(language):
-        for msgid, plural in js_messages():
+        for msgid, plural in js_messages(source):
             if plural is None:
                 text = translation.gettext(msgid)
                 if text != msgid:

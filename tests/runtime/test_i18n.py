@@ -91,6 +91,18 @@ def test_js_catalog_follows_the_active_language(settings):
         assert "Copy" not in i18n.js_catalog()  # chat.js shows the msgid as written
 
 
+def test_js_plurals_come_as_the_languages_forms(tmp_path):
+    script = tmp_path / "extra.js"
+    script.write_text('ngettext("%(count)s token", "%(count)s tokens", n); gettext("Copy");')
+    assert i18n.js_messages(script) == (
+        ("%(count)s token", "%(count)s tokens"),
+        ("Copy", None),
+    )
+    catalog = i18n.js_catalog("fr", source=script)
+    assert catalog == {"%(count)s token": ["%(count)s jeton", "%(count)s jetons"], "Copy": "Copier"}
+    assert i18n.js_catalog("en", source=script) == {}
+
+
 def test_catalog_tag_renders_escaped_json():
     template = Template("{% load ai_chat %}{% ai_chat_i18n %}")
     with translation.override("fr"):
