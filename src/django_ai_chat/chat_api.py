@@ -52,6 +52,7 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.middleware.csrf import get_token
+from django.utils.translation import gettext
 from django.views import View
 from pydantic_ai.ui.vercel_ai.response_types import ErrorChunk
 
@@ -172,12 +173,12 @@ class ChatAPIView(View):
         actor = await self.aget_actor()
         if self.conversation_model().owner_field is not None and not signed_in(actor):
             await self._released(lambda: None)
-            return _error("Sign in to use the chat.", 401)
+            return _error(gettext("Sign in to use the chat."), 401)
         handler = getattr(self, f"_{method}_{endpoint}")
         try:
             response: HttpResponseBase = await handler(actor, **kwargs)
         except ObjectDoesNotExist:
-            return _error("No such conversation.", 404)
+            return _error(gettext("No such conversation."), 404)
         except _BadRequest as error:
             return _error(str(error), error.status)
         except ValidationError as error:
@@ -353,7 +354,9 @@ class ChatAPIView(View):
                 self._conversation_for_turn(actor, conversation_id)
                 return actions.create_message(actor, text=text, conversation_id=conversation_id)
         except IntegrityError:
-            raise _BadRequest("This chat id was taken just now: start a new chat.", 409) from None
+            raise _BadRequest(
+                gettext("This chat id was taken just now: start a new chat."), 409
+            ) from None
 
     def _conversation_for_turn(self, actor: Any, conversation_id: uuid.UUID) -> None:
         """The actor's conversation, created with the client's id when it is new."""
@@ -371,7 +374,7 @@ class ChatAPIView(View):
         if target is None or not messages.filter(pk=target).exists():
             last = messages.filter(source=AbstractMessage.Source.USER).order_by("-id").first()
             if last is None:
-                raise _BadRequest("Nothing to regenerate: this chat has no message yet.")
+                raise _BadRequest(gettext("Nothing to regenerate: this chat has no message yet."))
             target = last.pk
         return self._actions().regenerate_response(actor, target)
 
@@ -407,7 +410,7 @@ class ChatAPIView(View):
                     return
                 exists, answer_id = await self._released(answer)
             if answer_id is None:
-                yield ai_sdk.encode(ErrorChunk(error_text="The message is gone."))
+                yield ai_sdk.encode(ErrorChunk(error_text=gettext("The message is gone.")))
                 yield ai_sdk.DONE
                 return
             async for event in self._followed(events, topic, conversation_id, answer_id):
