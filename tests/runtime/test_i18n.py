@@ -256,3 +256,15 @@ def test_stored_error_texts_are_msgids_of_the_catalog():
         )
     # Stored as written: the class attribute itself is the English msgid.
     assert Responder.error_text.startswith("I hit an error")
+
+
+def test_chat_js_shows_no_literal_text():
+    # Text put on the page straight from a string literal, not through gettext.
+    source = i18n.CHAT_JS.read_text(encoding="utf-8")
+    shown = re.compile(
+        r"""(?:\.(?:textContent|innerText|placeholder|title|ariaLabel)\s*=\s*"""
+        r"""|setAttribute\(\s*"(?:aria-label|title|placeholder|aria-description)"\s*,\s*)"""
+        r"""(?:["'`])[^"'`]*[A-Za-z]{2}"""
+    )
+    found = [m.group(0) for m in shown.finditer(source)]
+    assert not found, f"chat.js: wrap these in gettext(): {found}"
