@@ -11,6 +11,7 @@ Same real project, servers and fake provider as `test_chat_ui.py` (the session's
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect
 
 from tests.browser.conftest import Site, Watch
-from tests.browser.test_chat_ui import start_conversation, wait_for_answer
+from tests.browser.test_chat_ui import assert_clean, start_conversation, wait_for_answer
 
 pytestmark = pytest.mark.browser
 
@@ -113,3 +114,132 @@ def test_the_accounts_pages_have_no_serious_violations(
             assert violations(page) == [], scheme
         finally:
             context.close()
+
+
+# -- the keyboard alone ---------------------------------------------------------------------
+
+FOCUSED = "document.activeElement"
+
+RECORD_ANNOUNCEMENTS = """
+window.announced = [];
+new MutationObserver((records) => {
+  for (const record of records) {
+    const node = record.target.nodeType === 1 ? record.target : record.target.parentElement;
+    const text = node?.matches("[data-announcer]") && node.textContent;
+    if (text) window.announced.push(text);
+  }
+}).observe(document, { subtree: true, childList: true, characterData: true });
+"""
+
+
+def focused(page: Page, selector: str) -> bool:
+    return bool(page.evaluate(f"!!{FOCUSED}?.matches({selector!r})"))
+
+
+def tab_to(page: Page, selector: str, *, key: str = "Tab", most: int = 40) -> None:
+    """Press Tab (or `key`) until the focus is on `selector`, as a keyboard user would."""
+    for _ in range(most):
+        if focused(page, selector):
+            return
+        page.keyboard.press(key)
+    raise AssertionError(f"{selector} never got the focus with {key}")
+
+
+def test_send_and_stop_with_the_keyboard_keep_the_focus_in_the_composer(
+    alice: tuple[Page, Watch],
+) -> None:
+    page, watch = alice
+    page.add_init_script(RECORD_ANNOUNCEMENTS)
+    page.goto("/chat/")
+    box = page.locator("[data-composer-input]")
+    expect(box).to_be_focused()
+
+    page.keyboard.type("Talk for a while. [tokens:400]")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/chat/[0-9a-f-]{36}/$"))
+    box = page.locator("[data-composer-input]")
+    expect(box).to_be_focused()
+    answer = page.locator("[data-message][data-source=agent]").last
+    expect(answer.locator("[data-body]")).to_contain_text("Streaming answers", timeout=20_000)
+    page.keyboard.press("Escape")  # in the text box: stops the answer
+    expect(answer).to_have_attribute("data-stopped", "true")
+    expect(box).to_be_focused()
+
+    # Tab to Stop and press it: when it goes away, the focus is back in the composer.
+    page.keyboard.type("And again. [tokens:400]")
+    page.keyboard.press("Enter")
+    expect(page.locator("[data-message][data-source=agent]")).to_have_count(2)
+    answer = page.locator("[data-message][data-source=agent]").last
+    expect(answer.locator("[data-body]")).to_contain_text("Streaming answers", timeout=20_000)
+    tab_to(page, "[data-stop]")
+    page.keyboard.press("Enter")
+    expect(answer).to_have_attribute("data-stopped", "true")
+    expect(page.locator("[data-composer-input]")).to_be_focused()
+
+    # Hundreds of tokens, a handful of announcements: "responding", then each answer once.
+    announced = page.evaluate("window.announced")
+    assert 2 <= len(announced) <= 6, announced
+    assert any(text.startswith("Answer stopped.") for text in announced), announced
+    assert_clean(watch)
+
+
+def test_a_finished_answer_is_announced_once_and_rated_with_the_keyboard(
+    alice: tuple[Page, Watch],
+) -> None:
+    page, watch = alice
+    page.add_init_script(RECORD_ANNOUNCEMENTS)
+    start_conversation(page, "[say:Paris is the capital of France.]")
+    answer = wait_for_answer(page)
+    page.wait_for_function(
+        "window.announced.some((t) => t === 'Answer: Paris is the capital of France.')"
+    )
+    assert page.evaluate("window.announced.filter((t) => t.startsWith('Answer')).length") == 1
+
+    tab_to(page, f"#{answer.get_attribute('id')} [data-rate=up]", key="Shift+Tab")
+    page.keyboard.press("Enter")
+    expect(answer.get_by_role("button", name="Good answer")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    assert focused(page, "[data-rate=up]")  # the swapped-in button has the focus again
+    assert_clean(watch)
+
+
+def test_conversations_are_opened_from_the_sidebar_with_the_keyboard(
+    alice: tuple[Page, Watch],
+) -> None:
+    page, watch = alice
+    first = start_conversation(page, "[say:First conversation.]")
+    wait_for_answer(page)
+    start_conversation(page, "[say:Second conversation.]")
+    wait_for_answer(page)
+
+    tab_to(page, f"[data-conversation-item='{first}'] a")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/chat/{first}/")
+    expect(page.locator("[data-message][data-source=agent]")).to_contain_text("First conversation.")
+    expect(page.locator("[data-composer-input]")).to_be_focused()
+    assert_clean(watch)
+
+
+def test_the_mobile_drawer_opens_holds_and_returns_the_focus(
+    alice_mobile: tuple[Page, Watch],
+) -> None:
+    page, watch = alice_mobile
+    page.goto("/chat/")
+    expect(page.locator("[data-composer-input]")).to_be_focused()
+    tab_to(page, "[data-drawer-open]", key="Shift+Tab")
+    page.keyboard.press("Enter")
+    sidebar = page.locator("[data-sidebar]")
+    expect(sidebar).to_be_visible()
+    assert page.evaluate(f"!!{FOCUSED}?.closest('[data-sidebar]')")
+
+    # The page behind the open drawer is inert: Tab never lands there.
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        assert not page.evaluate(f"!!{FOCUSED}?.closest('.drawer-content')")
+
+    page.keyboard.press("Escape")
+    expect(sidebar).to_be_hidden()
+    expect(page.locator("[data-drawer-open]")).to_be_focused()
+    assert not page.evaluate("document.querySelector('.drawer-content').inert")
+    assert_clean(watch)

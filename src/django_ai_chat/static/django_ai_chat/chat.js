@@ -291,6 +291,7 @@
       }
       this.restoreDraft();
       this.addConnectionStatus();
+      this.addAnnouncer();
       this.bind();
       this.updateState();
       this.scrollToBottom();
@@ -422,7 +423,11 @@
 
     onRemoved({ id }) {
       const el = this.find(id);
+      // The message under the focus goes (a regenerate): the focus goes to the composer, not
+      // to the top of the document.
+      const hadFocus = !!el?.contains(document.activeElement);
       if (el) el.remove();
+      if (hadFocus) this.focusComposer();
       this.buffers.delete(id);
       this.updateState();
     }
@@ -467,14 +472,19 @@
       const id = messageId(el);
       const held = this.buffers.get(id);
       const existing = this.find(id);
+      const wasRunning = existing?.dataset.complete === "false";
+      // A keyboard user on a button of the message being replaced keeps their place.
+      const focused = existing?.contains(document.activeElement) ? document.activeElement : null;
       if (existing) {
         existing.replaceWith(el);
+        if (focused) this.refocus(el, focused);
       } else {
         // Ids are UUID v7: their string order is the order the messages were created in.
         const next = Array.from(this.messages()).find((other) => messageId(other) > id);
         this.list.insertBefore(el, next || null);
       }
       this.buffers.delete(id);
+      if ((held || wasRunning) && el.dataset.complete === "true") this.announceAnswer(el);
       if (held && el.dataset.complete === "true") {
         this.root.dispatchEvent(
           new CustomEvent(`${this.app}:answered`, {
@@ -535,11 +545,73 @@
       const pending = this.root.querySelector("[data-pending]");
       if (pending) pending.hidden = !waiting;
       const stop = this.root.querySelector("[data-stop]");
+      // Stop vanishes when the answer ends: whoever pressed it with the keyboard goes on typing.
+      const stopFocused = !!stop && stop === document.activeElement;
       if (stop) stop.hidden = !(waiting || streaming);
       // Stop takes Send's place while an answer runs (templates put both in one grid cell).
       const send = this.root.querySelector("[data-composer] [data-send]");
       if (send) send.hidden = !!stop && (waiting || streaming);
-      this.root.dataset.responding = String(waiting || streaming);
+      if (stopFocused && stop.hidden) this.focusComposer();
+      const responding = waiting || streaming;
+      if (responding && this.root.dataset.responding === "false") {
+        this.announce(gettext("The assistant is responding…"));
+      }
+      this.root.dataset.responding = String(responding);
+    }
+
+    // -- announcements: one polite live region per chat, never a token at a time --------------
+
+    addAnnouncer() {
+      if (this.root.querySelector("[data-announcer]")) return;
+      const region = document.createElement("div");
+      region.dataset.announcer = "";
+      region.className = "sr-only";
+      region.setAttribute("role", "status");
+      region.setAttribute("aria-live", "polite");
+      region.setAttribute("aria-atomic", "true");
+      this.root.append(region);
+    }
+
+    announce(text) {
+      const region = this.root.querySelector("[data-announcer]");
+      if (!region) return;
+      // Emptied first: the same words twice in a row are read twice.
+      region.textContent = "";
+      clearTimeout(this.announceTimer);
+      this.announceTimer = setTimeout(() => (region.textContent = text), 50);
+    }
+
+    // A finished answer is read once, whole: the streaming text itself is never live.
+    announceAnswer(el) {
+      if (el.dataset.source !== "agent") return;
+      const error = el.querySelector("[data-answer-error] span")?.textContent?.trim();
+      if (error) {
+        this.announce(error);
+        return;
+      }
+      const text = (el.querySelector("[data-body]")?.innerText || "").trim();
+      const limit = 2000;
+      const said = text.length > limit ? `${text.slice(0, limit)}…` : text;
+      if (el.dataset.stopped === "true") {
+        this.announce(`${gettext("Answer stopped.")} ${said}`.trim());
+      } else {
+        this.announce(`${gettext("Answer:")} ${said}`);
+      }
+    }
+
+    // The control of the new element that stands where `old` stood (same id, or same role).
+    refocus(el, old) {
+      let match = old.id ? el.querySelector(`#${CSS.escape(old.id)}`) : null;
+      if (!match) {
+        for (const name of ["data-copy", "data-regenerate", "data-retry", "data-rate"]) {
+          if (old.hasAttribute(name)) {
+            match = el.querySelector(`[${name}="${CSS.escape(old.getAttribute(name))}"]`);
+            break;
+          }
+        }
+      }
+      if (match) match.focus({ preventScroll: true });
+      else this.focusComposer();
     }
 
     // -- scrolling -------------------------------------------------------------------------
@@ -721,6 +793,15 @@
       }
       const input = event.target;
       if (!input.matches?.("[data-composer-input]")) return;
+      if (event.key === "Escape" && this.root.dataset.responding === "true") {
+        // Esc in the text box stops the answer, without leaving the box.
+        const stop = this.root.querySelector("[data-stop]");
+        if (stop && !stop.hidden) {
+          event.preventDefault();
+          stop.click();
+        }
+        return;
+      }
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing && !event.altKey) {
         event.preventDefault();
         input.form.requestSubmit();
@@ -737,8 +818,16 @@
     drawerChanged(toggle) {
       const opener = this.root.querySelector("[data-drawer-open]");
       opener?.setAttribute("aria-expanded", String(toggle.checked));
-      if (toggle.checked) this.root.querySelector("[data-sidebar] a, [data-sidebar] button")?.focus();
-      else opener?.focus();
+      // Over the page (small screens), the open drawer is modal: the page behind it is inert, so
+      // Tab stays in the drawer and a screen reader does not wander behind it.
+      const overlay = !!opener && opener.offsetParent !== null;
+      const content = this.root.querySelector(".drawer-content");
+      if (content) content.inert = toggle.checked && overlay;
+      if (toggle.checked) {
+        focusWhenShown(this.root.querySelector("[data-sidebar] a, [data-sidebar] button"));
+      } else {
+        opener?.focus();
+      }
     }
 
     // Only the chat's own fragments are swapped in; anything else leaves the page as it is.
@@ -872,6 +961,7 @@
       const label = button.querySelector("[data-copy-label]");
       if (!label) return;
       label.textContent = done ? gettext("Copied") : gettext("Copy failed");
+      this.announce(label.textContent);
       clearTimeout(button.copyTimer);
       button.copyTimer = setTimeout(() => (label.textContent = gettext("Copy")), 1500);
     }
@@ -992,6 +1082,16 @@
       if (!input) return;
       input.focus({ preventScroll: true });
       input.setSelectionRange(input.value.length, input.value.length);
+    }
+  }
+
+  // daisyUI's drawer becomes visible after a short delay (a transition): an element still
+  // hidden refuses the focus, so it is asked again on the next frames, for half a second at most.
+  function focusWhenShown(el, until = performance.now() + 500) {
+    if (!el) return;
+    el.focus({ preventScroll: true });
+    if (document.activeElement !== el && performance.now() < until) {
+      requestAnimationFrame(() => focusWhenShown(el, until));
     }
   }
 
