@@ -102,6 +102,33 @@ def test_the_component_has_no_serious_violations(alice: tuple[Page, Watch]) -> N
     assert violations(page) == []
 
 
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_share_dialog_and_the_shared_page_have_no_serious_violations(
+    browser: Browser, site: Site, sessions: dict[str, Any], scheme: str
+) -> None:
+    context = browser.new_context(
+        base_url=site.base_url,
+        storage_state=sessions["alice@example.com"],
+        color_scheme=scheme,  # type: ignore[arg-type]
+        viewport={"width": 1280, "height": 860},
+    )
+    page = context.new_page()
+    try:
+        start_conversation(page, "[say:A **shared** answer with `code`.]")
+        wait_for_answer(page)
+        page.get_by_role("button", name="Share conversation").click()
+        dialog = page.get_by_role("dialog", name="Share a read-only link")
+        dialog.get_by_role("button", name="Create link").click()
+        link = dialog.get_by_label("Link")
+        expect(link).to_be_focused()
+        assert violations(page) == []
+        page.goto(link.input_value())
+        expect(page.locator("[data-shared-message]")).to_have_count(2)
+        assert violations(page) == []
+    finally:
+        context.close()
+
+
 @pytest.mark.parametrize("path", ["/accounts/login/", "/accounts/signup/"])
 def test_the_accounts_pages_have_no_serious_violations(
     browser: Browser, site: Site, path: str
