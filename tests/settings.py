@@ -58,4 +58,9 @@ TEMPLATES = [
     }
 ]
 STATIC_URL = "/static/"
+# Attachments go through the storage API only: an in-memory storage has no filesystem path.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 AI_CHAT_MODEL = "test:scripted"

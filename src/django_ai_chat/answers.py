@@ -46,6 +46,7 @@ from django.db.models.functions import Length
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
+from django_ai_chat import attachments
 from django_ai_chat.conf import ai_chat_settings
 from django_ai_chat.events import (
     DoneEvent,
@@ -61,6 +62,7 @@ from django_ai_chat.loop import ChatMessage, ToolsArg, agenerate_text, astream
 from django_ai_chat.models import (
     MODEL_NAME_MAX_LENGTH,
     TITLE_MAX_LENGTH,
+    AbstractAttachment,
     AbstractConversation,
     AbstractMessage,
     new_id,
@@ -129,6 +131,7 @@ class Responder:
     Attributes:
         conversation_model: The app's `AbstractConversation` subclass.
         message_model: The app's `AbstractMessage` subclass.
+        attachment_model: The app's `AbstractAttachment` subclass, or `None` (no files).
         model: Model string (`provider:model`); `settings.AI_CHAT_MODEL`, when set, wins.
         system_prompt: Instructions sent with every question.
         title_prompt: Instructions for naming a conversation.
@@ -153,6 +156,7 @@ class Responder:
 
     conversation_model: type[AbstractConversation]
     message_model: type[AbstractMessage]
+    attachment_model: type[AbstractAttachment] | None = None
     model: str = ""
     system_prompt: str = SYSTEM_PROMPT
     title_prompt: str = TITLE_PROMPT
@@ -257,6 +261,13 @@ class Responder:
         """The tools the model may call in `conversation` as `actor` (`tools`)."""
         return self.tools
 
+    def accepts_file(self, model: str, media_type: str) -> bool:
+        """Whether `model` gets a `media_type` attachment as the file itself, not its text.
+
+        `attachments.accepts_file`: images everywhere, PDFs where the provider reads them.
+        """
+        return attachments.accepts_file(model, media_type)
+
     def get_history_budget(self) -> int | None:
         """Estimated tokens of history per question: `history_budget`, else the setting."""
         if self.history_budget is not None:
@@ -319,7 +330,9 @@ class Responder:
         if not prefix:
             while recent and recent[0].source == AbstractMessage.Source.AGENT:
                 recent.pop(0)  # cut off from its question; models expect a user first
-        return prefix + [self.chat_message(m) for m in recent]
+        user = AbstractMessage.Source.USER
+        files = await self.chat_files(question, [m for m in recent if m.source == user])
+        return prefix + [self.chat_message(m, files=files.get(m.pk, ())) for m in recent]
 
     def summary_message(self, message: AbstractMessage) -> ChatMessage:
         """The summary stored on `message`, as the model is sent it in place of the older turns."""
@@ -362,8 +375,53 @@ class Responder:
             fold.pop()  # its answer stays verbatim: the question stays with it
         return fold
 
-    def chat_message(self, message: AbstractMessage) -> ChatMessage:
-        """`message` as the model sees it: its text (an answer's `thinking` stays out).
+    async def chat_files(
+        self, question: AbstractMessage, messages: list[AbstractMessage]
+    ) -> dict[Any, tuple[attachments.ChatFile, ...]]:
+        """The files of `messages` (user messages), by message id, as the model will get them.
+
+        Each goes as a file where `accepts_file` says the conversation's model reads it, else
+        as its text; the question's attachments record which (`sent_as`, shown under them) and
+        the question is announced so that pages show it.
+        """
+        if self.attachment_model is None or not messages:
+            return {}
+        conversation = await self._conversation_of(question)
+        model = self.get_conversation_model(conversation)
+        ids = [m.pk for m in messages]
+        rows = self.attachment_model.objects.filter(**{"message_id__in": ids})
+        files: dict[Any, list[attachments.ChatFile]] = {}
+        changed = False
+        async for row in rows.order_by("id"):
+            as_text = not self.accepts_file(model, row.content_type)
+            data = b"" if as_text else await sync_to_async(_read_file)(row)
+            files.setdefault(row.message_id, []).append(
+                attachments.ChatFile(
+                    name=row.name,
+                    media_type=row.content_type,
+                    size=row.size,
+                    data=data,
+                    text=row.text,
+                    as_text=as_text,
+                )
+            )
+            sent_as = AbstractAttachment.SentAs.TEXT if as_text else AbstractAttachment.SentAs.FILE
+            if row.message_id == question.pk and row.sent_as != sent_as:
+                await self.attachment_model.objects.filter(pk=row.pk).aupdate(sent_as=sent_as)
+                changed = True
+        if changed:
+            await amessage_changed(question.conversation_id, question.pk)
+        return {message_id: tuple(items) for message_id, items in files.items()}
+
+    async def _conversation_of(self, message: AbstractMessage) -> AbstractConversation:
+        if _CONVERSATION in message._state.fields_cache:
+            return message.conversation
+        return await self.conversation_model.objects.aget(pk=message.conversation_id)
+
+    def chat_message(
+        self, message: AbstractMessage, *, files: tuple[attachments.ChatFile, ...] = ()
+    ) -> ChatMessage:
+        """`message` as the model sees it: its text and, for a question, its `files`.
 
         Earlier turns' reasoning is not sent back: no provider needs it across turns (Anthropic
         and OpenAI's reasoning models want it only within one turn's tool loop, which pydantic-ai
@@ -372,7 +430,7 @@ class Responder:
         role: Literal["user", "assistant"] = (
             "assistant" if message.source == AbstractMessage.Source.AGENT else "user"
         )
-        return ChatMessage(role, message.text)
+        return ChatMessage(role, message.text, files if role == "user" else ())
 
     def error_for(self, event: ErrorEvent) -> str:
         """The text shown under an answer whose run ended with `event`."""
@@ -877,6 +935,17 @@ def _chunks(
         chunks[-1].append(message)
         used += size
     return [chunk for chunk in chunks if chunk]
+
+
+def _read_file(attachment: AbstractAttachment) -> bytes:
+    # Through the storage (S3 and friends have no path); a file gone from it sends nothing.
+    try:
+        with attachment.file.open("rb") as file:
+            data: bytes = file.read()
+            return data
+    except OSError:
+        logger.warning("Attachment %s is missing from its storage.", attachment.pk)
+        return b""
 
 
 def _storable(value: Any) -> Any:

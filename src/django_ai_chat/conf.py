@@ -98,6 +98,31 @@ class Settings:
     MAX_MESSAGE_LENGTH: int = 20_000
     """Longest user message accepted, in characters."""
 
+    MAX_ATTACHMENTS: int = 5
+    """Most files attached to one message; `0` turns attachments off (no button)."""
+
+    MAX_ATTACHMENT_SIZE: int = 10 * 1024 * 1024
+    """Largest attached file, in bytes (10 MiB). Django's `DATA_UPLOAD_MAX_MEMORY_SIZE` does not
+    count files; a proxy in front may have its own limit (nginx: `client_max_body_size`)."""
+
+    ATTACHMENT_TYPES: tuple[str, ...] = (
+        "image/png",
+        "image/jpeg",
+        "image/webp",
+        "image/gif",
+        "application/pdf",
+        "text/plain",
+        "text/markdown",
+        "text/csv",
+    )
+    """Media types a person may attach (a subset of these; each is checked on the content)."""
+
+    ATTACHMENT_STORAGE: str | None = None
+    """Alias in `settings.STORAGES` where attachments are kept; `None`: `"default"`."""
+
+    ATTACHMENT_TEXT_LIMIT: int = 50_000
+    """Characters of a file's text sent to the model (PDFs read as text, text files)."""
+
     TOOLS_EXTRACTOR: str | None = None
     """Dotted path of a callable replacing `django_ai_chat.ui.extract_tools` in the UI."""
 

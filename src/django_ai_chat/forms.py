@@ -16,20 +16,25 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 
+from django_ai_chat.attachments import Upload, read_upload
 from django_ai_chat.conf import ai_chat_settings
 from django_ai_chat.models import FEEDBACK_NOTE_MAX_LENGTH, TITLE_MAX_LENGTH, AbstractFeedback
+
+if TYPE_CHECKING:
+    from django.core.files.uploadedfile import UploadedFile
 
 __all__ = [
     "FeedbackForm",
     "MessageForm",
     "RenameForm",
+    "clean_attachments",
     "clean_feedback_note",
     "clean_message_text",
     "clean_model_choice",
@@ -37,14 +42,18 @@ __all__ = [
 ]
 
 
-def clean_message_text(text: Any) -> str:
+def clean_message_text(text: Any, *, allow_blank: bool = False) -> str:
     """`text` as a user message stores it: unchanged (never trimmed), or a `ValidationError`.
+
+    `allow_blank`: a message with files attached may have no text (then `""`).
 
     Raises:
         ValidationError: Blank (`code="blank"`), holds a NUL character (`"null_characters"`:
             PostgreSQL cannot store it) or is longer than `AI_CHAT_MAX_MESSAGE_LENGTH`
             (`"max_length"`).
     """
+    if allow_blank and (text is None or (isinstance(text, str) and not text.strip())):
+        return ""
     if not isinstance(text, str) or not text.strip():
         raise ValidationError(_("Message cannot be empty"), code="blank")
     if "\x00" in text:
@@ -79,6 +88,27 @@ def clean_title(text: Any) -> str:
             code="max_length",
         )
     return title
+
+
+def clean_attachments(files: Sequence[UploadedFile[bytes] | Upload | None]) -> list[Upload]:
+    """The files attached to one message, each checked (`attachments.read_upload`), in order.
+
+    An `Upload` (checked already, e.g. by `MessageForm`) is kept as it is; it still counts.
+
+    Raises:
+        ValidationError: More than `AI_CHAT_MAX_ATTACHMENTS` (`code="too_many"`), or one of
+            them too big, of a type not accepted, or unreadable (its message names the file).
+    """
+    present = [f for f in files if f is not None]
+    limit = int(ai_chat_settings.MAX_ATTACHMENTS)
+    if len(present) > limit:
+        if limit <= 0:
+            raise ValidationError("Files cannot be attached here.", code="too_many")
+        raise ValidationError(
+            f"Too many files ({len(present)}): attach at most {limit} to one message.",
+            code="too_many",
+        )
+    return [file if isinstance(file, Upload) else read_upload(file) for file in present]
 
 
 def clean_model_choice(value: Any, choices: Sequence[tuple[str, str]]) -> str:
@@ -130,15 +160,34 @@ class _CleanedField(forms.CharField):
         return self.cleaner(self.to_python(value))
 
 
+class _MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class _AttachmentsField(forms.FileField):
+    """Any number of files under one name, validated by `clean_attachments` only."""
+
+    widget = _MultipleFileInput
+
+    def clean(self, data: Any, initial: Any = None) -> list[Upload]:
+        files = data if isinstance(data, list | tuple) else [data] if data else []
+        return clean_attachments(files)
+
+
 class MessageForm(forms.Form):
     """A user message: `text`, validated by `clean_message_text` (kept exactly as typed).
+
+    `files` (the form's second argument, `request.FILES`) under the name `attachments`: checked
+    by `clean_attachments`; `cleaned_data["attachments"]` is a list of `attachments.Upload`. With
+    files attached the text may be blank.
 
     With `models` (the `(model, label)` pairs a person may choose, `Responder.get_models()`),
     also `model`: blank keeps the conversation's, anything else must be one of them
     (`clean_model_choice`).
     """
 
-    text = _CleanedField(clean_message_text, widget=forms.Textarea)
+    text = _CleanedField(clean_message_text, widget=forms.Textarea, required=False)
+    attachments = _AttachmentsField(required=False)
 
     def __init__(
         self, *args: Any, models: Sequence[tuple[str, str]] | None = None, **kwargs: Any
@@ -149,6 +198,16 @@ class MessageForm(forms.Form):
             self.fields["model"] = _CleanedField(
                 lambda value: clean_model_choice(value, choices), required=False
             )
+
+    def clean(self) -> dict[str, Any]:
+        """Blank text is fine when files are attached (and only then)."""
+        cleaned = super().clean() or {}
+        widget = self.fields["attachments"].widget
+        sent = widget.value_from_datadict(self.data, self.files, self.add_prefix("attachments"))
+        if self.has_error("text", code="blank") and sent:
+            del self.errors["text"]
+            cleaned["text"] = ""
+        return cleaned
 
 
 class RenameForm(forms.Form):

@@ -19,6 +19,7 @@ from django.db import connections
 from pydantic_ai import Agent
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import (
+    BinaryContent,
     FunctionToolCallEvent,
     FunctionToolResultEvent,
     ModelMessage,
@@ -31,6 +32,7 @@ from pydantic_ai.messages import (
     ThinkingPart,
     ThinkingPartDelta,
     ToolCallPart,
+    UserContent,
     UserPromptPart,
 )
 from pydantic_ai.usage import UsageLimits
@@ -42,6 +44,7 @@ from django_ai_chat._toolset import (
     ToolsArg,
     resolve_tools,
 )
+from django_ai_chat.attachments import ChatFile
 from django_ai_chat.conf import ai_chat_settings
 from django_ai_chat.events import (
     DoneEvent,
@@ -77,10 +80,15 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ChatMessage:
-    """One turn of the history replayed to the model (text only)."""
+    """One turn of the history replayed to the model: its text and, for a user turn, its files.
+
+    Each of `files` goes as the file itself (`BinaryContent`) or, when its `as_text` is set, as
+    its text; either way after a header line naming it (`ChatFile.header`).
+    """
 
     role: Literal["user", "assistant"]
     text: str
+    files: tuple[ChatFile, ...] = ()
 
     def __post_init__(self) -> None:
         if self.role not in ("user", "assistant"):
@@ -170,8 +178,27 @@ class _Clock:
                 self.rounds += 1
 
 
-def _to_model_messages(messages: Sequence[ChatMessage]) -> tuple[str, list[ModelMessage]]:
-    turns = [m for m in messages if m.text.strip()]
+def _user_content(message: ChatMessage) -> str | list[UserContent]:
+    if not message.files:
+        return message.text
+    content: list[UserContent] = [message.text] if message.text.strip() else []
+    limit = ai_chat_settings.ATTACHMENT_TEXT_LIMIT
+    for file in message.files:
+        if file.as_text or not file.data:
+            text = file.text[:limit] if file.text else "(no text could be read from it)"
+            if len(file.text) > limit:
+                text += f"\n[… cut at {limit} characters]"
+            content.append(f"{file.header()}\n{text}\n[End of {file.name}]")
+        else:
+            content.append(file.header())
+            content.append(BinaryContent(data=file.data, media_type=file.media_type))
+    return content
+
+
+def _to_model_messages(
+    messages: Sequence[ChatMessage],
+) -> tuple[str | list[UserContent], list[ModelMessage]]:
+    turns = [m for m in messages if m.text.strip() or (m.role == "user" and m.files)]
     # The request must end with the user's turn: Anthropic rejects a trailing assistant message.
     while turns and turns[-1].role != "user":
         turns.pop()
@@ -179,12 +206,12 @@ def _to_model_messages(messages: Sequence[ChatMessage]) -> tuple[str, list[Model
         raise ValueError("The history needs at least one non-empty user message.")
     *earlier, last = turns
     history: list[ModelMessage] = [
-        ModelRequest(parts=[UserPromptPart(m.text)])
+        ModelRequest(parts=[UserPromptPart(_user_content(m))])
         if m.role == "user"
         else ModelResponse(parts=[TextPart(m.text)])
         for m in earlier
     ]
-    return last.text, history
+    return _user_content(last), history
 
 
 def _text_of(event: object) -> str:
@@ -262,7 +289,7 @@ def _is_empty(response: ModelResponse) -> bool:
 
 @dataclass(frozen=True)
 class _Run:
-    prompt: str
+    prompt: str | list[UserContent]
     history: list[ModelMessage]
     system_prompt: str
     model: str | Model

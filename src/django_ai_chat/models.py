@@ -8,7 +8,8 @@ need a title, which questions need an answer, and the one answer per question
 (`create_answer`: the database refuses a second one). `AbstractFeedback` is a person's rating of
 an answer (`FeedbackQuerySet.give`: one per person per answer, changed in place).
 `AbstractShareLink` is a read-only link to a snapshot of a conversation (`ShareLinkQuerySet.share`,
-`by_token`, `revoke`).
+`by_token`, `revoke`). `AbstractAttachment` is a file attached to a person's message, kept in
+Django's storage and removed from it with its row.
 
 Longer than our usual modules: every abstract model a generated app subclasses lives here with
 its queryset, so that an app's `models.py` imports from one place.
@@ -42,8 +43,17 @@ from asgiref.sync import sync_to_async
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import IntegrityError, models, transaction
 from django.db.models.functions import Coalesce
+from django.db.models.signals import class_prepared, post_delete
 from django.utils import timezone
 from uuid_utils.compat import uuid7
+
+from django_ai_chat.attachments import (
+    Upload,
+    attachment_storage,
+    attachment_upload_to,
+    format_size,
+    kind_of,
+)
 
 if TYPE_CHECKING:
     from django.db.models.fields.related_descriptors import RelatedManager
@@ -56,10 +66,12 @@ __all__ = [
     "TITLE_AFTER_MESSAGES",
     "TITLE_DELAY",
     "TITLE_MAX_LENGTH",
+    "AbstractAttachment",
     "AbstractConversation",
     "AbstractFeedback",
     "AbstractMessage",
     "AbstractShareLink",
+    "AttachmentQuerySet",
     "ConversationQuerySet",
     "FeedbackQuerySet",
     "MessageQuerySet",
@@ -95,6 +107,8 @@ _C = TypeVar("_C", bound="AbstractConversation")
 _M = TypeVar("_M", bound="AbstractMessage")
 _F = TypeVar("_F", bound="AbstractFeedback")
 _L = TypeVar("_L", bound="AbstractShareLink")
+_A = TypeVar("_A", bound="AbstractAttachment")
+_MESSAGE: Final = "message"  # a field of the concrete attachment model only
 
 
 def new_id() -> uuid.UUID:
@@ -613,6 +627,120 @@ class AbstractShareLink(models.Model):
                 )
             )
         return shared
+
+
+class AttachmentQuerySet(models.QuerySet[_A]):
+    """Attached files, scoped with `for_actor`; `attach` stores uploads on a message."""
+
+    def for_actor(self, actor: Any) -> Self:
+        """The files of the messages `actor` may see (those of its own conversations)."""
+        message_model = self.model._meta.get_field(_MESSAGE).related_model
+        if not isinstance(message_model, type):
+            raise TypeError(f"{self.model.__name__}.message must be a foreign key.")
+        owner_field = _conversation_model(message_model).owner_field
+        if owner_field is None:
+            return self.all()
+        if not signed_in(actor):
+            return self.none()
+        return self.filter(**{f"message__conversation__{owner_field}": actor})
+
+    def attach(self, message: AbstractMessage, uploads: list[Upload]) -> list[_A]:
+        """Store `uploads` (checked by `forms.clean_attachments`) as files of `message`.
+
+        Each file goes to `attachment_storage()` under a name of ours. Call it last in the
+        transaction that creates `message`: a file already stored when a later one fails is
+        removed again.
+        """
+        created: list[_A] = []
+        try:
+            for upload in uploads:
+                attachment = self.model(
+                    message=message,
+                    name=upload.name,
+                    content_type=upload.media_type,
+                    size=upload.size,
+                    text=upload.text,
+                    pages=upload.pages,
+                )
+                attachment.file.save(upload.name, upload.file, save=False)
+                attachment.save(force_insert=True)
+                created.append(attachment)
+        except BaseException:
+            for attachment in created:
+                if attachment.file.name:
+                    attachment.file.storage.delete(attachment.file.name)
+            raise
+        return created
+
+
+class AbstractAttachment(models.Model):
+    """A file attached to a person's message: an image, a PDF or a text file.
+
+    Subclass it, adding `message` (a foreign key to the message model with
+    `related_name="attachments"`, `on_delete=CASCADE`). The file is in
+    `attachment_storage()` (Django's storage API); deleting the row (or its message, or its
+    conversation) deletes the file from the storage once the transaction commits. Whom it
+    belongs to follows its message: `for_actor` scopes by the conversation's owner.
+    """
+
+    class SentAs(models.TextChoices):
+        """How the model received it (set when the question is answered)."""
+
+        FILE = "file", "As a file"
+        TEXT = "text", "As text"
+
+    id = models.UUIDField(primary_key=True, default=new_id, editable=False)
+    file = models.FileField(
+        upload_to=attachment_upload_to, storage=attachment_storage, max_length=255
+    )
+    name = models.CharField(max_length=255, help_text="The name it was uploaded under.")
+    content_type = models.CharField(max_length=100, help_text="Read from the content.")
+    size = models.PositiveBigIntegerField(help_text="Bytes.")
+    text = models.TextField(blank=True, default="", help_text="Extracted text (PDF, text files).")
+    pages = models.PositiveIntegerField(null=True, blank=True, help_text="Pages of a PDF.")
+    sent_as = models.CharField(max_length=4, choices=SentAs.choices, blank=True, default="")
+    inserted_at = models.DateTimeField(auto_now_add=True)
+
+    objects = AttachmentQuerySet.as_manager()
+
+    if TYPE_CHECKING:
+        message_id: Any
+
+    class Meta:
+        """Subclasses extend it: `class Meta(AbstractAttachment.Meta): ...`."""
+
+        abstract = True
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def kind(self) -> str:
+        """`"image"`, `"pdf"` or `"text"`."""
+        return kind_of(self.content_type)
+
+    @property
+    def size_display(self) -> str:
+        """The size as a person reads it ("12.3 KB")."""
+        return format_size(self.size)
+
+
+def _delete_file(sender: type[models.Model], instance: AbstractAttachment, **kwargs: Any) -> None:
+    # After the commit: a rolled-back delete keeps its file. Cascades send this per row too.
+    name, storage = instance.file.name, instance.file.storage
+    if name:
+        transaction.on_commit(lambda: storage.delete(name), using=kwargs.get("using"), robust=True)
+
+
+def _connect_file_deletion(sender: type[models.Model], **kwargs: Any) -> None:
+    # Per concrete model, not for every model: a receiver for all senders would turn every
+    # fast (single-query) cascade delete in the project into a row-by-row one.
+    if issubclass(sender, AbstractAttachment) and not sender._meta.abstract:
+        post_delete.connect(_delete_file, sender=sender, dispatch_uid=f"{sender._meta.label}.file")
+
+
+class_prepared.connect(_connect_file_deletion)
 
 
 def _conversation_model(message_model: type[models.Model]) -> type[AbstractConversation]:

@@ -21,7 +21,8 @@ Subclass it to change a step: `get_conversation` (the authorisation point), `get
 `render_message`, `render_conversation`, `aget_actor`.
 
 `SharedConversationView` is the read-only page of a share link (`AbstractShareLink`): a
-snapshot, no stream.
+snapshot, no stream. `AttachmentView` serves one attached file to the person whose conversation
+it is in.
 """
 
 from __future__ import annotations
@@ -43,12 +44,15 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.cache import add_never_cache_headers
+from django.utils.http import content_disposition_header
 from django.views import View
 from django.views.generic.base import TemplateResponseMixin
 
 from django_ai_chat import _shutdown, limits, streaming
 from django_ai_chat.conf import ai_chat_settings
+from django_ai_chat.attachments import IMAGE_TYPES
 from django_ai_chat.models import (
+    AbstractAttachment,
     AbstractConversation,
     AbstractMessage,
     AbstractShareLink,
@@ -59,9 +63,10 @@ from django_ai_chat.models import (
 if TYPE_CHECKING:
     from django.db.models import QuerySet
 
-__all__ = ["ConversationStreamView", "SharedConversationView"]
+__all__ = ["AttachmentView", "ConversationStreamView", "SharedConversationView"]
 
 _T = TypeVar("_T")
+_MESSAGE = "message"  # a field of the concrete attachment model only
 
 
 class ConversationStreamView(View):
@@ -327,3 +332,70 @@ def _unlisted(response: HttpResponse) -> HttpResponse:
     response["Referrer-Policy"] = "no-referrer"
     add_never_cache_headers(response)
     return response
+
+
+class AttachmentView(View):
+    """One attached file, for the person whose conversation holds it (anyone else: 404).
+
+    URL keyword argument `attachment_id`. Images (PNG, JPEG, WebP, GIF: never SVG) are served
+    inline, with `?download=1` as a download; every other file always as a download
+    (`Content-Disposition: attachment`), so nothing a person uploaded runs as a page of this
+    site. Every response says `X-Content-Type-Options: nosniff`, a `sandbox` content security
+    policy and `Cache-Control: private`. The file is read through its storage (any Django
+    storage backend), never from a path, and is never a `MEDIA_URL` link.
+
+    Attributes:
+        attachment_model: The app's concrete `AbstractAttachment` subclass (required).
+    """
+
+    http_method_names = ["get", "head"]
+    attachment_model: type[AbstractAttachment] | None = None
+
+    def get(self, request: HttpRequest, attachment_id: Any, **kwargs: Any) -> HttpResponse:
+        """The file, or 404 (not the actor's, a malformed id, or gone from the storage)."""
+        attachment = self.get_attachment(self.get_actor(), attachment_id)
+        try:
+            with attachment.file.open("rb") as file:
+                # Read whole (at most AI_CHAT_MAX_ATTACHMENT_SIZE): a file iterator would be
+                # consumed synchronously under ASGI, which Django warns about.
+                data = file.read()
+        except (FileNotFoundError, OSError) as error:
+            raise Http404("This file is no longer stored.") from error
+        inline = attachment.content_type in IMAGE_TYPES and request.GET.get("download") != "1"
+        response = HttpResponse(data, content_type=attachment.content_type)
+        disposition = "inline" if inline else "attachment"
+        response["Content-Disposition"] = (
+            content_disposition_header(disposition == "attachment", attachment.name) or disposition
+        )
+        response["X-Content-Type-Options"] = "nosniff"
+        response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+        response["Cross-Origin-Resource-Policy"] = "same-origin"
+        response["Cache-Control"] = "private, max-age=3600"
+        return response
+
+    def get_actor(self) -> Any:
+        """Who asks: the request's user, or `None` when conversations have no owner."""
+        model = self._attachment_model()
+        message_model = model._meta.get_field(_MESSAGE).related_model
+        if not (isinstance(message_model, type) and issubclass(message_model, AbstractMessage)):
+            raise ImproperlyConfigured(f"{model.__name__}.message must point to a message model.")
+        conversation_model = conversation_model_of(message_model)
+        if conversation_model.owner_field is None:
+            return None
+        return self.request.user
+
+    def get_attachment(self, actor: Any, attachment_id: Any) -> AbstractAttachment:
+        """The attachment, if `actor` may see it; else `Http404`. The authorisation point."""
+        try:
+            return self._attachment_model().objects.for_actor(actor).get(pk=attachment_id)
+        except (ObjectDoesNotExist, ValueError, ValidationError) as error:
+            raise Http404("No such file.") from error
+
+    def _attachment_model(self) -> type[AbstractAttachment]:
+        if self.attachment_model is None:
+            raise ImproperlyConfigured(
+                f"{type(self).__name__} needs attachment_model, "
+                "e.g. as_view(attachment_model=Attachment)."
+            )
+        return self.attachment_model
+>>>>>>> ab376ea (Attachments (issue 14 row 2): images, PDFs and text files on messages)

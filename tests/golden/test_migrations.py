@@ -80,4 +80,7 @@ CREATED_SINCE_0_1 = [
     # Read-only share links to snapshots (issue 14).
     "+ Create model ShareLink",
     "+ Add field conversation to sharelink",
+    # Files attached to messages (issue 14).
+    "+ Create model Attachment",
+    "+ Add field message to attachment",
 ]

@@ -12,6 +12,7 @@ from django.contrib.postgres.search import SearchVector
 from django.db import models
 
 from django_ai_chat.models import (
+    AbstractAttachment,
     AbstractConversation,
     AbstractFeedback,
     AbstractMessage,
@@ -110,6 +111,10 @@ class ShareLink(AbstractShareLink):
     conversation = models.OneToOneField(
         Conversation, on_delete=models.CASCADE, related_name="share_link"
     )
+
+
+class Attachment(AbstractAttachment):
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments")
 
 
 class EmailUser(AbstractBaseUser):

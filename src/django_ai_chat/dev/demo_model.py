@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from pydantic_ai.messages import (
+    BinaryContent,
     ModelMessage,
     ModelRequest,
     ModelResponse,
@@ -29,13 +30,14 @@ from django_ai_chat.llm import register_provider
 
 _STARTER_TOOL_PREFIX = "chat_list_conversations"
 _WORDS = re.compile(r"\s*\S+\s*|\s+")
+_ATTACHED = re.compile(r"\[Attached file: (?P<about>.+?) · (?P<how>[^·\]]+)\]\n?")
 
 _ANSWER = """\
 ## Hello from the offline demo model
 
 This answer comes from the **offline demo model** (`demo:`): no API key, no network.
 You wrote: *{prompt}*
-{tool_note}
+{files_note}{tool_note}
 What this chat already does:
 
 - Streams answers word by word, as a real model would
@@ -64,13 +66,45 @@ _THINKING = (
 )
 
 
-def _last_user_text(messages: list[ModelMessage]) -> str:
+def _last_user_content(messages: list[ModelMessage]) -> list[Any]:
     for message in reversed(messages):
         if isinstance(message, ModelRequest):
             for part in message.parts:
-                if isinstance(part, UserPromptPart) and isinstance(part.content, str):
-                    return part.content
-    return ""
+                if isinstance(part, UserPromptPart):
+                    content = part.content
+                    return [content] if isinstance(content, str) else list(content)
+    return []
+
+
+def _last_user_text(messages: list[ModelMessage]) -> str:
+    # The person's own words: the text parts that do not introduce an attached file.
+    texts = _last_user_content(messages)
+    return " ".join(t for t in texts if isinstance(t, str) and not _ATTACHED.match(t))
+
+
+def _files_note(messages: list[ModelMessage]) -> str:
+    """What was attached, as a Markdown list: names, types, sizes, how each arrived."""
+    lines: list[str] = []
+    about = ""
+    for part in _last_user_content(messages):
+        if isinstance(part, str) and (header := _ATTACHED.match(part)):
+            name, _, rest = header.group("about").partition(" · ")
+            if "text follows" in header.group("how"):
+                words = " ".join(part[header.end() :].split()[:12])
+                words = words.split("[End of")[0].strip()
+                lines.append(f"- **{name}** ({rest}): read as text, starting “{words}…”")
+            else:
+                about = f"**{name}** ({rest})"
+        elif isinstance(part, BinaryContent):
+            kind = "an image" if part.is_image else "a file"
+            size = len(part.data)
+            lines.append(
+                f"- {about or 'a file'}: received as {kind} ({part.media_type}, {size} bytes)"
+            )
+            about = ""
+    if not lines:
+        return ""
+    return "\nYou attached:\n\n" + "\n".join(lines) + "\n"
 
 
 def _tool_returns_since_prompt(messages: list[ModelMessage]) -> list[ToolReturnPart]:
@@ -110,6 +144,9 @@ __all__ = ["DemoModel"]
 class DemoModel(FunctionModel):
     """Streams a friendly Markdown answer word by word; calls a starter tool when one exists.
 
+    Files attached to the question are echoed: name, type, size and how each arrived (an image
+    as the file, a PDF or a text file as the first words of its text).
+
     When a tool named `chat_list_conversations…` is available it is called first, and the answer
     mentions what it returned. Before the answer it thinks visibly (a `ThinkingPart`, streamed
     like the text), so the chat's "Thinking" section shows without a provider that reasons.
@@ -140,7 +177,9 @@ class DemoModel(FunctionModel):
         prompt = _prompt(messages)
         notes = [_describe(result) for result in _tool_returns_since_prompt(messages)]
         tool_note = "".join(f"\n{note}\n" for note in notes)
-        return _ANSWER.format(prompt=prompt or "(nothing)", tool_note=tool_note)
+        return _ANSWER.format(
+            prompt=prompt or "(nothing)", files_note=_files_note(messages), tool_note=tool_note
+        )
 
     async def _stream(
         self, messages: list[ModelMessage], info: AgentInfo

@@ -9,6 +9,7 @@
   (`FakeOpenAIApp` is its ASGI app, to serve or wrap yourself).
 * `block_real_llm_requests()`: makes HTTP requests to non-loopback hosts fail (the pytest fixture
   lives in `django_ai_chat.pytest_plugin`).
+* `sample_png()`, `sample_pdf(text)`: small real files for attachment tests.
 * `make_user(name)`: a user of the project's user model, whatever its username and required
   fields.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 from django_ai_chat.dev.demo_model import DemoModel
 from django_ai_chat.llm import register_model, registered_model, unregister_model
 from django_ai_chat.testing._fake_openai import FakeOpenAIApp, FakeOpenAIServer, emit_schedule
+from django_ai_chat.testing._files import sample_pdf, sample_png
 from django_ai_chat.testing._llm_guard import RealLLMRequestBlocked, block_real_llm_requests
 from django_ai_chat.testing._scripted import (
     ReportedUsage,
@@ -45,5 +47,7 @@ __all__ = [
     "make_user",
     "register_model",
     "registered_model",
+    "sample_pdf",
+    "sample_png",
     "unregister_model",
 ]

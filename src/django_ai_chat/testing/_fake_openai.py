@@ -13,6 +13,10 @@ last user message, so separate processes (browser tests, benchmarks) can steer i
   OpenAI chat model reads into `ThinkingPart`s); they are on the same schedule as the text
   (the answer's first token follows the last thought's) and reported as reasoning tokens.
 
+A last user message with attachments (image or file parts, or the text of an attached file
+after its `[Attached file: …]` header) gets an answer that starts by saying what arrived:
+"I received photo.png as an image part (image/png, 1234 bytes); notes.pdf as text: “…”.".
+
 Timing is an absolute schedule, as a real provider's: token `i` leaves at `t0 + ttft + i / tps`
 (`t0`: the request's arrival), moved by up to `jitter / 2` of an interval either way (never
 before the token ahead of it), so tokens sometimes arrive closer together than `1 / tps`. A
@@ -79,6 +83,10 @@ _NUMBERS: dict[str, tuple[str, type[int] | type[float]]] = {
     "reasoning": ("reasoning_tokens", int),
 }
 _TOKENS = re.compile(r"\s*\S+\s*|\s+")
+_ATTACHED = re.compile(
+    r"\[Attached file: (?P<name>.+?) · (?P<type>[^ ]+) · [^]]*· (?P<how>[^]]+)\]"
+)
+_DATA_URL = re.compile(r"data:(?P<type>[^;,]+)?(?:;[^,]*)?,(?P<data>.*)", re.DOTALL)
 
 
 class _DropConnection(Exception):
@@ -140,6 +148,43 @@ def _content_text(message: dict[str, Any]) -> str:
     if isinstance(content, list):
         return "".join(p.get("text", "") for p in content if isinstance(p, dict))
     return ""
+
+
+def _data_size(url: str) -> tuple[str, int]:
+    match = _DATA_URL.match(url)
+    if not match:
+        return "?", 0
+    data = match.group("data")
+    return match.group("type") or "?", len(data) * 3 // 4 - data[-2:].count("=")
+
+
+def _received(message: dict[str, Any]) -> str:
+    """What a user message carried besides its text, as the answer's first sentence ("")."""
+    content = message.get("content")
+    if not isinstance(content, list):
+        return ""
+    seen: list[str] = []
+    pending = ""  # the name announced by a header whose file part follows
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind in ("image_url", "file"):
+            url = (
+                part["image_url"].get("url", "")
+                if kind == "image_url"
+                else part.get("file", {}).get("file_data", "")
+            )
+            media_type, size = _data_size(url)
+            label = "an image part" if kind == "image_url" else "a file part"
+            seen.append(f"{pending or 'a file'} as {label} ({media_type}, {size} bytes)")
+            pending = ""
+        elif kind == "text" and (header := _ATTACHED.match(part.get("text", ""))):
+            if "text follows" in header.group("how"):
+                body = part["text"][header.end() :].split("\n[End of ")[0].split()
+                words = " ".join(body[:8])
+                seen.append(f"{header.group('name')} as text: “{words}”")
+            else:
+                pending = header.group("name")
+    return f"I received {'; '.join(seen)}." if seen else ""
 
 
 def _parse_directives(text: str) -> list[tuple[str, str, Any]]:
@@ -290,7 +335,10 @@ class FakeOpenAIApp:
                 return
         after_prompt = itertools.takewhile(lambda m: m.get("role") != "user", reversed(messages))
         answered_tools = [m for m in after_prompt if m.get("role") == "tool"]
-        prompt = next((_content_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
+        last_user: dict[str, Any] = next(
+            (m for m in reversed(messages) if m.get("role") == "user"), {}
+        )
+        prompt = _content_text(last_user)
         directives = _parse_directives(prompt)
         say, tokens = None, self.tokens
         for kind, value, arguments in directives:
@@ -310,8 +358,10 @@ class FakeOpenAIApp:
                     plan.calls.append(_Call(self._call_id(), value, json.dumps(arguments)))
         if plan.calls:
             return
-        if answered_tools:
-            plan.text.extend(_split_tokens(_tool_summary(answered_tools, messages) + "\n\n"))
+        if preamble := (
+            _tool_summary(answered_tools, messages) if answered_tools else _received(last_user)
+        ):
+            plan.text.extend(_split_tokens(preamble + "\n\n"))
         plan.text.extend(_split_tokens(say) if say is not None else _filler(tokens))
         if plan.error == "midstream":
             plan.drop_at = max(1, len(plan.text) // 2)

@@ -17,6 +17,9 @@
  * (also kept in sessionStorage across a sign-in) and a notice says what to do, with a "Sign in
  * again" link that returns to this page. `data-connected` on the root drives a "Reconnecting…"
  * indicator while the stream is down.
+ * Files: the composer's "Attach files" button, a drop on the chat and a paste into the text box
+ * all add to its file input (`data-attach-input`), listed as chips with a remove button; when
+ * the server refuses the message (too big, wrong type, ...) the new composer gets them back.
  * It also wires the composer (Enter sends, Shift+Enter adds a line), the drawer, the dialogs,
  * auto-scroll (unless the reader scrolled up) and, in a component, navigation without leaving
  * the host page: `<app>:navigate` is dispatched with `detail.conversationId`.
@@ -118,6 +121,8 @@
   const chats = new WeakMap();
 
   const codePoints = (text) => Array.from(text).length;
+  const formatSize = (size) =>
+    size < 1000 ? `${size} B` : size < 1e6 ? `${(size / 1000).toFixed(1)} KB` : `${(size / 1e6).toFixed(1)} MB`;
   const messageId = (el) => el.id.slice("message-".length);
 
   function readRaw(el) {
@@ -738,6 +743,30 @@
       });
       root.addEventListener("change", (event) => {
         if (event.target.matches("[data-drawer-toggle]")) this.drawerChanged(event.target);
+        if (event.target.matches("[data-attach-input]")) this.listFiles(event.target);
+      });
+      root.addEventListener("paste", (event) => {
+        const files = event.clipboardData?.files;
+        const form = event.target.closest?.("[data-composer]");
+        if (!form || !files?.length || !form.querySelector("[data-attach-input]")) return;
+        event.preventDefault();
+        this.addFiles(form, Array.from(files));
+      });
+      const carriesFiles = (event) => Array.from(event.dataTransfer?.types || []).includes("Files");
+      root.addEventListener("dragover", (event) => {
+        if (!carriesFiles(event) || !this.root.querySelector("[data-attach-input]")) return;
+        event.preventDefault();
+        this.dropping(true);
+      });
+      root.addEventListener("dragleave", (event) => {
+        if (!this.root.contains(event.relatedTarget)) this.dropping(false);
+      });
+      root.addEventListener("drop", (event) => {
+        const form = this.root.querySelector("[data-composer]");
+        if (!carriesFiles(event) || !form?.querySelector("[data-attach-input]")) return;
+        event.preventDefault();
+        this.dropping(false);
+        this.addFiles(form, Array.from(event.dataTransfer.files));
       });
       root.addEventListener("htmx:beforeSwap", (event) => this.beforeSwap(event));
       root.addEventListener("htmx:afterSwap", (event) => this.afterSwap(event.target));
@@ -770,6 +799,22 @@
         event.preventDefault();
         this.setDrawer(false);
         this.navigate(link.dataset.navigate || null);
+        return;
+      }
+      const attach = target.closest("[data-attach]");
+      if (attach && this.root.contains(attach)) {
+        attach.closest("[data-composer]")?.querySelector("[data-attach-input]")?.click();
+        return;
+      }
+      const remove = target.closest("[data-attachment-remove]");
+      if (remove && this.root.contains(remove)) {
+        const form = remove.closest("[data-composer]");
+        const input = form?.querySelector("[data-attach-input]");
+        if (input) {
+          const index = Number(remove.dataset.attachmentRemove);
+          this.setFiles(form, Array.from(input.files).filter((_, i) => i !== index));
+          form.querySelector("[data-composer-input]")?.focus();
+        }
         return;
       }
       const opener = target.closest("[data-dialog-open]");
@@ -830,8 +875,82 @@
       }
     }
 
+    // -- files: chosen, dropped or pasted into the composer's file input -------------------
+
+    addFiles(form, files) {
+      const input = form.querySelector("[data-attach-input]");
+      if (!input || !files.length) return;
+      this.setFiles(form, [...Array.from(input.files), ...files]);
+    }
+
+    setFiles(form, files) {
+      const input = form.querySelector("[data-attach-input]");
+      if (!input) return;
+      const transfer = new DataTransfer();
+      for (const file of files) transfer.items.add(file);
+      input.files = transfer.files;
+      this.listFiles(input);
+    }
+
+    listFiles(input) {
+      const list = input.closest("[data-composer]")?.querySelector("[data-attachment-list]");
+      if (!list) return;
+      for (const url of list.objectUrls || []) URL.revokeObjectURL(url);
+      list.objectUrls = [];
+      list.replaceChildren();
+      Array.from(input.files).forEach((file, index) => {
+        const item = document.createElement("li");
+        item.className =
+          "flex items-center gap-2 rounded-box border border-base-300 bg-base-100 py-1 pl-1 pr-1 text-sm";
+        item.dataset.pendingAttachment = file.name;
+        if (/^image\/(png|jpeg|webp|gif)$/.test(file.type)) {
+          const url = URL.createObjectURL(file);
+          list.objectUrls.push(url);
+          const img = document.createElement("img");
+          img.src = url;
+          img.alt = "";
+          img.className = "size-10 rounded-field object-cover";
+          item.append(img);
+        } else {
+          const icon = document.createElement("span");
+          icon.className = "badge badge-ghost badge-sm font-mono uppercase";
+          icon.textContent = (file.name.split(".").pop() || "file").slice(0, 4);
+          item.append(icon);
+        }
+        const label = document.createElement("span");
+        label.className = "flex min-w-0 flex-col leading-tight";
+        const name = document.createElement("span");
+        name.className = "max-w-40 truncate font-medium";
+        name.textContent = file.name;
+        const size = document.createElement("span");
+        size.className = "text-xs text-base-content/60";
+        size.textContent = formatSize(file.size);
+        label.append(name, size);
+        const remove = document.createElement("button");
+        remove.type = "button";
+        remove.className = "btn btn-ghost btn-xs btn-circle";
+        remove.dataset.attachmentRemove = String(index);
+        remove.setAttribute("aria-label", interpolate(gettext("Remove %s"), [file.name]));
+        remove.innerHTML =
+          '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" fill="none" stroke="currentColor" ' +
+          'stroke-width="2" class="size-3.5" aria-hidden="true"><path d="M6 6l12 12M18 6L6 18"/></svg>';
+        item.append(label, remove);
+        list.append(item);
+      });
+    }
+
+    dropping(on) {
+      const box = this.root.querySelector("[data-composer-box]");
+      box?.classList.toggle("ring-2", on);
+      box?.classList.toggle("ring-primary", on);
+    }
+
     // Only the chat's own fragments are swapped in; anything else leaves the page as it is.
     beforeSwap(event) {
+      const composer = event.detail.elt?.closest?.("[data-composer]");
+      const chosen = composer?.querySelector("[data-attach-input]")?.files;
+      // Kept for the composer that replaces this one, should the server refuse the message.
+      this.pendingFiles = chosen?.length ? Array.from(chosen) : null;
       const { xhr, requestConfig } = event.detail;
       if (!xhr || !event.detail.shouldSwap) return;
       const redirected = xhr.responseURL && requestConfig?.path &&
@@ -1027,6 +1146,9 @@
       this.clearNotice();
       if (target.querySelector("template[data-sent]")) this.dropDraft();
       const sent = target.querySelector("template[data-sent]");
+      const files = this.pendingFiles;
+      this.pendingFiles = null;
+      if (!sent && files?.length) this.setFiles(target, files);
       if (sent) {
         const el = sent.content.firstElementChild;
         sent.remove();

@@ -1,4 +1,4 @@
-"""Chat views: the full page, the embeddable panel, the POSTs and the live SSE stream.
+"""Chat views: the full page, the embeddable panel, the POSTs, the live SSE stream and files.
 
 Every view acts as the signed-in user: a conversation that is not theirs, or a malformed id, is a
 404.
@@ -25,13 +25,22 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_GET, require_POST
+from django_ai_chat.conf import ai_chat_settings
 from django_ai_chat.forms import FeedbackForm, MessageForm, RenameForm
 from django_ai_chat.limits import LimitExceeded
+<<<<<<< HEAD
 from django_ai_chat.views import ConversationStreamView, SharedConversationView
 from django_htmx.middleware import HtmxDetails
 
 from . import actions
 from .models import Conversation, Message, ShareLink
+=======
+from django_ai_chat.views import AttachmentView, ConversationStreamView
+from django_htmx.middleware import HtmxDetails
+
+from . import actions
+from .models import Attachment, Conversation, Message
+>>>>>>> ab376ea (Attachments (issue 14 row 2): images, PDFs and text files on messages)
 from .responder import responder
 
 _UID = re.compile(r"chat-[0-9a-f]{8}")
@@ -79,7 +88,11 @@ def chat_context(
         "demo_model": responder.get_model().startswith("demo:"),
         "title_max_length": Conversation._meta.get_field("title").max_length,
         **_model_context(conversation),
+<<<<<<< HEAD
         **_share_context(request, conversation),
+=======
+        **_attachment_context(),
+>>>>>>> ab376ea (Attachments (issue 14 row 2): images, PDFs and text files on messages)
     }
 
 
@@ -151,9 +164,13 @@ def history(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
 @gzip_page
 @require_POST
 def send(request: HtmxHttpRequest, conversation_id: uuid.UUID | None = None) -> HttpResponse:
-    """Post a user message; blank or too long text comes back with an inline error, text kept."""
+    """Post a user message and its files; bad input comes back with an inline error, text kept.
+
+    Files (`attachments`) are checked on their content: too many, too big, of a type not
+    accepted or an unreadable PDF is an error under the composer (the page keeps the files).
+    """
     actor = _actor(request)
-    form = MessageForm(request.POST, models=responder.get_models())
+    form = MessageForm(request.POST, request.FILES, models=responder.get_models())
     if not form.is_valid():
         if conversation_id is not None:
             _conversation_or_404(actor, conversation_id)
@@ -166,6 +183,7 @@ def send(request: HtmxHttpRequest, conversation_id: uuid.UUID | None = None) -> 
             text=form.cleaned_data["text"],
             conversation_id=conversation_id,
             model=form.cleaned_data.get("model", ""),
+            attachments=form.cleaned_data["attachments"],
         )
     except ObjectDoesNotExist as error:
         raise Http404("No such conversation.") from error
@@ -296,11 +314,16 @@ class StreamView(ConversationStreamView):
     coalesce = STREAM_COALESCE
 
     def get_messages(self, conversation_id: Any) -> QuerySet[Message]:
-        """The conversation's rows, with their ratings (the answers show them)."""
-        return Message.objects.in_conversation(conversation_id).prefetch_related("feedback")
+        """The conversation's rows, with their ratings and files (the bubbles show them)."""
+        messages = Message.objects.in_conversation(conversation_id)
+        return messages.prefetch_related("feedback", "attachments")
 
 
 stream = StreamView.as_view()
+
+# One attached file, for the person whose conversation it is in (anyone else: 404); images
+# inline, everything else as a download, never as a page of this site.
+attachment = AttachmentView.as_view(attachment_model=Attachment)
 
 
 def _actor(request: HttpRequest) -> Any:
@@ -340,6 +363,7 @@ def _composer(
         "sent_message": sent_message,
         "navigate_to": navigate_to,
         **_model_context(conversation),
+        **_attachment_context(),
     }
     if not request.htmx:
         context |= chat_context(request, conversation_id, embedded=False)
@@ -373,6 +397,7 @@ def _model_context(conversation: Conversation | None) -> dict[str, Any]:
     return {"model_choices": responder.get_models(), "current_model": current}
 
 
+<<<<<<< HEAD
 def _share_context(request: HttpRequest, conversation: Conversation | None) -> dict[str, Any]:
     # The share dialog of the conversation's header: its link, if it has one.
     link = None
@@ -400,6 +425,19 @@ def _share_dialog(
     return render(request, "chat/_share.html", context)
 
 
+=======
+def _attachment_context() -> dict[str, Any]:
+    # The composer's file button: shown when files may be attached, offering what is accepted.
+    types = list(ai_chat_settings.ATTACHMENT_TYPES)
+    texts = any(media_type.startswith("text/") for media_type in types)
+    extensions = [".txt", ".md", ".markdown", ".csv"] if texts else []
+    return {
+        "max_attachments": ai_chat_settings.MAX_ATTACHMENTS,
+        "attachment_accept": ",".join(types + extensions),
+    }
+
+
+>>>>>>> ab376ea (Attachments (issue 14 row 2): images, PDFs and text files on messages)
 def _done(
     request: HtmxHttpRequest, conversation_id: uuid.UUID, *, event: dict[str, Any] | None = None
 ) -> HttpResponse:

@@ -1,4 +1,4 @@
-"""Conversations, their messages and the ratings people give answers.
+"""Conversations, their messages, the files attached to them and the ratings people give answers.
 
 The fields every chat needs, and the querysets (`for_actor`, `needing_title`, `needing_response`,
 `create_answer`, `give`, ...), come from `django_ai_chat.models`; add your own fields here.
@@ -14,6 +14,7 @@ from django.db import models
 from django.urls import reverse
 from django_ai_chat.models import (
     TITLE_MAX_LENGTH,
+    AbstractAttachment,
     AbstractConversation,
     AbstractFeedback,
     AbstractMessage,
@@ -25,10 +26,17 @@ from django_ai_chat.models import (
 __all__ = [
     "SEARCH_CONFIG",
     "TITLE_MAX_LENGTH",
+<<<<<<< HEAD
     "Conversation",
     "Feedback",
     "Message",
     "ShareLink",
+=======
+    "Attachment",
+    "Conversation",
+    "Feedback",
+    "Message",
+>>>>>>> ab376ea (Attachments (issue 14 row 2): images, PDFs and text files on messages)
     "new_id",
 ]
 
@@ -71,6 +79,15 @@ class Message(AbstractMessage):
                 name="support_chat_msg_search",
             ),
         ]
+
+
+class Attachment(AbstractAttachment):
+    """A file attached to a message (kept in the storage `AI_CHAT_ATTACHMENT_STORAGE` names).
+
+    Deleting it, its message or its conversation deletes the stored file too.
+    """
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments")
 
 
 class Feedback(AbstractFeedback):

@@ -1,6 +1,7 @@
 import django.contrib.postgres.indexes
 import django.contrib.postgres.search
 import django.db.models.deletion
+import django_ai_chat.attachments
 import django_ai_chat.models
 from django.conf import settings
 from django.db import migrations, models
@@ -79,6 +80,7 @@ class Migration(migrations.Migration):
             },
         ),
         migrations.CreateModel(
+<<<<<<< HEAD
             name='ShareLink',
             fields=[
                 ('id', models.UUIDField(default=django_ai_chat.models.new_id, editable=False, primary_key=True, serialize=False)),
@@ -91,6 +93,23 @@ class Migration(migrations.Migration):
             ],
             options={
                 'ordering': ['-updated_at'],
+=======
+            name='Attachment',
+            fields=[
+                ('id', models.UUIDField(default=django_ai_chat.models.new_id, editable=False, primary_key=True, serialize=False)),
+                ('file', models.FileField(max_length=255, storage=django_ai_chat.attachments.attachment_storage, upload_to=django_ai_chat.attachments.attachment_upload_to)),
+                ('name', models.CharField(help_text='The name it was uploaded under.', max_length=255)),
+                ('content_type', models.CharField(help_text='Read from the content.', max_length=100)),
+                ('size', models.PositiveBigIntegerField(help_text='Bytes.')),
+                ('text', models.TextField(blank=True, default='', help_text='Extracted text (PDF, text files).')),
+                ('pages', models.PositiveIntegerField(blank=True, help_text='Pages of a PDF.', null=True)),
+                ('sent_as', models.CharField(blank=True, choices=[('file', 'As a file'), ('text', 'As text')], default='', max_length=4)),
+                ('inserted_at', models.DateTimeField(auto_now_add=True)),
+                ('message', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attachments', to='support_chat.message')),
+            ],
+            options={
+                'ordering': ['id'],
+>>>>>>> ab376ea (Attachments (issue 14 row 2): images, PDFs and text files on messages)
                 'abstract': False,
             },
         ),
