@@ -49,8 +49,8 @@ from django.views import View
 from django.views.generic.base import TemplateResponseMixin
 
 from django_ai_chat import _shutdown, limits, streaming
-from django_ai_chat.conf import ai_chat_settings
 from django_ai_chat.attachments import IMAGE_TYPES
+from django_ai_chat.conf import ai_chat_settings
 from django_ai_chat.models import (
     AbstractAttachment,
     AbstractConversation,
@@ -398,4 +398,3 @@ class AttachmentView(View):
                 "e.g. as_view(attachment_model=Attachment)."
             )
         return self.attachment_model
->>>>>>> ab376ea (Attachments (issue 14 row 2): images, PDFs and text files on messages)

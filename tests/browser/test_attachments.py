@@ -58,10 +58,8 @@ def test_an_image_and_a_pdf_by_button_and_paste_reach_the_model_and_show_in_the_
     page.wait_for_url(re.compile(r"/chat/[0-9a-f-]{36}/$"))
     answer = wait_for_answer(page)
 
-    expect(answer).to_contain_text(
-        f"I received chart.png as an image part (image/png, {len(PNG)} bytes)"
-    )
-    expect(answer).to_contain_text("minutes.pdf as text: “Minutes of the board meeting:")
+    expect(answer).to_contain_text(f"chart.png as an image part (image/png, {len(PNG)} bytes)")
+    expect(answer).to_contain_text("I received minutes.pdf as text: “Minutes of the board meeting:")
     question = page.locator("[data-messages] > [data-source=user] >> nth=-1")
     attached = question.get_by_role("list", name="Attached files")
     thumbnail = attached.locator("img[data-thumbnail]")

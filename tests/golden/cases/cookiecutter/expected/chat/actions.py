@@ -38,11 +38,7 @@ from django_ai_chat.streaming import (
 )
 
 from . import jobs
-<<<<<<< HEAD
-from .models import Conversation, Feedback, Message, ShareLink
-=======
-from .models import Attachment, Conversation, Feedback, Message
->>>>>>> ab376ea (Attachments (issue 14 row 2): images, PDFs and text files on messages)
+from .models import Attachment, Conversation, Feedback, Message, ShareLink
 from .responder import responder
 
 

@@ -26,17 +26,11 @@ from django_ai_chat.models import (
 __all__ = [
     "SEARCH_CONFIG",
     "TITLE_MAX_LENGTH",
-<<<<<<< HEAD
-    "Conversation",
-    "Feedback",
-    "Message",
-    "ShareLink",
-=======
     "Attachment",
     "Conversation",
     "Feedback",
     "Message",
->>>>>>> ab376ea (Attachments (issue 14 row 2): images, PDFs and text files on messages)
+    "ShareLink",
     "new_id",
 ]
 

@@ -27,12 +27,9 @@ urlpatterns = [
     path("<uuid:conversation_id>/delete/", views.delete, name="delete"),
     path("messages/<uuid:message_id>/regenerate/", views.regenerate, name="regenerate"),
     path("messages/<uuid:message_id>/feedback/", views.feedback, name="feedback"),
-<<<<<<< HEAD
     path("<uuid:conversation_id>/share/", views.share, name="share"),
     path("<uuid:conversation_id>/unshare/", views.unshare, name="unshare"),
     # Read-only snapshots for whoever has the link (the token is the key).
     path("shared/<str:token>/", views.shared, name="shared"),
-=======
     path("files/<uuid:attachment_id>/", views.attachment, name="attachment"),
->>>>>>> ab376ea (Attachments (issue 14 row 2): images, PDFs and text files on messages)
 ]

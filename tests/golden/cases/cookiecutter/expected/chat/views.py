@@ -29,19 +29,11 @@ from django.views.decorators.http import require_GET, require_POST
 from django_ai_chat.conf import ai_chat_settings
 from django_ai_chat.forms import FeedbackForm, MessageForm, RenameForm
 from django_ai_chat.limits import LimitExceeded
-<<<<<<< HEAD
-from django_ai_chat.views import ConversationStreamView, SharedConversationView
+from django_ai_chat.views import AttachmentView, ConversationStreamView, SharedConversationView
 from django_htmx.middleware import HtmxDetails
 
 from . import actions
-from .models import Conversation, Message, ShareLink
-=======
-from django_ai_chat.views import AttachmentView, ConversationStreamView
-from django_htmx.middleware import HtmxDetails
-
-from . import actions
-from .models import Attachment, Conversation, Message
->>>>>>> ab376ea (Attachments (issue 14 row 2): images, PDFs and text files on messages)
+from .models import Attachment, Conversation, Message, ShareLink
 from .responder import responder
 
 _UID = re.compile(r"chat-[0-9a-f]{8}")
@@ -90,11 +82,8 @@ def chat_context(
         "demo_model": responder.get_model().startswith("demo:"),
         "title_max_length": Conversation._meta.get_field("title").max_length,
         **_model_context(conversation),
-<<<<<<< HEAD
         **_share_context(request, conversation),
-=======
         **_attachment_context(),
->>>>>>> ab376ea (Attachments (issue 14 row 2): images, PDFs and text files on messages)
     }
 
 
@@ -412,7 +401,6 @@ def _model_context(conversation: Conversation | None) -> dict[str, Any]:
     return {"model_choices": responder.get_models(), "current_model": current}
 
 
-<<<<<<< HEAD
 def _share_context(request: HttpRequest, conversation: Conversation | None) -> dict[str, Any]:
     # The share dialog of the conversation's header: its link, if it has one.
     link = None
@@ -440,7 +428,6 @@ def _share_dialog(
     return render(request, "chat/_share.html", context)
 
 
-=======
 def _attachment_context() -> dict[str, Any]:
     # The composer's file button: shown when files may be attached, offering what is accepted.
     types = list(ai_chat_settings.ATTACHMENT_TYPES)
@@ -452,7 +439,6 @@ def _attachment_context() -> dict[str, Any]:
     }
 
 
->>>>>>> ab376ea (Attachments (issue 14 row 2): images, PDFs and text files on messages)
 def _done(
     request: HtmxHttpRequest, conversation_id: uuid.UUID, *, event: dict[str, Any] | None = None
 ) -> HttpResponse:

@@ -9,7 +9,7 @@ import django_ai_chat.models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("testapp", "0007_conversation_ai_model"),
+        ("testapp", "0010_sharelink"),
     ]
 
     operations = [
