@@ -359,14 +359,13 @@ class AttachmentView(View):
                 # Read whole (at most AI_CHAT_MAX_ATTACHMENT_SIZE): a file iterator would be
                 # consumed synchronously under ASGI, which Django warns about.
                 data = file.read()
-        except (FileNotFoundError, OSError) as error:
+        except OSError as error:  # FileNotFoundError among them
             raise Http404("This file is no longer stored.") from error
         inline = attachment.content_type in IMAGE_TYPES and request.GET.get("download") != "1"
         response = HttpResponse(data, content_type=attachment.content_type)
-        disposition = "inline" if inline else "attachment"
-        response["Content-Disposition"] = (
-            content_disposition_header(disposition == "attachment", attachment.name) or disposition
-        )
+        response["Content-Disposition"] = content_disposition_header(
+            not inline, attachment.name
+        ) or ("inline" if inline else "attachment")
         response["X-Content-Type-Options"] = "nosniff"
         response["Content-Security-Policy"] = "default-src 'none'; sandbox"
         response["Cross-Origin-Resource-Policy"] = "same-origin"
