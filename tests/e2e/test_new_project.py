@@ -30,6 +30,7 @@ def test_new_makes_a_project_with_accounts_and_the_chat(project: Path) -> None:
     assert '"chat",' in settings  # gen added the chat app
     assert (project / "accounts" / "migrations" / "0001_initial.py").is_file()
     assert (project / "chat" / "views.py").is_file()
+    assert (project / "chat" / "tests" / "test_admin.py").is_file()  # the project has the admin
     assert 'path("chat/", include("chat.urls"))' in (project / "my_app" / "urls.py").read_text()
 
 

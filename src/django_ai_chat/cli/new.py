@@ -3,9 +3,9 @@
 The Django counterpart of `mix igniter.new … --auth-strategy password` followed by
 `mix ash_ai.gen.chat --live`: renders `gen/project_template/` (a project package, an `accounts`
 app with a custom user model and sign-up / log-in / log-out pages, and its initial migration),
-then runs `django-ai-chat gen --live --yes` in it (the same as `manage.py gen_chat`, which is not
-available before the generator adds `django_ai_chat` to `INSTALLED_APPS`) with the options passed
-through.
+then runs `django-ai-chat gen --live --api ai-sdk --extend admin --yes` in it (the same as
+`manage.py gen_chat`, which is not available before the generator adds `django_ai_chat` to
+`INSTALLED_APPS`) with the options passed through.
 """
 
 from __future__ import annotations
@@ -135,7 +135,10 @@ def create_project(
     write_tree(render_project(context), target)
     (target / "manage.py").chmod(0o755)
     # `--api ai-sdk`: the project also serves the AI SDK's endpoints (a React front-end's).
-    gen_args = ["gen", "--live", "--api", "ai-sdk", "--yes", "--provider", provider]
+    # `--extend admin`: the project has Django's admin, so the chat's models appear in it (ratings,
+    # usage by user, share links) instead of being left for its owner to register.
+    gen_args = ["gen", "--live", "--api", "ai-sdk", "--extend", "admin", "--yes"]
+    gen_args += ["--provider", provider]
     gen_args += ["--domain", app_label]
     gen_args += ["--route", f"/{chat_route}"]
     if live_component:
