@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
-from pydantic_ai.exceptions import ToolFailed
+from pydantic_ai.exceptions import ApprovalRequired, ToolFailed
 from pydantic_ai.tools import ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset
 from pydantic_ai.toolsets.abstract import ToolsetTool
@@ -50,6 +50,14 @@ class ToolLike(Protocol):
 ToolsArg: TypeAlias = bool | Sequence[str] | Sequence[ToolLike]
 """`True` (every tool the actor may use), `False`, a list of tool names, or tool objects."""
 
+RunOnce: TypeAlias = Callable[[str, Callable[[], Awaitable[Any]]], Awaitable[Any]]
+"""`run_once(call_id, call)`: runs an approved call at most once (a retried run gets its result)."""
+
+CANNOT_ASK = (
+    "Tool {name!r} needs the user's approval before it runs, and this chat cannot ask for it: "
+    "it was not run. Tell the user."
+)
+
 
 def _safe_error_text(name: str, error: Exception) -> str:
     if isinstance(error, _SAFE_ERRORS):
@@ -72,9 +80,18 @@ class ActorToolset(AbstractToolset[Any]):
         core_schema.dict_schema(core_schema.str_schema(), core_schema.any_schema())
     )
 
-    def __init__(self, tools: Sequence[ToolLike], actor: Any) -> None:
+    def __init__(
+        self,
+        tools: Sequence[ToolLike],
+        actor: Any,
+        *,
+        can_pause: bool = True,
+        run_once: RunOnce | None = None,
+    ) -> None:
         self._tools = {tool.name: tool for tool in tools}
         self._actor = actor
+        self._can_pause = can_pause
+        self._run_once = run_once
 
     @property
     def id(self) -> str:
@@ -98,11 +115,37 @@ class ActorToolset(AbstractToolset[Any]):
     async def call_tool(
         self, name: str, tool_args: dict[str, Any], ctx: RunContext[Any], tool: ToolsetTool[Any]
     ) -> Any:
+        from django_ai_chat.tools.tool import needs_approval
+
+        target = self._tools[name]
+        if ctx.tool_call_approved:
+            if self._run_once is not None and ctx.tool_call_id:
+                return await self._run_once(ctx.tool_call_id, lambda: self._call(name, tool_args))
+            return await self._call(name, tool_args)
+        if needs_approval(target, tool_args, self._actor):
+            if not self._can_pause:
+                raise ToolFailed(CANNOT_ASK.format(name=name))
+            # pydantic-ai ends the run with `DeferredToolRequests`; the loop pauses there.
+            raise ApprovalRequired()
+        return await self._call(name, tool_args)
+
+    async def _call(self, name: str, tool_args: dict[str, Any]) -> Any:
         try:
             return await self._tools[name].acall(tool_args, self._actor)
         except Exception as error:
             # `ToolFailed` reaches the model as a failed result without spending a retry.
             raise ToolFailed(_safe_error_text(name, error)) from error
+
+    def describe(self, name: str, arguments: dict[str, Any]) -> list[tuple[str, str]]:
+        """The arguments of a call of `name` as `(label, value)` pairs (the approval card)."""
+        from django_ai_chat.tools.tool import describe_arguments
+
+        target = self._tools.get(name)
+        describe = getattr(target, "describe_arguments", None)
+        if callable(describe):
+            return [(str(label), str(value)) for label, value in describe(arguments)]
+        parameters = getattr(target, "parameters", None) or {}
+        return describe_arguments(parameters, arguments)
 
 
 async def resolve_tools(tools: ToolsArg, actor: Any) -> list[ToolLike]:

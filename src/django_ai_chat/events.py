@@ -11,10 +11,12 @@ from decimal import Decimal
 from typing import Any, Literal
 
 __all__ = [
+    "ApprovalRequestEvent",
     "DoneEvent",
     "ErrorEvent",
     "ErrorReason",
     "Event",
+    "PausedRun",
     "TextDeltaEvent",
     "ThinkingDeltaEvent",
     "ToolCallEvent",
@@ -92,6 +94,37 @@ class ToolResultEvent:
     kind: Literal["tool_result"] = "tool_result"
 
 
+@dataclass(frozen=True, kw_only=True)
+class ApprovalRequestEvent:
+    """A tool call waits for the user's approval: the run pauses after this round.
+
+    Emitted after the call's `ToolCallEvent`, before the `DoneEvent` whose `paused` holds what
+    a later run needs to go on (`loop.astream(resume=...)`).
+    """
+
+    call_id: str
+    name: str
+    arguments: dict[str, Any]
+    description: list[tuple[str, str]]
+    """The arguments as `(label, value)` pairs a person reads (`Tool.describe_arguments`)."""
+    kind: Literal["approval_request"] = "approval_request"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PausedRun:
+    """A run that stopped for approvals: what `loop.astream(resume=...)` continues from.
+
+    Attributes:
+        messages: The run's own model messages after the user's prompt (pydantic-ai's
+            `ModelMessagesTypeAdapter` JSON form): the responses and tool results so far,
+            ending with the response whose calls wait. JSON-serialisable, to be stored.
+        calls: The ids of the calls that wait for a decision.
+    """
+
+    messages: list[Any]
+    calls: tuple[str, ...]
+
+
 ErrorReason = Literal["provider_error", "max_rounds", "cancelled", "configuration", "timeout"]
 
 
@@ -113,10 +146,18 @@ class DoneEvent:
     """All answer text of the run, concatenated."""
     usage: Usage = field(default_factory=Usage)
     rounds: int = 0
+    paused: PausedRun | None = None
+    """Set when the run stopped because tool calls wait for approval (`ApprovalRequestEvent`)."""
     kind: Literal["done"] = "done"
 
 
 Event = (
-    TextDeltaEvent | ThinkingDeltaEvent | ToolCallEvent | ToolResultEvent | ErrorEvent | DoneEvent
+    TextDeltaEvent
+    | ThinkingDeltaEvent
+    | ToolCallEvent
+    | ToolResultEvent
+    | ApprovalRequestEvent
+    | ErrorEvent
+    | DoneEvent
 )
 """Any event of a loop run. The sequence always ends with exactly one `DoneEvent`."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
@@ -23,6 +23,7 @@ from pydantic_ai.messages import (
     FunctionToolCallEvent,
     FunctionToolResultEvent,
     ModelMessage,
+    ModelMessagesTypeAdapter,
     ModelRequest,
     ModelResponse,
     PartDeltaEvent,
@@ -35,11 +36,13 @@ from pydantic_ai.messages import (
     UserContent,
     UserPromptPart,
 )
+from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults, ToolDenied
 from pydantic_ai.usage import UsageLimits
 
 from django_ai_chat._toolset import (
     UNBOUNDED_RETRIES,
     ActorToolset,
+    RunOnce,
     ToolLike,
     ToolsArg,
     resolve_tools,
@@ -47,9 +50,11 @@ from django_ai_chat._toolset import (
 from django_ai_chat.attachments import ChatFile
 from django_ai_chat.conf import ai_chat_settings
 from django_ai_chat.events import (
+    ApprovalRequestEvent,
     DoneEvent,
     ErrorEvent,
     Event,
+    PausedRun,
     TextDeltaEvent,
     ThinkingDeltaEvent,
     ToolCallEvent,
@@ -66,7 +71,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ChatMessage",
+    "Resumption",
     "Timeouts",
+    "ToolDecision",
     "ToolLike",
     "ToolsArg",
     "agenerate_text",
@@ -93,6 +100,43 @@ class ChatMessage:
     def __post_init__(self) -> None:
         if self.role not in ("user", "assistant"):
             raise ValueError(f"ChatMessage role must be 'user' or 'assistant', not {self.role!r}.")
+
+
+@dataclass(frozen=True)
+class ToolDecision:
+    """The user's answer to one tool call that waited for approval.
+
+    Attributes:
+        approved: Run it (as the actor), or not.
+        reason: Why not, in the user's words; the model is told it with the denial.
+    """
+
+    approved: bool
+    reason: str = ""
+
+    def denial(self) -> str:
+        """What the model is told instead of a result, when the call was denied."""
+        text = "The user denied this tool call; it was not run."
+        if self.reason.strip():
+            text += f" Their reason: {self.reason.strip()}"
+        return text
+
+
+@dataclass(frozen=True)
+class Resumption:
+    """How to go on with a run that paused for approvals (`DoneEvent.paused`).
+
+    Attributes:
+        paused: The paused run, as the `DoneEvent` gave it (or as it was stored).
+        decisions: Call id → the user's decision, one per call of `paused.calls`.
+        run_once: Optional guard around each approved call: `run_once(call_id, call)` runs
+            `call()` at most once and returns its result (a retried run after a crash must not
+            repeat a write); `None` runs it.
+    """
+
+    paused: PausedRun
+    decisions: Mapping[str, ToolDecision]
+    run_once: RunOnce | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -296,6 +340,8 @@ class _Run:
     tools: ToolsArg
     actor: Any
     max_rounds: int
+    resume: Resumption | None = None
+    can_pause: bool = True
 
 
 @dataclass
@@ -305,28 +351,76 @@ class _Progress:
     run: AgentRun[None, str] | None = None
 
 
+def _paused_messages(messages: list[ModelMessage]) -> list[Any]:
+    """The run's messages after the user's prompt (the last request holding one), as JSON."""
+    start = 0
+    for index, message in enumerate(messages):
+        if isinstance(message, ModelRequest) and any(
+            isinstance(part, UserPromptPart) for part in message.parts
+        ):
+            start = index + 1
+    stored: list[Any] = ModelMessagesTypeAdapter.dump_python(messages[start:], mode="json")
+    return stored
+
+
+def _resumed_history(run_spec: _Run, resume: Resumption) -> list[ModelMessage]:
+    """The history, the user's prompt and the paused run's messages, for a resumed run."""
+    paused = ModelMessagesTypeAdapter.validate_python(resume.paused.messages)
+    return [*run_spec.history, ModelRequest(parts=[UserPromptPart(run_spec.prompt)]), *paused]
+
+
+def _deferred_results(resume: Resumption) -> DeferredToolResults:
+    approvals: dict[str, bool | ToolDenied] = {}
+    for call_id in resume.paused.calls:
+        decision = resume.decisions.get(call_id)
+        if decision is None:
+            raise ValueError(f"No decision for the paused tool call {call_id!r}.")
+        approvals[call_id] = True if decision.approved else ToolDenied(decision.denial())
+    return DeferredToolResults(approvals=approvals)
+
+
 async def _produce(
     run_spec: _Run, emit: Callable[[Event], Awaitable[None]], progress: _Progress
 ) -> None:
     """Run the agent and `emit` every event; always ends with a `DoneEvent`."""
     text: list[str] = []
     rounds = 0
-    agent_run: AgentRun[None, str] | None = None
+    agent_run: AgentRun[None, str | DeferredToolRequests] | None = None
     error: ErrorEvent | None = None
+    paused: PausedRun | None = None
+    resume = run_spec.resume
+    # Calls announced when the run paused: pydantic-ai announces them again when it resumes.
+    announced = set(resume.paused.calls) if resume is not None else set()
     try:
-        toolset = ActorToolset(await resolve_tools(run_spec.tools, run_spec.actor), run_spec.actor)
-        agent: Agent[None, str] = Agent(
+        toolset = ActorToolset(
+            await resolve_tools(run_spec.tools, run_spec.actor),
+            run_spec.actor,
+            can_pause=run_spec.can_pause,
+            run_once=None if resume is None else resume.run_once,
+        )
+        agent: Agent[None, str | DeferredToolRequests] = Agent(
             resolve_model(run_spec.model),
             instructions=run_spec.system_prompt or None,
             toolsets=[toolset],
             retries=UNBOUNDED_RETRIES,
+            output_type=[str, DeferredToolRequests],
         )
-        async with agent.iter(
-            run_spec.prompt,
-            message_history=run_spec.history,
-            usage_limits=UsageLimits(request_limit=None),
-        ) as run:
-            agent_run = progress.run = run
+        if resume is None:
+            iteration = agent.iter(
+                run_spec.prompt,
+                message_history=run_spec.history,
+                usage_limits=UsageLimits(request_limit=None),
+            )
+        else:
+            iteration = agent.iter(
+                None,
+                message_history=_resumed_history(run_spec, resume),
+                deferred_tool_results=_deferred_results(resume),
+                usage_limits=UsageLimits(request_limit=None),
+            )
+        async with iteration as run:
+            agent_run = run
+            progress.run = cast("AgentRun[None, str]", run)
             node = run.next_node
             while not Agent.is_end_node(node):
                 if Agent.is_model_request_node(node):
@@ -352,14 +446,43 @@ async def _produce(
                         break
                     async with node.stream(run.ctx) as tools_stream:
                         async for event in tools_stream:
+                            if (
+                                isinstance(event, FunctionToolCallEvent)
+                                and event.part.tool_call_id in announced
+                            ):
+                                announced.discard(event.part.tool_call_id)
+                                continue
                             if tool_event := _tool_event(event):
                                 await emit(tool_event)
                 node = await run.next(node)
+            output = run.result.output if run.result is not None else None
+            if isinstance(output, DeferredToolRequests) and output.approvals:
+                for call in output.approvals:
+                    arguments = call.args_as_dict()
+                    await emit(
+                        ApprovalRequestEvent(
+                            call_id=call.tool_call_id,
+                            name=call.tool_name,
+                            arguments=arguments,
+                            description=toolset.describe(call.tool_name, arguments),
+                        )
+                    )
+                paused = PausedRun(
+                    messages=_paused_messages(run.result.all_messages()),  # type: ignore[union-attr]
+                    calls=tuple(call.tool_call_id for call in output.approvals),
+                )
     except Exception as caught:
         error = _error_for(caught)
     if error is not None:
         await emit(error)
-    await emit(DoneEvent(text="".join(text), usage=_usage(agent_run), rounds=rounds))
+    await emit(
+        DoneEvent(
+            text="".join(text),
+            usage=_usage(cast("AgentRun[None, str] | None", agent_run)),
+            rounds=rounds,
+            paused=paused,
+        )
+    )
 
 
 _END: Final = object()
@@ -400,6 +523,8 @@ async def astream(
     actor: Any = None,
     max_rounds: int | None = None,
     timeouts: Timeouts | None = None,
+    resume: Resumption | None = None,
+    can_pause: bool = True,
 ) -> AsyncGenerator[Event, None]:
     """Run the tool loop and yield its events as they happen.
 
@@ -418,14 +543,21 @@ async def astream(
         actor: Who the tools run as (a user, or `None` in no-user mode).
         max_rounds: Model requests allowed; defaults to `AI_CHAT_MAX_ROUNDS`.
         timeouts: Bounds on the waits for the provider; defaults to `Timeouts.from_settings()`.
+        resume: Go on with a run that paused for approvals (`DoneEvent.paused`) with the
+            user's decisions: approved calls run as `actor`, the model is told of denied ones;
+            `messages` must be the history the paused run was given.
+        can_pause: Whether a call needing approval (`tools.needs_approval`) may pause the
+            run; `False`: such a call is refused (the model is told it was not run).
 
     Yields:
         `TextDeltaEvent` as text streams in, `ThinkingDeltaEvent` as the model's reasoning
         does (providers that stream it); `ToolCallEvent` before a tool runs and
         `ToolResultEvent` after (`is_error=True` for invalid arguments or a raising tool);
         `ErrorEvent` when the run stops early (`max_rounds`, `provider_error`, `configuration`,
-        `timeout`);
-        finally one `DoneEvent` with all text, summed usage and the number of rounds.
+        `timeout`); `ApprovalRequestEvent` for each call that waits for the user's approval,
+        after which the run stops;
+        finally one `DoneEvent` with all text, summed usage, the number of rounds and, when
+        the run paused, `paused`.
 
     Raises:
         ValueError: `messages` holds no user message.
@@ -439,6 +571,8 @@ async def astream(
         tools=tools,
         actor=actor,
         max_rounds=ai_chat_settings.MAX_ROUNDS if max_rounds is None else max_rounds,
+        resume=resume,
+        can_pause=can_pause,
     )
     queue: asyncio.Queue[object] = asyncio.Queue(maxsize=1)
     progress = _Progress()
@@ -448,6 +582,10 @@ async def astream(
     producer.add_done_callback(_end_queue(queue))
     loop = asyncio.get_running_loop()
     clock = _Clock(timeouts or Timeouts.from_settings(), loop.time())
+    if resume is not None:
+        # The decided calls run (or are refused) first: their time is theirs, as for any call.
+        clock.awaiting_reply = False
+        clock.open_calls = len(resume.paused.calls)
     try:
         while True:
             budget, reason = clock.budget(loop.time())
@@ -497,6 +635,8 @@ def stream(
     actor: Any = None,
     max_rounds: int | None = None,
     timeouts: Timeouts | None = None,
+    resume: Resumption | None = None,
+    can_pause: bool = True,
 ) -> Iterator[Event]:
     """Synchronous `astream`: the same events, on a private event loop in this thread.
 
@@ -511,6 +651,8 @@ def stream(
         actor: Who the tools run as.
         max_rounds: Model requests allowed; defaults to `AI_CHAT_MAX_ROUNDS`.
         timeouts: Bounds on the waits for the provider (as for `astream`).
+        resume: A paused run and the user's decisions (as for `astream`).
+        can_pause: Whether a call needing approval pauses the run (as for `astream`).
 
     Yields:
         The events of `astream`, ending with one `DoneEvent`.
@@ -535,6 +677,8 @@ def stream(
         actor=actor,
         max_rounds=max_rounds,
         timeouts=timeouts,
+        resume=resume,
+        can_pause=can_pause,
     )
     try:
         while True:
