@@ -37,20 +37,25 @@ import re
 import time
 import unicodedata
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import Any, Literal
 
 from asgiref.sync import sync_to_async
-from django.db import connections, models
+from django.db import connections, models, transaction
 from django.db.models import Q
 from django.db.models.functions import Length
 from django.utils import timezone
 from django.utils.translation import gettext_noop
+from pydantic_ai.exceptions import ToolFailed
 
 from django_ai_chat import attachments
+from django_ai_chat.approvals import AbstractToolApproval, default_expiry
 from django_ai_chat.conf import ai_chat_settings
 from django_ai_chat.events import (
+    ApprovalRequestEvent,
     DoneEvent,
     ErrorEvent,
+    PausedRun,
     TextDeltaEvent,
     ThinkingDeltaEvent,
     ToolCallEvent,
@@ -58,7 +63,14 @@ from django_ai_chat.events import (
     Usage,
 )
 from django_ai_chat.exceptions import ConfigurationError
-from django_ai_chat.loop import ChatMessage, ToolsArg, agenerate_text, astream
+from django_ai_chat.loop import (
+    ChatMessage,
+    Resumption,
+    ToolDecision,
+    ToolsArg,
+    agenerate_text,
+    astream,
+)
 from django_ai_chat.models import (
     MODEL_NAME_MAX_LENGTH,
     TITLE_MAX_LENGTH,
@@ -72,6 +84,7 @@ from django_ai_chat.streaming import (
     AnswerWriter,
     aconversation_changed,
     amessage_changed,
+    message_changed,
     messages_topic,
 )
 from django_ai_chat.worker import HandedOver, handover_scope
@@ -132,6 +145,8 @@ class Responder:
         conversation_model: The app's `AbstractConversation` subclass.
         message_model: The app's `AbstractMessage` subclass.
         attachment_model: The app's `AbstractAttachment` subclass, or `None` (no files).
+        approval_model: The app's `AbstractToolApproval` subclass, or `None`: then a call that
+            needs approval is refused (the model is told it was not run).
         model: Model string (`provider:model`); `settings.AI_CHAT_MODEL`, when set, wins.
         system_prompt: Instructions sent with every question.
         title_prompt: Instructions for naming a conversation.
@@ -151,12 +166,17 @@ class Responder:
         empty_text: Shown when the model answered nothing at all.
         interrupted_text: Shown when the run was cut off (worker shutdown, dead job).
         tool_only_text: The answer's text when the model only called tools.
+        approval_expired_text: Shown under an answer whose tool call waited too long for
+            approval (`AI_CHAT_APPROVAL_EXPIRES_AFTER`); the call did not run.
+        superseded_text: Shown under an answer whose tool call was still waiting for approval
+            when the person sent a new message instead; the call did not run.
         fallback_title: Title when neither the model nor the first message gives one.
     """
 
     conversation_model: type[AbstractConversation]
     message_model: type[AbstractMessage]
     attachment_model: type[AbstractAttachment] | None = None
+    approval_model: type[AbstractToolApproval] | None = None
     model: str = ""
     system_prompt: str = SYSTEM_PROMPT
     title_prompt: str = TITLE_PROMPT
@@ -178,6 +198,12 @@ class Responder:
     empty_text: str = gettext_noop("The model returned an empty response. Please try again.")
     interrupted_text: str = gettext_noop(
         "This answer was interrupted (the server stopped). Please try again."
+    )
+    approval_expired_text: str = gettext_noop(
+        "This action waited too long for your approval and was not run."
+    )
+    superseded_text: str = gettext_noop(
+        "Not run: a new message was sent before this action was approved."
     )
     tool_only_text: str = "Completed tool call."
     fallback_title: str = "New conversation"
@@ -430,7 +456,14 @@ class Responder:
         role: Literal["user", "assistant"] = (
             "assistant" if message.source == AbstractMessage.Source.AGENT else "user"
         )
-        return ChatMessage(role, message.text, files if role == "user" else ())
+        text = message.text
+        if role == "assistant" and message.error in (
+            self.approval_expired_text,
+            self.superseded_text,
+        ):
+            # The model must not believe the action it asked for was carried out.
+            text = f"{text}\n\n[{message.error}]" if text.strip() else f"[{message.error}]"
+        return ChatMessage(role, text, files if role == "user" else ())
 
     def error_for(self, event: ErrorEvent) -> str:
         """The text shown under an answer whose run ended with `event`."""
@@ -482,6 +515,9 @@ class Responder:
             await amessage_changed(conversation.pk, answer_id)
             await self.release_connections()
             result = await self._stream(writer, history, conversation=conversation, actor=actor)
+            if "paused" in result:
+                await self._pause(writer, result)
+                return  # the job ends: nobody waits for the person
             await writer.finish(complete=True, **result)
         await self.answered(conversation)
 
@@ -524,6 +560,218 @@ class Responder:
             await writer.finish(complete=True, **result)
         await self.answered(conversation)
 
+    async def continue_approved(self, message_id: Any, batch: Any, *, actor: Any) -> None:
+        """Go on with the answer to `message_id` that paused for the approvals of `batch`.
+
+        Once every call of the batch is decided (`ToolApprovalQuerySet.decide`): the approved
+        ones run as `actor` (each at most once, also when this run is retried after a crash),
+        the model is told of the denied ones, and what it says is appended at the offset where
+        the answer paused. An expired call ends the answer with `approval_expired_text`. Does
+        nothing when the answer was stopped, superseded or removed meanwhile.
+        """
+        question = await self.get_question(message_id, actor=actor)
+        if question is None or self.approval_model is None:
+            return
+        conversation: AbstractConversation = question.conversation
+        approvals = [
+            row
+            async for row in self.approval_model.objects.filter(
+                batch=batch, **{"message__response_to": question}
+            )
+        ]
+        if not approvals:
+            return
+        answer = await self.message_model.objects.filter(
+            pk=approvals[0].message_id, complete=False
+        ).afirst()
+        if answer is None:
+            return
+        status = AbstractToolApproval.Status
+        if any(row.status == status.PENDING for row in approvals):
+            logger.warning("Not continuing %s: calls of batch %s still wait.", answer.pk, batch)
+            return
+        if any(row.status == status.EXPIRED for row in approvals):
+            await self._end_paused(answer.pk, error=self.approval_expired_text)
+            return
+        state = approvals[0].run_state
+        paused = PausedRun(messages=state["messages"], calls=tuple(state["calls"]))
+        decisions = {
+            row.call_id: ToolDecision(row.status == status.APPROVED, row.reason)
+            for row in approvals
+        }
+        # From the pause, whatever a run cut off by a crash had added since.
+        text = answer.text[: state["text"]]
+        thinking = answer.thinking[: state["thinking"]]
+        tool_calls = list(answer.tool_calls or [])[: state["tool_calls"]]
+        tool_results = list(answer.tool_results or [])[: state["tool_results"]]
+        await self.message_model.objects.filter(pk=answer.pk, complete=False).aupdate(
+            text=text,
+            thinking=thinking,
+            tool_calls=tool_calls,
+            tool_results=tool_results,
+            updated_at=timezone.now(),
+        )
+        history = await self.history(question)
+        flush = self._flusher(answer.pk, tool_calls=tool_calls, tool_results=tool_results)
+        topic = messages_topic(conversation.pk)
+        async with AnswerWriter(
+            answer.pk, topic=topic, flush=flush, text=text, thinking=thinking
+        ) as writer:
+            await amessage_changed(conversation.pk, answer.pk)  # the card goes: it runs
+            await self.release_connections()
+            result = await self._stream(
+                writer,
+                history,
+                conversation=conversation,
+                actor=actor,
+                resume=Resumption(paused, decisions, run_once=self._run_once(approvals)),
+            )
+            result = _with_earlier_usage(result, state.get("usage") or {})
+            if "paused" in result:
+                await self._pause(writer, result, earlier=(len(tool_calls), len(tool_results)))
+                return
+            await writer.finish(complete=True, **result)
+        await self.answered(conversation)
+
+    async def _pause(
+        self,
+        writer: AnswerWriter,
+        result: dict[str, Any],
+        *,
+        earlier: tuple[int, int] = (0, 0),
+    ) -> None:
+        """Store the approvals a paused run waits for, then write the answer as it stands."""
+        assert self.approval_model is not None  # only a responder with one pauses
+        paused, requests = result.pop("paused")
+        usage = {
+            name: result[name]
+            for name in (*_USAGE_FIELDS, "thinking_seconds")
+            if result.get(name) is not None
+        }
+        if usage.get("cost") is not None:
+            usage["cost"] = str(usage["cost"])
+        state = {
+            "messages": _storable(paused.messages),
+            "calls": list(paused.calls),
+            "text": len(result["text"]),
+            "thinking": len(writer.thinking),
+            "tool_calls": earlier[0] + len(result["tool_calls"]),
+            "tool_results": earlier[1] + len(result["tool_results"]),
+            "usage": usage,
+        }
+        batch = new_id()
+        deadline = default_expiry()
+        await self.approval_model.objects.abulk_create(
+            [
+                self.approval_model(
+                    **{"message_id": writer.message_id},  # the subclass's foreign key
+                    call_id=request.call_id,
+                    tool_name=request.name,
+                    arguments=_storable(request.arguments),
+                    description=[list(row) for row in _storable(request.description)],
+                    batch=batch,
+                    run_state=state,
+                    expires_at=deadline,
+                )
+                for request in requests
+            ]
+        )
+        # The row stays open (`complete=False`); its `message` event shows the approval card.
+        await writer.finish(complete=False, **result)
+
+    def _run_once(self, approvals: list[AbstractToolApproval]) -> Any:
+        """The guard that runs each approved call at most once (see `Resumption.run_once`)."""
+        model = self.approval_model
+        assert model is not None
+        by_call = {row.call_id: row for row in approvals}
+
+        async def run_once(call_id: str, call: Callable[[], Awaitable[Any]]) -> Any:
+            row = by_call.get(call_id)
+            if row is None:
+                return await call()
+            started = await model.objects.filter(pk=row.pk, ran_at__isnull=True).aupdate(
+                ran_at=timezone.now()
+            )
+            if not started:  # a run before this one (cut off by a crash) started it
+                fresh = await model.objects.filter(pk=row.pk).afirst()
+                if fresh is not None and isinstance(fresh.result, dict):
+                    return fresh.result.get("value")
+                raise ToolFailed(_MAY_HAVE_RUN.format(name=row.tool_name))
+            value = await call()
+            try:
+                await model.objects.filter(pk=row.pk).aupdate(result={"value": _storable(value)})
+            except Exception:  # a result that is not JSON: the call still counts as run
+                logger.exception("Could not store the result of approved call %s.", call_id)
+            return value
+
+        return run_once
+
+    async def expire_approvals(self) -> int:
+        """Expire the requests past `expires_at` and end their answers (`approval_expired_text`).
+
+        Run by the periodic rescue job; returns how many answers ended.
+        """
+        if self.approval_model is None:
+            return 0
+        now = timezone.now()
+        status = AbstractToolApproval.Status
+        answers: set[Any] = set()
+        async for row in self.approval_model.objects.overdue(now):
+            updated = await self.approval_model.objects.filter(
+                pk=row.pk, status=status.PENDING
+            ).aupdate(status=status.EXPIRED, decided_at=now, updated_at=now)
+            if updated:
+                answers.add(row.message_id)
+        for answer_id in answers:
+            await self._end_paused(answer_id, error=self.approval_expired_text)
+        return len(answers)
+
+    def settle_approvals(
+        self, conversation_id: Any, *, reason: Literal["superseded", "stopped"]
+    ) -> int:
+        """End the answers of a conversation that wait for approvals; their calls do not run.
+
+        `"superseded"`: the person sent a new message instead (the answer shows
+        `superseded_text`, the model is told with the next question's history); `"stopped"`:
+        they pressed Stop (the answer is marked stopped). Sync, inside the caller's transaction
+        (`ChatJobs.defer_response`, the stop action). Returns the number of answers ended.
+        """
+        if self.approval_model is None:
+            return 0
+        status = AbstractToolApproval.Status
+        now = timezone.now()
+        with transaction.atomic():
+            rows = list(
+                self.approval_model.objects.in_conversation(conversation_id)
+                .pending()
+                .select_for_update(of=("self",))
+            )
+            if not rows:
+                return 0
+            self.approval_model.objects.filter(
+                pk__in=[row.pk for row in rows], status=status.PENDING
+            ).update(status=status.DENIED, reason=reason, decided_at=now, updated_at=now)
+            answer_ids = {row.message_id for row in rows}
+            fields: dict[str, Any] = (
+                {"stopped": True} if reason == "stopped" else {"error": self.superseded_text}
+            )
+            self.message_model.objects.filter(pk__in=answer_ids, complete=False).update(
+                complete=True, updated_at=now, **fields
+            )
+            for answer_id in answer_ids:
+                message_changed(conversation_id, answer_id)
+        return len(answer_ids)
+
+    async def _end_paused(self, answer_id: Any, *, error: str) -> None:
+        answer = await self.message_model.objects.filter(pk=answer_id).afirst()
+        if answer is None:
+            return
+        ended = await self.message_model.objects.filter(pk=answer_id, complete=False).aupdate(
+            complete=True, error=error, updated_at=timezone.now()
+        )
+        if ended:
+            await amessage_changed(answer.conversation_id, answer_id)
+
     def _flusher(
         self,
         answer_id: Any,
@@ -558,6 +806,7 @@ class Responder:
         *,
         conversation: AbstractConversation,
         actor: Any,
+        resume: Resumption | None = None,
     ) -> dict[str, Any]:
         """`stream_answer`, handed over when the worker stops, interrupted when cancelled.
 
@@ -569,7 +818,7 @@ class Responder:
         try:
             async with handover_scope() as handover:
                 result = await self.stream_answer(
-                    writer, history, conversation=conversation, actor=actor
+                    writer, history, conversation=conversation, actor=actor, resume=resume
                 )
         except asyncio.CancelledError:
             # The job was aborted (or the worker gave up waiting): keep what was said.
@@ -754,8 +1003,13 @@ class Responder:
         *,
         conversation: AbstractConversation,
         actor: Any,
+        resume: Resumption | None = None,
     ) -> dict[str, Any]:
         """Run the tool loop into `writer`; returns the fields of the answer's final write.
+
+        When the run paused for approvals, the result also holds `"paused"`: the `PausedRun`
+        and the `ApprovalRequestEvent`s (not fields: `respond` stores them as approvals).
+        `resume` goes on with a paused run (`continue_approved`).
 
         Rounds of text around tool calls are kept apart by a blank line; an empty answer gets
         `empty_text` (or `tool_only_text` after tool calls); failures are logged and mapped
@@ -770,6 +1024,8 @@ class Responder:
         new_thought = True  # the next reasoning starts a stretch of its own
         clock = _ThinkingClock()
         usage: dict[str, Any] = {}
+        requests: list[ApprovalRequestEvent] = []
+        paused: PausedRun | None = None
         try:
             async with writer.stoppable():
                 events = astream(
@@ -778,6 +1034,8 @@ class Responder:
                     model=self.get_conversation_model(conversation),
                     tools=self.get_tools(conversation, actor),
                     actor=actor,
+                    resume=resume,
+                    can_pause=self.approval_model is not None,
                 )
                 async with contextlib.aclosing(events):
                     async for event in events:
@@ -818,8 +1076,11 @@ class Responder:
                         elif isinstance(event, ErrorEvent) and event.reason != "cancelled":
                             logger.warning("Answer %s failed: %s", writer.message_id, event.message)
                             error = self.error_for(event)
+                        elif isinstance(event, ApprovalRequestEvent):
+                            requests.append(event)
                         elif isinstance(event, DoneEvent):
                             usage = self.usage_fields(event.usage)
+                            paused = event.paused
         except Exception:
             logger.exception("Answer %s failed.", writer.message_id)
             error = self.error_text
@@ -827,7 +1088,8 @@ class Responder:
         if clock.seconds is not None:
             usage["thinking_seconds"] = clock.seconds
         text = writer.text
-        if not text.strip() and not error and not writer.stopped:
+        waiting = paused is not None and not error and not writer.stopped
+        if not text.strip() and not error and not writer.stopped and not waiting:
             if tool_calls or tool_results:
                 text += self.tool_only_text
             else:
@@ -839,6 +1101,7 @@ class Responder:
             "stopped": writer.stopped,
             "error": error,
             **usage,
+            **({"paused": (paused, requests)} if waiting else {}),
         }
 
     def usage_fields(self, usage: Usage) -> dict[str, Any]:
@@ -862,6 +1125,38 @@ class Responder:
     async def release_connections(self) -> None:
         """Give pooled connections back while the run waits (see `release_connections`)."""
         await sync_to_async(release_connections)()
+
+
+_USAGE_FIELDS: tuple[str, ...] = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "reasoning_tokens",
+    "cost",
+)
+
+_MAY_HAVE_RUN = (
+    "Tool {name!r} was started before an interruption and may have been carried out: it was "
+    "not run again. Tell the user to check before asking again."
+)
+
+
+def _with_earlier_usage(result: dict[str, Any], earlier: dict[str, Any]) -> dict[str, Any]:
+    """`result` with the usage of the run's rounds before its pause added (what it all cost)."""
+    if not earlier:
+        return result
+    merged = dict(result)
+    for name in ("input_tokens", "output_tokens", "cache_read_tokens", "reasoning_tokens"):
+        merged[name] = int(earlier.get(name) or 0) + int(result.get(name) or 0)
+    if "cost" in result or "cost" in earlier:
+        before = earlier.get("cost")
+        now = result.get("cost")
+        merged["cost"] = None if before is None or now is None else Decimal(before) + now
+    if earlier.get("thinking_seconds"):
+        merged["thinking_seconds"] = round(
+            float(earlier["thinking_seconds"]) + float(result.get("thinking_seconds") or 0), 1
+        )
+    return merged
 
 
 def _owner_field_attname(conversation: AbstractConversation) -> str | None:

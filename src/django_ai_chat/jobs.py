@@ -10,7 +10,9 @@ prompts, tools) does the work, `ChatJobs` the mechanics around it:
   only the error) and marked `chat_agent = True`, so that permission checks and tools can tell
   the agent acting for them apart. After the answer it defers the title. An answer cut off by a
   stopping worker (`worker.HandedOver`) is continued by a new job of the same task
-  (`resume=<answer id>`, same lock), which the next free worker picks up.
+  (`resume=<answer id>`, same lock), which the next free worker picks up. An answer that paused
+  for tool approvals is continued by the same task too (`approved=<batch>`), deferred by
+  `defer_approved` once the person has decided every call.
 - `<app>.summarize` (queue `conversations`): summarises a long history's older turns
   (`Responder.summarize`), deferred by an answer job whose responder says they are due
   (`needs_summary`). It holds the conversation's lock, so the next answer waits for the summary
@@ -219,11 +221,54 @@ class ChatJobs:
             LimitExceeded: `actor` is over a limit (`AI_CHAT_MESSAGE_LIMIT`, ...); `str()` says
                 when to try again.
         """
-        check_answer_limits(actor, type(message))  # type: ignore[arg-type]
         conversation_id = message.conversation_id  # type: ignore[attr-defined]
+        settle = getattr(self.responder, "settle_approvals", None)
+        if settle is not None:
+            # A new question while an action waits for approval: the person moved on, so the
+            # action does not run (the model learns so from the history); counted before the
+            # limits, since the waiting answer ends here.
+            settle(conversation_id, reason="superseded")
+        check_answer_limits(actor, type(message))  # type: ignore[arg-type]
         self.respond.configure(lock=self.conversation_lock(conversation_id)).defer(
             message_id=str(message.pk), actor_id=None if actor is None else actor.pk
         )
+
+    def defer_approved(self, approval: models.Model, actor: Any) -> bool:
+        """Enqueue the continuation of the answer `approval` paused, once its batch is decided.
+
+        Call it inside the transaction of the decision (`ToolApprovalQuerySet.decide`), for
+        every decision: it queues nothing while a call of the same batch waits, and at most one
+        job per batch (a queueing lock). The job (`respond` with `approved=<batch>`, on the
+        conversation's lock) runs `responder.continue_approved` as `actor`.
+
+        Returns:
+            Whether a job was queued now.
+        """
+        approval_model = type(approval)
+        batch = approval.batch  # type: ignore[attr-defined]
+        if approval_model._default_manager.filter(batch=batch).pending().exists():  # type: ignore[attr-defined]
+            return False
+        answer = (
+            self._message_model()
+            ._default_manager.filter(pk=approval.message_id)  # type: ignore[attr-defined]
+            .values("conversation_id", "response_to_id")
+            .first()
+        )
+        if answer is None or answer["response_to_id"] is None:
+            return False
+        try:
+            with transaction.atomic():
+                self.respond.configure(
+                    lock=self.conversation_lock(answer["conversation_id"]),
+                    queueing_lock=f"{self.app_label}-approved-{batch}",
+                ).defer(
+                    message_id=str(answer["response_to_id"]),
+                    actor_id=None if actor is None else actor.pk,
+                    approved=str(batch),
+                )
+        except AlreadyEnqueued:
+            return False
+        return True
 
     def defer_title(self, conversation: models.Model) -> None:
         """Enqueue naming when the conversation needs a title, or schedule it for when it will.
@@ -277,9 +322,10 @@ class ChatJobs:
         message_id: str,
         actor_id: Any = None,
         resume: str | None = None,
+        approved: str | None = None,
     ) -> None:
         try:
-            await self._answer(context, message_id, actor_id, resume)
+            await self._answer(context, message_id, actor_id, resume, approved)
         finally:
             _wake_after(context)
 
@@ -310,10 +356,16 @@ class ChatJobs:
             ).defer_async(message_id=message_id, actor_id=None if actor is None else actor.pk)
 
     async def _answer(
-        self, context: JobContext, message_id: str, actor_id: Any, resume: str | None
+        self,
+        context: JobContext,
+        message_id: str,
+        actor_id: Any,
+        resume: str | None,
+        approved: str | None = None,
     ) -> None:
         responder = self.responder
         resume_answer = getattr(responder, "resume", None)
+        continue_approved = getattr(responder, "continue_approved", None)
         if context.job.attempts:
             # A retry (its worker died): the row may hold less than browsers were shown, so the
             # answer starts again (the stale row is removed) instead of going on from the row.
@@ -331,6 +383,10 @@ class ChatJobs:
                     return
                 if resume is not None and resume_answer is not None:
                     await resume_answer(message_id, resume, actor=actor)
+                elif approved is not None:
+                    # A retry too goes on from the pause: each approved call runs at most once.
+                    if continue_approved is not None:
+                        await continue_approved(message_id, approved, actor=actor)
                 else:
                     await responder.respond(message_id, actor=actor)
             except HandedOver as handed_over:
@@ -378,6 +434,12 @@ class ChatJobs:
         manager = context.app.job_manager
         stalled_after = float(ai_chat_settings.STALLED_AFTER)
         async with _own_db_thread():
+            expire = getattr(self.responder, "expire_approvals", None)
+            if expire is not None:
+                try:
+                    await expire()
+                except Exception:  # the rescue of jobs must still run
+                    logger.exception("Expiring tool approvals failed.")
             for job in await manager.get_stalled_jobs(seconds_since_heartbeat=stalled_after):
                 if job.task_name == self.respond.name and job.attempts + 1 >= RESPOND_ATTEMPTS:
                     logger.warning(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
@@ -36,7 +37,12 @@ from pydantic_ai.messages import (
     UserContent,
     UserPromptPart,
 )
-from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults, ToolDenied
+from pydantic_ai.tools import (
+    DeferredToolRequests,
+    DeferredToolResults,
+    ToolApproved,
+    ToolDenied,
+)
 from pydantic_ai.usage import UsageLimits
 
 from django_ai_chat._toolset import (
@@ -370,13 +376,56 @@ def _resumed_history(run_spec: _Run, resume: Resumption) -> list[ModelMessage]:
 
 
 def _deferred_results(resume: Resumption) -> DeferredToolResults:
-    approvals: dict[str, bool | ToolDenied] = {}
+    approvals: dict[str, bool | ToolApproved | ToolDenied] = {}
     for call_id in resume.paused.calls:
         decision = resume.decisions.get(call_id)
         if decision is None:
             raise ValueError(f"No decision for the paused tool call {call_id!r}.")
         approvals[call_id] = True if decision.approved else ToolDenied(decision.denial())
     return DeferredToolResults(approvals=approvals)
+
+
+def _iterate(
+    agent: Agent[None, str | DeferredToolRequests], run_spec: _Run
+) -> AbstractAsyncContextManager[AgentRun[None, str | DeferredToolRequests]]:
+    if run_spec.resume is None:
+        return agent.iter(
+            run_spec.prompt,
+            message_history=run_spec.history,
+            usage_limits=UsageLimits(request_limit=None),
+        )
+    return agent.iter(
+        None,
+        message_history=_resumed_history(run_spec, run_spec.resume),
+        deferred_tool_results=_deferred_results(run_spec.resume),
+        usage_limits=UsageLimits(request_limit=None),
+    )
+
+
+async def _pause(
+    run: AgentRun[None, str | DeferredToolRequests],
+    toolset: ActorToolset,
+    emit: Callable[[Event], Awaitable[None]],
+) -> PausedRun | None:
+    """When the run ended waiting for approvals: announce each, and what goes on from there."""
+    result = run.result
+    output = result.output if result is not None else None
+    if result is None or not isinstance(output, DeferredToolRequests) or not output.approvals:
+        return None
+    for call in output.approvals:
+        arguments = call.args_as_dict()
+        await emit(
+            ApprovalRequestEvent(
+                call_id=call.tool_call_id,
+                name=call.tool_name,
+                arguments=arguments,
+                description=toolset.describe(call.tool_name, arguments),
+            )
+        )
+    return PausedRun(
+        messages=_paused_messages(result.all_messages()),
+        calls=tuple(call.tool_call_id for call in output.approvals),
+    )
 
 
 async def _produce(
@@ -405,20 +454,7 @@ async def _produce(
             retries=UNBOUNDED_RETRIES,
             output_type=[str, DeferredToolRequests],
         )
-        if resume is None:
-            iteration = agent.iter(
-                run_spec.prompt,
-                message_history=run_spec.history,
-                usage_limits=UsageLimits(request_limit=None),
-            )
-        else:
-            iteration = agent.iter(
-                None,
-                message_history=_resumed_history(run_spec, resume),
-                deferred_tool_results=_deferred_results(resume),
-                usage_limits=UsageLimits(request_limit=None),
-            )
-        async with iteration as run:
+        async with _iterate(agent, run_spec) as run:
             agent_run = run
             progress.run = cast("AgentRun[None, str]", run)
             node = run.next_node
@@ -455,22 +491,7 @@ async def _produce(
                             if tool_event := _tool_event(event):
                                 await emit(tool_event)
                 node = await run.next(node)
-            output = run.result.output if run.result is not None else None
-            if isinstance(output, DeferredToolRequests) and output.approvals:
-                for call in output.approvals:
-                    arguments = call.args_as_dict()
-                    await emit(
-                        ApprovalRequestEvent(
-                            call_id=call.tool_call_id,
-                            name=call.tool_name,
-                            arguments=arguments,
-                            description=toolset.describe(call.tool_name, arguments),
-                        )
-                    )
-                paused = PausedRun(
-                    messages=_paused_messages(run.result.all_messages()),  # type: ignore[union-attr]
-                    calls=tuple(call.tool_call_id for call in output.approvals),
-                )
+            paused = await _pause(run, toolset, emit)
     except Exception as caught:
         error = _error_for(caught)
     if error is not None:

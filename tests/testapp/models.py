@@ -11,6 +11,7 @@ from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector
 from django.db import models
 
+from django_ai_chat.approvals import AbstractToolApproval
 from django_ai_chat.models import (
     AbstractAttachment,
     AbstractConversation,
@@ -132,3 +133,7 @@ class EmailUser(AbstractBaseUser):
 
     def __str__(self) -> str:
         return self.email
+
+
+class ToolApproval(AbstractToolApproval):
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="approvals")

@@ -1,0 +1,379 @@
+"""Tool approval: an answer pauses on a call that needs the user's approval, and goes on.
+
+Through the public entry points (`Responder.respond` / `continue_approved`, the approval
+queryset's `decide`, `ChatJobs.defer_approved` and a real worker) on real rows and a scripted
+model that calls `tests.testapp`'s `create_note` (a `ModelTools` write tool: approval by default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import AnonymousUser, Permission
+from django.db import connection, connections, transaction
+from django.test import override_settings
+from django.utils import timezone
+from pydantic_ai.messages import ModelRequest, ToolReturnPart
+
+from django_ai_chat import pubsub
+from django_ai_chat.answers import Responder
+from django_ai_chat.approvals import ApprovalConflict, ApprovalExpired
+from django_ai_chat.jobs import ChatJobs
+from django_ai_chat.streaming import messages_topic
+from django_ai_chat.testing import ScriptedLLM, ToolCall, make_user
+from django_ai_chat.worker import Workers
+from tests.testapp.models import Conversation, Message, Note, ToolApproval
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WAIT = 20.0  # upper bound for something to happen; never a speed assertion
+T = TypeVar("T")
+
+
+class ChatResponder(Responder):
+    conversation_model = Conversation
+    message_model = Message
+    approval_model = ToolApproval
+    model = "test:scripted"
+
+
+class NoApprovals(ChatResponder):
+    approval_model = None
+
+
+responder = ChatResponder()
+chat_jobs = ChatJobs(
+    "approvals_test",
+    responder,
+    responses_queue="approvals_test_responses",
+    conversations_queue="approvals_test_conversations",
+)
+
+
+async def db(function: Callable[[], T]) -> T:
+    def run() -> T:
+        try:
+            return function()
+        finally:
+            connection.close()
+
+    return await sync_to_async(run)()
+
+
+@pytest.fixture(autouse=True)
+async def _close_connections() -> AsyncIterator[None]:
+    yield
+    await sync_to_async(connections.close_all)()
+    await db(_clear_jobs)
+
+
+def _clear_jobs() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM procrastinate_jobs WHERE task_name LIKE 'approvals_test.%%'")
+
+
+def _writer(name: str) -> Any:
+    user = make_user(name)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=["add_note", "view_note"]))
+    return type(user)._default_manager.get(pk=user.pk)  # permissions cache cleared
+
+
+@pytest.fixture
+async def alice() -> Any:
+    return await db(lambda: _writer("alice"))
+
+
+@pytest.fixture
+async def bob() -> Any:
+    return await db(lambda: _writer("bob"))
+
+
+async def ask(actor: Any, text: str = "Remind me to call mum.") -> Message:
+    conversation = await Conversation.objects.acreate(user=actor)
+    return await Message.objects.acreate(conversation=conversation, text=text)
+
+
+async def paused(scripted_llm: ScriptedLLM, actor: Any) -> tuple[Message, ToolApproval]:
+    """A question whose answer paused on `create_note` (then says "Done.")."""
+    scripted_llm.add_turns(
+        ["I'll add it.", ToolCall("create_note", {"title": "Call mum", "priority": 2})],
+        ["Done: it is on your list."],
+    )
+    question = await ask(actor)
+    await responder.respond(question.pk, actor=actor)
+    approval = await ToolApproval.objects.aget(message__response_to=question)
+    return question, approval
+
+
+def decide(approval_id: Any, actor: Any, *, approve: bool, reason: str = "") -> ToolApproval:
+    with transaction.atomic():
+        approval = ToolApproval.objects.decide(approval_id, actor, approve=approve, reason=reason)
+        chat_jobs.defer_approved(approval, actor)
+    return approval
+
+
+async def test_a_write_tool_pauses_the_answer_until_the_user_decides(
+    scripted_llm: ScriptedLLM, alice: Any
+) -> None:
+    question = await ask(alice)
+    scripted_llm.add_turns(
+        ["I'll add it.", ToolCall("create_note", {"title": "Call mum", "priority": 2})]
+    )
+    async with pubsub.subscribe(messages_topic(question.conversation_id)) as events:
+        await responder.respond(question.pk, actor=alice)
+        answer = await Message.objects.aget(response_to=question)
+        async with asyncio.timeout(WAIT):
+            async for _topic, payload in events:
+                if payload == {"type": "message", "id": str(answer.pk)}:
+                    break
+
+    assert (answer.complete, answer.text, answer.error) == (False, "I'll add it.", "")
+    assert [call["name"] for call in answer.tool_calls] == ["create_note"]
+    assert answer.tool_results == []
+    assert not await Note.objects.aexists()  # nothing ran
+    approval = await ToolApproval.objects.aget(message=answer)
+    assert (approval.status, approval.tool_name) == ("pending", "create_note")
+    assert approval.arguments == {"title": "Call mum", "priority": 2}
+    assert approval.rows == [("Title", "Call mum"), ("Priority", "2")]
+    assert approval.is_pending
+    assert approval.expires_at > timezone.now() + timedelta(hours=23)
+
+
+async def test_approved_the_tool_runs_as_the_user_and_the_answer_goes_on(
+    scripted_llm: ScriptedLLM, alice: Any
+) -> None:
+    question, approval = await paused(scripted_llm, alice)
+
+    decided = await db(lambda: decide(approval.pk, alice, approve=True))
+    assert decided.batch_ready
+    await responder.continue_approved(question.pk, approval.batch, actor=alice)
+
+    note = await Note.objects.aget()
+    assert (note.title, note.priority, note.owner_id) == ("Call mum", 2, alice.pk)
+    answer = await Message.objects.aget(response_to=question)
+    assert answer.complete and not answer.error
+    assert answer.text == "I'll add it.\n\nDone: it is on your list."
+    assert [call["name"] for call in answer.tool_calls] == ["create_note"]  # not twice
+    [result] = answer.tool_results
+    assert (result["name"], result["is_error"]) == ("create_note", False)
+    assert answer.input_tokens == sum(u.input_tokens for u in scripted_llm.usages)
+    assert (await ToolApproval.objects.aget(pk=approval.pk)).status == "approved"
+
+
+async def test_denied_the_model_is_told_why_and_goes_on(
+    scripted_llm: ScriptedLLM, alice: Any
+) -> None:
+    question, approval = await paused(scripted_llm, alice)
+
+    await db(lambda: decide(approval.pk, alice, approve=False, reason="  Not today.  "))
+    await responder.continue_approved(question.pk, approval.batch, actor=alice)
+
+    assert not await Note.objects.aexists()
+    last = scripted_llm.requests[-1][-1]
+    assert isinstance(last, ModelRequest)
+    [told] = [part for part in last.parts if isinstance(part, ToolReturnPart)]
+    assert told.content == (
+        "The user denied this tool call; it was not run. Their reason: Not today."
+    )
+    answer = await Message.objects.aget(response_to=question)
+    assert answer.complete and answer.text.endswith("Done: it is on your list.")
+    assert answer.tool_results[0]["is_error"] is True
+    stored = await ToolApproval.objects.aget(pk=approval.pk)
+    assert (stored.status, stored.reason) == ("denied", "Not today.")
+
+
+async def test_a_decision_cannot_be_replayed(scripted_llm: ScriptedLLM, alice: Any) -> None:
+    _question, approval = await paused(scripted_llm, alice)
+    await db(lambda: decide(approval.pk, alice, approve=False))
+
+    with pytest.raises(ApprovalConflict, match="already denied"):
+        await db(lambda: decide(approval.pk, alice, approve=True))
+    assert (await ToolApproval.objects.aget(pk=approval.pk)).status == "denied"
+
+
+async def test_only_the_owner_can_decide(scripted_llm: ScriptedLLM, alice: Any, bob: Any) -> None:
+    _question, approval = await paused(scripted_llm, alice)
+
+    for someone in (bob, AnonymousUser(), None):
+        with pytest.raises(ToolApproval.DoesNotExist):
+            await db(lambda someone=someone: decide(approval.pk, someone, approve=True))
+    with pytest.raises(ToolApproval.DoesNotExist):
+        await db(lambda: decide("not-a-uuid", alice, approve=True))
+    assert not await ToolApproval.objects.for_actor(bob).aexists()
+    assert (await ToolApproval.objects.aget(pk=approval.pk)).status == "pending"
+
+
+async def test_an_expired_approval_is_refused_and_its_answer_ends_clearly(
+    scripted_llm: ScriptedLLM, alice: Any
+) -> None:
+    question, approval = await paused(scripted_llm, alice)
+    await ToolApproval.objects.filter(pk=approval.pk).aupdate(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+
+    with pytest.raises(ApprovalExpired, match="waited too long"):
+        await db(lambda: decide(approval.pk, alice, approve=True))
+    assert await responder.expire_approvals() == 1
+
+    answer = await Message.objects.aget(response_to=question)
+    assert answer.complete
+    assert answer.error == responder.approval_expired_text
+    assert (await ToolApproval.objects.aget(pk=approval.pk)).status == "expired"
+    assert not await Note.objects.aexists()
+    with pytest.raises(ApprovalConflict, match="already expired"):
+        await db(lambda: decide(approval.pk, alice, approve=True))
+
+
+@override_settings(AI_CHAT_APPROVAL_EXPIRES_AFTER=60.0)
+async def test_the_expiry_follows_the_setting(scripted_llm: ScriptedLLM, alice: Any) -> None:
+    _question, approval = await paused(scripted_llm, alice)
+    assert approval.expires_at < timezone.now() + timedelta(seconds=61)
+
+
+async def test_a_new_message_supersedes_the_waiting_call_and_the_model_is_told(
+    scripted_llm: ScriptedLLM, alice: Any
+) -> None:
+    question, approval = await paused(scripted_llm, alice)
+    conversation = await Conversation.objects.aget(pk=question.conversation_id)
+
+    def follow_up() -> Message:
+        with transaction.atomic():
+            message = Message.objects.create(conversation=conversation, text="Never mind.")
+            chat_jobs.defer_response(message, alice)
+        return message
+
+    later = await db(follow_up)
+
+    stored = await ToolApproval.objects.aget(pk=approval.pk)
+    assert (stored.status, stored.reason) == ("denied", "superseded")
+    answer = await Message.objects.aget(response_to=question)
+    assert answer.complete and answer.error == responder.superseded_text
+    with pytest.raises(ApprovalConflict):
+        await db(lambda: decide(approval.pk, alice, approve=True))
+    later = await Message.objects.select_related("conversation").aget(pk=later.pk)
+    history = await responder.history(later)
+    assert history[-2].text == f"I'll add it.\n\n[{responder.superseded_text}]"
+    assert not await Note.objects.aexists()
+
+
+async def test_a_retried_continuation_does_not_run_the_tool_again(
+    scripted_llm: ScriptedLLM, alice: Any
+) -> None:
+    question, approval = await paused(scripted_llm, alice)
+    await db(lambda: decide(approval.pk, alice, approve=True))
+    scripted_llm.add_turns(["Done again."])
+
+    # A first run that stopped after the tool ran (its worker died) and the retry.
+    await responder.continue_approved(question.pk, approval.batch, actor=alice)
+    await Message.objects.filter(response_to=question).aupdate(complete=False)
+    await responder.continue_approved(question.pk, approval.batch, actor=alice)
+
+    assert await Note.objects.acount() == 1
+    answer = await Message.objects.aget(response_to=question)
+    assert answer.text == "I'll add it.\n\nDone again."  # from the pause, not appended twice
+    assert len(answer.tool_results) == 1
+    assert answer.tool_results[0]["is_error"] is False
+
+
+async def test_without_an_approval_model_the_call_is_refused(
+    scripted_llm: ScriptedLLM, alice: Any
+) -> None:
+    scripted_llm.add_turns(
+        [ToolCall("create_note", {"title": "Call mum"})], ["I could not add it."]
+    )
+    question = await ask(alice)
+
+    await NoApprovals().respond(question.pk, actor=alice)
+
+    answer = await Message.objects.aget(response_to=question)
+    assert answer.complete and answer.text == "I could not add it."
+    [result] = answer.tool_results
+    assert result["is_error"] is True
+    assert "needs the user's approval" in result["content"]
+    assert not await Note.objects.aexists()
+
+
+@override_settings(AI_CHAT_TOOL_APPROVAL={"create_note": False})
+async def test_the_project_setting_lets_a_write_tool_run_at_once(
+    scripted_llm: ScriptedLLM, alice: Any
+) -> None:
+    scripted_llm.add_turns([ToolCall("create_note", {"title": "Call mum"})], ["Added."])
+    question = await ask(alice)
+
+    await responder.respond(question.pk, actor=alice)
+
+    assert (await Message.objects.aget(response_to=question)).complete
+    assert await Note.objects.acount() == 1
+    assert not await ToolApproval.objects.aexists()
+
+
+async def test_stop_ends_a_waiting_answer_as_stopped(scripted_llm: ScriptedLLM, alice: Any) -> None:
+    question, approval = await paused(scripted_llm, alice)
+
+    ended = await db(lambda: responder.settle_approvals(question.conversation_id, reason="stopped"))
+
+    assert ended == 1
+    answer = await Message.objects.aget(response_to=question)
+    assert (answer.complete, answer.stopped, answer.error) == (True, True, "")
+    assert (await ToolApproval.objects.aget(pk=approval.pk)).reason == "stopped"
+
+
+# -- through the jobs and a real worker ---------------------------------------------------------
+
+
+@pytest.fixture
+async def workers() -> AsyncIterator[Workers]:
+    workers = Workers(
+        chat_jobs.queues, shutdown_timeout=1, name="approvals", fetch_job_polling_interval=0.1
+    )
+    await workers.astart()
+    try:
+        yield workers
+    finally:
+        await workers.astop()
+
+
+async def eventually(what: str, condition: Callable[[], Any]) -> Any:
+    deadline = asyncio.get_running_loop().time() + WAIT
+    while asyncio.get_running_loop().time() < deadline:
+        if result := await db(condition):
+            return result
+        await asyncio.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+async def test_the_job_pauses_and_the_decision_continues_it_once(
+    scripted_llm: ScriptedLLM, alice: Any, workers: Workers
+) -> None:
+    scripted_llm.add_turns(
+        ["I'll add it.", ToolCall("create_note", {"title": "Call mum"})], ["Added."]
+    )
+
+    def ask_and_defer() -> Message:
+        with transaction.atomic():
+            # Titled: no naming job takes a turn of the script.
+            conversation = Conversation.objects.create(user=alice, title="Reminders")
+            question = Message.objects.create(conversation=conversation, text="Remind me.")
+            chat_jobs.defer_response(question, alice)
+        return question
+
+    question = await db(ask_and_defer)
+    approval = await eventually(
+        "the approval", lambda: ToolApproval.objects.filter(message__response_to=question).first()
+    )
+    assert not (await Message.objects.aget(response_to=question)).complete
+
+    await db(lambda: decide(approval.pk, alice, approve=True))
+    with pytest.raises(ApprovalConflict):  # a second tab, too late
+        await db(lambda: decide(approval.pk, alice, approve=True))
+
+    answer = await eventually(
+        "the answer", lambda: Message.objects.filter(response_to=question, complete=True).first()
+    )
+    assert answer.text == "I'll add it.\n\nAdded."
+    assert await Note.objects.acount() == 1
