@@ -175,12 +175,12 @@ class Site:
         self.worker = None
 
     def message(self, message_id: str) -> dict[str, object]:
-        """The stored row of a message (text, complete, stopped), read by the project itself."""
+        """The stored row of a message (text, thinking, complete, ...), read by the project."""
         code = (
             "import json; from chat.models import Message; "
             f"m = Message.objects.get(pk={message_id!r}); "
             "print(json.dumps({'text': m.text, 'complete': m.complete, 'stopped': m.stopped, "
-            "'error': m.error}))"
+            "'error': m.error, 'thinking': m.thinking, 'thinking_seconds': m.thinking_seconds}))"
         )
         result = manage(self.project, "shell", "-c", code, env=self.env, timeout=60)
         assert result.returncode == 0, result.stderr

@@ -1,4 +1,4 @@
-"""The `ai_chat` template tag library: `markdown` and `tool_badges` filters."""
+"""The `ai_chat` template tag library: `markdown`, `tool_badges` and `whole_seconds` filters."""
 
 from __future__ import annotations
 
@@ -62,3 +62,17 @@ def badge_extractor(message: Any) -> ToolsView:
 def test_tool_badges_filter_uses_the_configured_extractor(settings: Any) -> None:
     settings.AI_CHAT_TOOLS_EXTRACTOR = "tests.runtime.test_templatetags.badge_extractor"
     assert render(TOOL_TEMPLATE, message={}) == "[overridden: {}]"
+
+
+SECONDS_TEMPLATE = (
+    "{% load ai_chat i18n %}{% with seconds=value|whole_seconds %}{% if seconds %}"
+    "{% blocktranslate count seconds=seconds %}{{ seconds }} second{% plural %}"
+    "{{ seconds }} seconds{% endblocktranslate %}{% else %}unknown{% endif %}{% endwith %}"
+)
+
+
+def test_whole_seconds_rounds_to_at_least_one_and_feeds_a_plural() -> None:
+    assert render(SECONDS_TEMPLATE, value=0.2) == "1 second"
+    assert render(SECONDS_TEMPLATE, value=2.6) == "3 seconds"
+    assert render(SECONDS_TEMPLATE, value=None) == "unknown"
+    assert render(SECONDS_TEMPLATE, value="soon") == "unknown"

@@ -5,6 +5,8 @@
   calls and results for badges, through the extractor `AI_CHAT_TOOLS_EXTRACTOR` selects.
 - `{% with usage=message|usage %}{% if usage %}{{ usage }}…{{ usage.detail }}`: what an answer,
   or a conversation annotated by `with_usage()`, cost (`django_ai_chat.ui.usage_view`).
+- `{% blocktranslate count seconds=message.thinking_seconds|whole_seconds %}`: a duration as
+  the whole number of seconds a person reads ("Thought for 3 seconds"); `None` stays `None`.
 - `{% ai_chat_i18n %}`: the JSON catalog chat.js translates its strings with, in the active
   language (`django_ai_chat.i18n`); put it inside the chat's root element.
 """
@@ -64,6 +66,24 @@ def usage(item: Any) -> UsageView:
         nothing was used or `item` is neither.
     """
     return usage_view(item)
+
+
+@register.filter(name="whole_seconds")
+def whole_seconds(value: object) -> int | None:
+    """A duration in seconds, rounded to a whole number of at least 1 (`None` when unknown).
+
+    "Thought for 0 seconds" would read as if nothing was thought: a measured stretch of
+    thinking always shows as one second or more.
+
+    Args:
+        value: Seconds (a number, or `None` when nothing was measured).
+
+    Returns:
+        The rounded number, or `None` for `None` and for anything that is not a number.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return max(1, round(value))
 
 
 @register.simple_tag(name="ai_chat_i18n")

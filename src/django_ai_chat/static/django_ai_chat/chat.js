@@ -8,10 +8,14 @@
  * - `message` events (server-rendered HTML) replace or insert a message by its id;
  * - `delta` events append to a raw Markdown buffer, rendered with the vendored marked +
  *   DOMPurify once per animation frame, until the final `message` event replaces it;
+ * - `thinking` events do the same for the model's reasoning, in the message's "Thinking"
+ *   section (`[data-thinking]`: open while the model thinks, folded once its answer starts);
+ *   the cursor's `thinking` says how much of it the page holds;
  * - `conversation` events refresh the sidebar; `removed` events drop a message.
  * When a streamed answer ends, `<app>:answered` is dispatched on the root (it bubbles) with
- * `detail: { conversationId, messageId, streamedText, stopped }`, `streamedText` being the text
- * this page assembled from the stream (the final HTML has replaced it by then).
+ * `detail: { conversationId, messageId, streamedText, streamedThinking, stopped }`,
+ * `streamedText` / `streamedThinking` being the text and reasoning this page assembled from the
+ * stream (the final HTML has replaced them by then).
  * A response to the chat's own requests that is not the chat's (a log-in page after the session
  * ended, a CSRF 403, a 500 page, a proxy's error page) is never swapped in: the typed text stays
  * (also kept in sessionStorage across a sign-in) and a notice says what to do, with a "Sign in
@@ -125,8 +129,10 @@
     size < 1000 ? `${size} B` : size < 1e6 ? `${(size / 1000).toFixed(1)} KB` : `${(size / 1e6).toFixed(1)} MB`;
   const messageId = (el) => el.id.slice("message-".length);
 
-  function readRaw(el) {
-    const script = el.querySelector('script[type="application/json"]');
+  // The raw Markdown an incomplete message carries: its text's script is the article's child,
+  // its reasoning's is the Thinking section's.
+  function readRaw(el, selector = ':scope > script[type="application/json"]') {
+    const script = el.querySelector(selector);
     if (!script) return null;
     try {
       return JSON.parse(script.textContent);
@@ -199,6 +205,14 @@
       highlighted.set(key, html);
     }
     code.innerHTML = html;
+  }
+
+  // Model output (its text or its reasoning) as sanitised HTML, or as plain text without marked.
+  function renderInto(body, raw) {
+    const html = renderMarkdown(raw);
+    if (html === null) body.textContent = raw;
+    else body.innerHTML = html;
+    decorate(body);
   }
 
   const COPY_ICON =
@@ -281,7 +295,8 @@
       this.conversationId = root.dataset.conversationId || null;
       this.scroller = root.querySelector("[data-scroller]");
       this.list = root.querySelector("[data-messages]");
-      this.buffers = new Map(); // message id -> { raw, end }: text streamed so far
+      // message id -> { raw, end, thinking, thought }: text and reasoning streamed so far
+      this.buffers = new Map();
       this.dirty = new Set();
       this.frame = 0;
       this.source = null;
@@ -292,7 +307,7 @@
 
       for (const el of this.messages()) {
         this.adoptBuffer(el);
-        el.querySelectorAll("[data-body]").forEach(decorate);
+        el.querySelectorAll("[data-body], [data-thinking-body]").forEach(decorate);
       }
       this.restoreDraft();
       this.addConnectionStatus();
@@ -326,6 +341,8 @@
         const buffer = this.buffers.get(id);
         query.set("partial", id);
         query.set("end", String(buffer ? buffer.end : Number(partial.dataset.end || 0)));
+        const thought = buffer ? buffer.thought : Number(partial.dataset.thinkingEnd || 0);
+        if (thought) query.set("thinking", String(thought));
       }
       return query;
     }
@@ -345,6 +362,9 @@
       source.addEventListener("message", (event) => this.guard(() => this.onMessage(event.data)));
       source.addEventListener("delta", (event) =>
         this.guard(() => this.onDelta(JSON.parse(event.data))),
+      );
+      source.addEventListener("thinking", (event) =>
+        this.guard(() => this.onThinking(JSON.parse(event.data))),
       );
       source.addEventListener("removed", (event) =>
         this.guard(() => this.onRemoved(JSON.parse(event.data))),
@@ -407,23 +427,58 @@
     }
 
     onDelta({ id, offset, text }) {
-      let buffer = this.buffers.get(id);
       const el = this.find(id);
-      if (!el) return;
-      if (!buffer) buffer = this.adoptBuffer(el);
-      if (!buffer || el.dataset.complete === "true") return;
-      if (offset > buffer.end) {
+      const buffer = this.streamBuffer(el, id);
+      if (!buffer) return;
+      const added = this.append(buffer, "raw", "end", offset, text);
+      if (!added) return;
+      el.dataset.end = String(buffer.end);
+      // The answer has started: its thinking is done, and folds away (unless the reader chose).
+      if (buffer.end === added) this.thinkingDone(el);
+      this.scheduleRender(id);
+    }
+
+    onThinking({ id, offset, text }) {
+      const el = this.find(id);
+      const buffer = this.streamBuffer(el, id);
+      if (!buffer) return;
+      if (!this.append(buffer, "thinking", "thought", offset, text)) return;
+      el.dataset.thinkingEnd = String(buffer.thought);
+      buffer.thinkingDirty = true;
+      const section = el.querySelector("[data-thinking]");
+      if (section) section.hidden = false;
+      this.scheduleRender(id);
+    }
+
+    streamBuffer(el, id) {
+      if (!el || el.dataset.complete === "true") return null;
+      return this.buffers.get(id) || this.adoptBuffer(el);
+    }
+
+    // Appends what `text` at `offset` adds beyond the buffer's `end` (offsets count code
+    // points); returns how many characters it added.
+    append(buffer, raw, end, offset, text) {
+      if (offset > buffer[end]) {
         // A gap: reconnecting sends our cursor and the server fills it in.
         this.reconnect(0);
-        return;
+        return 0;
       }
       const chars = Array.from(text);
-      const skip = buffer.end - offset;
-      if (skip >= chars.length) return;
-      buffer.raw += chars.slice(skip).join("");
-      buffer.end += chars.length - skip;
-      el.dataset.end = String(buffer.end);
-      this.scheduleRender(id);
+      const skip = buffer[end] - offset;
+      if (skip >= chars.length) return 0;
+      buffer[raw] += chars.slice(skip).join("");
+      buffer[end] += chars.length - skip;
+      return chars.length - skip;
+    }
+
+    thinkingDone(el) {
+      const section = el.querySelector("[data-thinking]");
+      if (!section) return;
+      const summary = section.querySelector(":scope > summary");
+      const label = section.querySelector("[data-thinking-label]");
+      if (label && summary?.dataset.doneLabel) label.textContent = summary.dataset.doneLabel;
+      section.querySelector("[data-thinking-spinner]")?.remove();
+      if (!section.dataset.toggled) section.open = false;
     }
 
     onRemoved({ id }) {
@@ -466,7 +521,8 @@
     adoptBuffer(el) {
       if (el.dataset.source !== "agent" || el.dataset.complete !== "false") return null;
       const raw = readRaw(el) ?? "";
-      const buffer = { raw, end: codePoints(raw) };
+      const thinking = readRaw(el, '[data-thinking] > script[type="application/json"]') ?? "";
+      const buffer = { raw, end: codePoints(raw), thinking, thought: codePoints(thinking) };
       this.buffers.set(messageId(el), buffer);
       return buffer;
     }
@@ -480,6 +536,13 @@
       const wasRunning = existing?.dataset.complete === "false";
       // A keyboard user on a button of the message being replaced keeps their place.
       const focused = existing?.contains(document.activeElement) ? document.activeElement : null;
+      // A Thinking section the reader opened or closed stays so, also when the answer ends.
+      const section = existing?.querySelector("[data-thinking]");
+      const fresh = el.querySelector("[data-thinking]");
+      if (section?.dataset.toggled && fresh) {
+        fresh.dataset.toggled = "true";
+        fresh.open = section.open;
+      }
       if (existing) {
         existing.replaceWith(el);
         if (focused) this.refocus(el, focused);
@@ -498,21 +561,31 @@
               conversationId: this.conversationId,
               messageId: id,
               streamedText: held.raw,
+              streamedThinking: held.thinking,
               stopped: el.dataset.stopped === "true",
             },
           }),
         );
       }
       if (el.dataset.complete === "false") {
-        const fresh = this.adoptBuffer(el);
-        if (held && fresh && held.end > fresh.end) {
-          // Deltas got ahead of the row the server read: keep the longer text.
-          this.buffers.set(id, held);
+        const adopted = this.adoptBuffer(el);
+        // Deltas got ahead of the row the server read: keep the longer text (and reasoning).
+        if (held && adopted && held.end > adopted.end) {
+          Object.assign(adopted, { raw: held.raw, end: held.end });
           el.dataset.end = String(held.end);
+          this.thinkingDone(el);
+          this.renderBuffer(id);
+        }
+        if (held && adopted && held.thought > adopted.thought) {
+          Object.assign(adopted, { thinking: held.thinking, thought: held.thought });
+          el.dataset.thinkingEnd = String(held.thought);
+          adopted.thinkingDirty = true;
+          const shown = el.querySelector("[data-thinking]");
+          if (shown) shown.hidden = false;
           this.renderBuffer(id);
         }
       }
-      el.querySelectorAll("[data-body]").forEach(decorate);
+      el.querySelectorAll("[data-body], [data-thinking-body]").forEach(decorate);
       if (window.htmx) window.htmx.process(el);
       this.root.querySelector("[data-empty]")?.remove();
       this.updateState();
@@ -534,12 +607,12 @@
     renderBuffer(id) {
       const buffer = this.buffers.get(id);
       const el = this.find(id);
-      const body = el?.querySelector("[data-body]");
-      if (!buffer || !body) return;
-      const html = renderMarkdown(buffer.raw);
-      if (html === null) body.textContent = buffer.raw;
-      else body.innerHTML = html;
-      decorate(body);
+      if (!buffer || !el) return;
+      const body = el.querySelector("[data-body]");
+      if (body) renderInto(body, buffer.raw);
+      const thoughts = el.querySelector("[data-thinking-body]");
+      if (thoughts && buffer.thinkingDirty) renderInto(thoughts, buffer.thinking);
+      buffer.thinkingDirty = false;
     }
 
     updateState() {
@@ -607,6 +680,9 @@
     // The control of the new element that stands where `old` stood (same id, or same role).
     refocus(el, old) {
       let match = old.id ? el.querySelector(`#${CSS.escape(old.id)}`) : null;
+      if (!match && old.matches("[data-thinking] > summary")) {
+        match = el.querySelector("[data-thinking] > summary");
+      }
       if (!match) {
         for (const name of ["data-copy", "data-regenerate", "data-retry", "data-rate"]) {
           if (old.hasAttribute(name)) {
@@ -786,6 +862,9 @@
 
     onClick(event) {
       const target = event.target;
+      // The reader's own choice (a click, or Enter / Space on the summary) is kept from then on.
+      const summary = target.closest("[data-thinking] > summary");
+      if (summary && this.root.contains(summary)) summary.parentElement.dataset.toggled = "true";
       const copy = target.closest("[data-copy]");
       if (copy && this.root.contains(copy)) {
         this.copy(copy);
