@@ -88,6 +88,9 @@ TEMPLATES[0]["DIRS"] = [BASE_DIR / "host_templates"]
 
 # Browser tests: two models to choose from in the composer (the fake provider serves both).
 AI_CHAT_MODELS = {"openai:gpt-4o": "GPT-4o", "openai:gpt-4o-mini": "GPT-4o mini"}
+# ... but the README's screenshots (test_screenshots.py) answer with the offline demo model alone.
+if AI_CHAT_MODEL == "demo:":
+    AI_CHAT_MODELS = None
 
 # Browser tests: the tools of a real MCP server (tests/mcp/notes_server.py, over HTTP), called
 # as the user; `explode` only for those with a permission nobody has here.

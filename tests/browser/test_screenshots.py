@@ -1,4 +1,5 @@
-"""Screenshots for the README (desktop, phone, dark, embedded), with the offline demo model.
+"""Screenshots for the README (desktop, phone, dark, embedded, attachments, reasoning), with the
+offline demo model.
 
 Opt-in, because it writes files: `SCREENSHOTS_DIR=docs/screenshots .venv/bin/python -m pytest
 tests/browser/test_screenshots.py`.
@@ -12,8 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
+from django_ai_chat.testing import sample_pdf, sample_png
 from tests.browser.conftest import USERS, Site, _open
 
 pytestmark = [
@@ -103,5 +105,83 @@ def test_screenshots_for_the_readme(
     question = page.locator("[data-messages] > [data-source=user] >> nth=-1")
     question.evaluate("el => el.scrollIntoView({block: 'start'})")
     page.screenshot(path=out / "desktop-dark.png")
+    assert watch.page_errors == []
+    context.close()
+
+
+def _last(page: Page, source: str) -> Locator:
+    return page.locator(f"[data-messages] > [data-source={source}] >> nth=-1")
+
+
+def _rename(page: Page, title: str) -> None:
+    page.get_by_role("button", name="Rename conversation").click()
+    dialog = page.get_by_role("dialog", name="Rename conversation")
+    dialog.get_by_label("Title").fill(title)
+    dialog.get_by_role("button", name="Save").click()
+    expect(page.locator("[data-conversation-title]")).to_have_text(title)
+
+
+def test_attachments_screenshot_for_the_readme(
+    browser: Browser, demo_site: Site, sessions: dict[str, Path]
+) -> None:
+    # A message with an image thumbnail and a PDF chip, and the demo model's echo of them.
+    out = Path(os.environ["SCREENSHOTS_DIR"])
+    out.mkdir(parents=True, exist_ok=True)
+    context, page, watch = _open(
+        browser, demo_site, sessions[USERS[0]], viewport={"width": 1280, "height": 800}
+    )
+    page.goto("/chat/")
+    with page.expect_file_chooser() as chooser:
+        page.get_by_role("button", name="Attach files").click()
+    chooser.value.set_files(
+        [
+            {"name": "sales-chart.png", "mimeType": "image/png", "buffer": sample_png(320, 200)},
+            {
+                "name": "board-minutes.pdf",
+                "mimeType": "application/pdf",
+                "buffer": sample_pdf("Minutes of the board meeting: the budget is approved."),
+            },
+        ]
+    )
+    box = page.locator("[data-composer-input]")
+    box.fill("What do these two files say?")
+    box.press("Enter")
+    page.wait_for_url(re.compile(r"/chat/[0-9a-f-]{36}/$"))
+    expect(_last(page, "agent")).to_have_attribute("data-complete", "true", timeout=60_000)
+    _rename(page, "Board minutes and the sales chart")
+    question = _last(page, "user")
+    expect(question.locator("[data-thumbnail]")).to_be_visible()
+    page.wait_for_function("document.querySelector('[data-thumbnail]').complete")
+    question.evaluate("el => el.scrollIntoView({block: 'start'})")
+    page.screenshot(path=out / "attachments.png")
+    assert watch.page_errors == []
+    context.close()
+
+
+def test_reasoning_screenshot_for_the_readme(
+    browser: Browser, demo_site: Site, sessions: dict[str, Path]
+) -> None:
+    # The demo model thinks before it answers: its thoughts, opened, above the answer.
+    out = Path(os.environ["SCREENSHOTS_DIR"])
+    out.mkdir(parents=True, exist_ok=True)
+    context, page, watch = _open(
+        browser, demo_site, sessions[USERS[0]], viewport={"width": 1280, "height": 800}
+    )
+    page.goto("/chat/")
+    box = page.locator("[data-composer-input]")
+    box.fill("How should I plan the spring release?")
+    box.press("Enter")
+    page.wait_for_url(re.compile(r"/chat/[0-9a-f-]{36}/$"))
+    answer = _last(page, "agent")
+    expect(answer).to_have_attribute("data-complete", "true", timeout=60_000)
+    _rename(page, "A release plan, thought through")
+    section = answer.locator("[data-thinking]")
+    expect(section.locator("summary")).to_contain_text("Thought for")
+    section.locator("summary").click()
+    expect(section).to_have_attribute("open", "")
+    page.wait_for_timeout(300)  # the chevron's turn, for the picture only
+    _last(page, "user").evaluate("el => el.scrollIntoView({block: 'start'})")
+    page.mouse.move(0, 0)  # no hover highlight on the summary in the picture
+    page.screenshot(path=out / "reasoning.png")
     assert watch.page_errors == []
     context.close()
