@@ -3,7 +3,8 @@
 axe-core (the engine behind Lighthouse's and most CI accessibility checks) runs in the page
 through `axe-playwright-python`, which ships axe-core's script in its wheel (no download at test
 time). A serious or critical violation on the chat page (light and dark), the component, the
-accounts pages or a shared conversation fails the test with the rule, its help text and the
+accounts pages, a shared conversation, the composer with files chosen, a message with
+attachments or an answer's Thinking section fails the test with the rule, its help text and the
 elements it found.
 
 Same real project, servers and fake provider as `test_chat_ui.py` (the session's `site`).
@@ -18,6 +19,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect
 
+from django_ai_chat.testing import sample_pdf, sample_png
 from tests.browser.conftest import Site, Watch
 from tests.browser.test_chat_ui import assert_clean, start_conversation, wait_for_answer
 
@@ -124,6 +126,53 @@ def test_the_share_dialog_and_the_shared_page_have_no_serious_violations(
         assert violations(page) == []
         page.goto(link.input_value())
         expect(page.locator("[data-shared-message]")).to_have_count(2)
+        assert violations(page) == []
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_attachments_and_reasoning_have_no_serious_violations(
+    browser: Browser, site: Site, sessions: dict[str, Any], scheme: str
+) -> None:
+    context = browser.new_context(
+        base_url=site.base_url,
+        storage_state=sessions["alice@example.com"],
+        color_scheme=scheme,  # type: ignore[arg-type]
+        viewport={"width": 1280, "height": 860},
+    )
+    page = context.new_page()
+    try:
+        page.goto("/chat/")
+        # The composer with files chosen: a thumbnail, a PDF and a text file, each removable.
+        with page.expect_file_chooser() as chooser:
+            page.get_by_role("button", name="Attach files").click()
+        chooser.value.set_files(
+            [
+                {"name": "chart.png", "mimeType": "image/png", "buffer": sample_png(96, 64)},
+                {"name": "minutes.pdf", "mimeType": "application/pdf", "buffer": sample_pdf()},
+                {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"Buy milk.\n"},
+            ]
+        )
+        pending = page.get_by_role("list", name="Files to send")
+        expect(pending.get_by_role("listitem")).to_have_count(3)
+        assert violations(page) == []
+
+        # The sent message's thumbnail and chips; the answer's Thinking section, open and folded.
+        box = page.locator("[data-composer-input]")
+        box.fill("What do these say? [think:40] [tokens:20]")
+        box.press("Enter")
+        page.wait_for_url(re.compile(r"/chat/[0-9a-f-]{36}/$"))
+        question = page.locator("[data-messages] > [data-source=user]").last
+        expect(
+            question.get_by_role("list", name="Attached files").get_by_role("listitem")
+        ).to_have_count(3)
+        answer = page.locator("[data-messages] > [data-source=agent]").last
+        expect(answer.locator("[data-thinking-body]")).not_to_have_text("", timeout=20_000)
+        answer = wait_for_answer(page)
+        assert violations(page) == []
+        answer.locator("[data-thinking] > summary").click()
+        expect(answer.locator("[data-thinking]")).to_have_attribute("open", "")
         assert violations(page) == []
     finally:
         context.close()
