@@ -33,6 +33,7 @@ from django.core.files.storage import DefaultStorage, Storage, storages
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.functional import empty
+from django.utils.translation import gettext as _
 
 from django_ai_chat.conf import ai_chat_settings
 
@@ -164,7 +165,8 @@ def read_upload(upload: UploadedFile[bytes]) -> Upload:
     limit = int(ai_chat_settings.MAX_ATTACHMENT_SIZE)
     if size > limit:
         raise ValidationError(
-            f"{name!r} is too big ({format_size(size)}; the limit is {format_size(limit)}).",
+            _("%(name)s is too big (%(size)s; the limit is %(limit)s).")
+            % {"name": repr(name), "size": format_size(size), "limit": format_size(limit)},
             code="too_big",
         )
     upload.seek(0)
@@ -172,9 +174,7 @@ def read_upload(upload: UploadedFile[bytes]) -> Upload:
     media_type = sniff(head, name)
     allowed = tuple(ai_chat_settings.ATTACHMENT_TYPES)
     if media_type is None or media_type not in allowed:
-        raise ValidationError(
-            f"{name!r} cannot be attached: {_accepted_list(allowed)} only.", code="wrong_type"
-        )
+        raise _wrong_type(name, allowed)
     text, pages = "", None
     if media_type in DOCUMENT_TYPES:
         upload.seek(0)
@@ -185,14 +185,12 @@ def read_upload(upload: UploadedFile[bytes]) -> Upload:
             text = upload.read().decode("utf-8-sig")
         except UnicodeDecodeError:
             raise ValidationError(
-                f"{name!r} is not UTF-8 text: save it as UTF-8 and attach it again.",
+                _("%(name)s is not UTF-8 text: save it as UTF-8 and attach it again.")
+                % {"name": repr(name)},
                 code="unreadable",
             ) from None
         if "\x00" in text:
-            raise ValidationError(
-                f"{name!r} cannot be attached: {_accepted_list(allowed)} only.",
-                code="wrong_type",
-            )
+            raise _wrong_type(name, allowed)
     upload.seek(0)
     return Upload(upload, name, media_type, size, text, pages)
 
@@ -203,8 +201,11 @@ def _pdf_text(data: bytes, name: str) -> tuple[str, int]:
     from pypdf.errors import PyPdfError
 
     unreadable = ValidationError(
-        f"{name!r} could not be read as a PDF (damaged or password-protected): "
-        "export it again, or attach it as text.",
+        _(
+            "%(name)s could not be read as a PDF (damaged or password-protected): "
+            "export it again, or attach it as text."
+        )
+        % {"name": repr(name)},
         code="unreadable",
     )
     try:
@@ -232,15 +233,23 @@ def _clean_name(name: str) -> str:
     return base
 
 
+def _wrong_type(name: str, allowed: tuple[str, ...]) -> ValidationError:
+    return ValidationError(
+        _("%(name)s cannot be attached: %(accepted)s only.")
+        % {"name": repr(name), "accepted": _accepted_list(allowed)},
+        code="wrong_type",
+    )
+
+
 def _accepted_list(allowed: tuple[str, ...]) -> str:
     labels = []
     if any(t in allowed for t in IMAGE_TYPES):
-        labels.append("images (PNG, JPEG, WebP, GIF)")
+        labels.append(_("images (PNG, JPEG, WebP, GIF)"))
     if any(t in allowed for t in DOCUMENT_TYPES):
-        labels.append("PDF")
+        labels.append(_("PDF"))
     if any(t in allowed for t in TEXT_TYPES):
-        labels.append("text, Markdown or CSV files")
-    return ", ".join(labels) or "no files"
+        labels.append(_("text, Markdown or CSV files"))
+    return ", ".join(labels) or _("no files")
 
 
 class _AttachmentStorage(DefaultStorage):

@@ -103,9 +103,10 @@ def clean_attachments(files: Sequence[UploadedFile[bytes] | Upload | None]) -> l
     limit = int(ai_chat_settings.MAX_ATTACHMENTS)
     if len(present) > limit:
         if limit <= 0:
-            raise ValidationError("Files cannot be attached here.", code="too_many")
+            raise ValidationError(_("Files cannot be attached here."), code="too_many")
         raise ValidationError(
-            f"Too many files ({len(present)}): attach at most {limit} to one message.",
+            _("Too many files (%(count)s): attach at most %(limit)s to one message.")
+            % {"count": len(present), "limit": limit},
             code="too_many",
         )
     return [file if isinstance(file, Upload) else read_upload(file) for file in present]

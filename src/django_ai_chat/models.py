@@ -45,6 +45,7 @@ from django.db import IntegrityError, models, transaction
 from django.db.models.functions import Coalesce
 from django.db.models.signals import class_prepared, post_delete
 from django.utils import timezone
+from django.utils.translation import gettext
 from uuid_utils.compat import uuid7
 
 from django_ai_chat.attachments import (
@@ -412,17 +413,18 @@ class FeedbackQuerySet(models.QuerySet[_F]):
             ValidationError: `answer` is not the agent's, or `rating` is not one of `Rating`.
         """
         if answer.source != AbstractMessage.Source.AGENT:
-            raise ValidationError("Only answers can be rated.", code="invalid")
+            raise ValidationError(gettext("Only answers can be rated."), code="invalid")
         if rating and rating not in AbstractFeedback.Rating.values:
             raise ValidationError(
-                f"Unknown rating {rating!r}: use one of {AbstractFeedback.Rating.values!r}.",
+                gettext("Unknown rating %(rating)s: use one of %(choices)s.")
+                % {"rating": repr(rating), "choices": repr(AbstractFeedback.Rating.values)},
                 code="invalid_choice",
             )
         owner_field = self.model.owner_field
         lookup: dict[str, Any] = {"message": answer}
         if owner_field is not None:
             if not signed_in(actor):
-                raise ValidationError("Sign in to rate an answer.", code="anonymous")
+                raise ValidationError(gettext("Sign in to rate an answer."), code="anonymous")
             lookup[owner_field] = actor
         if not rating:
             self.filter(**lookup).delete()

@@ -205,6 +205,73 @@ def test_the_lint_sees_literals():
 # -- runtime messages follow the active language ------------------------------------------------
 
 
+# Errors a person reads (a form's, an action's): what the views show under the composer or a
+# dialog. Raised with a literal (or an f-string) they stay English in every language. Matched on
+# the text: the generator's `*.py-tpl` files hold Jinja, which no Python tokenizer reads.
+_LITERAL_ERROR = re.compile(r"""\bValidationError\(\s*(?:[rRbBuU]?[fF]?[rR]?)(["'])""")
+_PYTHON_SOURCES = ("**/*.py", "gen/**/*.py-tpl")
+
+
+def _literal_errors(source: str) -> list[str]:
+    """`ValidationError("…")` / `ValidationError(f"…")` calls: a message not passed to gettext."""
+    return [
+        f"line {source.count(chr(10), 0, match.start()) + 1}: "
+        f"{source[match.start() : match.start() + 60]!r}"
+        for match in _LITERAL_ERROR.finditer(source)
+    ]
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(
+        {
+            path
+            for pattern in _PYTHON_SOURCES
+            for path in messages.PACKAGE.glob(pattern)
+            if "/migrations/" not in path.as_posix() and "/tests/" not in path.as_posix()
+        }
+    ),
+    ids=lambda path: path.relative_to(messages.PACKAGE).as_posix(),
+)
+def test_errors_a_person_reads_go_through_gettext(path):
+    found = _literal_errors(path.read_text(encoding="utf-8"))
+    assert not found, f"{path.name}: wrap these messages in gettext (`_`): {found}"
+
+
+def test_the_error_lint_sees_literals():
+    source = (
+        'raise ValidationError("Plain.", code="x")\n'
+        'raise forms.ValidationError(f"{name!r} is bad.")\n'
+        'raise ValidationError(_("Fine."))\n'
+        "raise ValidationError(message)\n"
+    )
+    assert [line.split(":")[0] for line in _literal_errors(source)] == ["line 1", "line 2"]
+
+
+def test_attachment_errors_are_translated():
+    from django.core.exceptions import ValidationError
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from django_ai_chat.attachments import read_upload
+    from django_ai_chat.forms import clean_attachments
+
+    page = SimpleUploadedFile("page.html", b"<!doctype html><p>hi</p>", "text/html")
+    with translation.override("fr"), pytest.raises(ValidationError) as wrong:
+        read_upload(page)
+    assert wrong.value.messages == [
+        "'page.html' ne peut pas être joint : seulement images (PNG, JPEG, WebP, GIF), PDF, "
+        "fichiers texte, Markdown ou CSV."
+    ]
+    broken = SimpleUploadedFile("broken.pdf", b"%PDF-1.4 nothing else", "application/pdf")
+    with translation.override("de"), pytest.raises(ValidationError) as unreadable:
+        read_upload(broken)
+    assert unreadable.value.messages[0].startswith("'broken.pdf' konnte nicht als PDF gelesen")
+    files = [SimpleUploadedFile(f"{n}.txt", b"hi", "text/plain") for n in range(9)]
+    with translation.override("fr"), pytest.raises(ValidationError) as many:
+        clean_attachments(files)
+    assert many.value.messages[0].startswith("Trop de fichiers (9)")
+
+
 def test_form_errors_are_translated():
     from django.core.exceptions import ValidationError
 

@@ -18,6 +18,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django_ai_chat.attachments import Upload
 from django_ai_chat.forms import (
     clean_attachments,
@@ -201,7 +202,7 @@ def edit_message(actor: Any, message_id: Any, text: str) -> Message:
     with transaction.atomic():
         message = _own_message(actor, message_id)
         if message.source != Message.Source.USER:
-            raise ValidationError("Only your own messages can be edited.", code="invalid")
+            raise ValidationError(_("Only your own messages can be edited."), code="invalid")
         message.text = text
         message.save(update_fields=["text", "updated_at"])
         _answer_again(message, actor)
