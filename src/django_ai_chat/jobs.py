@@ -31,6 +31,9 @@ Jobs are deferred in the transaction of the write that makes them due, never pol
 runs its ORM calls in a thread, so a database connection, of its own (procrastinate runs async
 jobs on the worker's event loop: without that, every running answer would queue on asgiref's
 one shared thread).
+
+Longer than our usual modules: the four tasks are registered together by `ChatJobs` (one
+procrastinate app, one lock naming scheme, one way to act as the user), and each is short.
 """
 
 from __future__ import annotations

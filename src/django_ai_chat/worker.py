@@ -22,6 +22,9 @@ after `HANDOVER_SECONDS` more is cancelled.
 
 Users: `run_workers` (the generated `manage.py <app>_worker`, through `WorkerCommand`) and
 `django_ai_chat.asgi.WorkerLifespan` (`manage.py chat_dev`: workers inside the ASGI server).
+
+Longer than our usual modules: supervising, stopping and handing over are one life cycle (the
+handover scope is armed by the stop that `Workers` runs), and `WorkerCommand` is its thin shell.
 """
 
 from __future__ import annotations

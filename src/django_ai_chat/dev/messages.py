@@ -16,6 +16,9 @@ Where msgids come from (the user interface only; prompts the model reads stay as
 - Python: `gettext`, `gettext_lazy`, `gettext_noop`, `ngettext`(`_lazy`), `pgettext`(`_lazy`)
   and `_` calls in the runtime's modules and the generated Python (`*.py-tpl`, the accounts app);
 - chat.js: `django_ai_chat.i18n.js_messages`.
+
+Longer than our usual modules: extraction and the .po/.mo formats in one file keep a tool no
+deployed app imports out of the package's tree of runtime modules; GNU gettext is not needed.
 """
 
 from __future__ import annotations

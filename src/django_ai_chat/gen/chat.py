@@ -2,6 +2,10 @@
 
 `gen_chat(project, opts, target)` only records changes, feedback and follow-up tasks in the
 `Project`; nothing is written here.
+
+Longer than our usual modules: one task reads one project, and its steps (app files, settings
+chain, URLconf, login, dependencies, notices) share the helpers that find where each goes; the
+patchers themselves (`gen/patch/`) and the templates are elsewhere.
 """
 
 from __future__ import annotations

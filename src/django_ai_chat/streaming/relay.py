@@ -5,6 +5,10 @@ flush (`sync`), reads the rows, sends what the browser lacks beyond its cursor a
 live deltas, de-duplicated by offset. A reload, a dropped connection or a restarted web server
 therefore ends with exactly the model's text: no gap, no duplicate.
 
+Longer than our usual modules: `_Relay` is one state machine (cursor, rows read, live events
+de-duplicated by offset) whose steps only make sense together; the payloads, topics and HTTP
+response live in their own modules beside it.
+
 Example (view):
     ```python
     return event_stream_response(relay(

@@ -5,6 +5,10 @@ conversation's topic, but
 writes the row only now and then: on `sync` (a relay is catching up), on tool events, on stop and
 at the end, so the number of writes does not grow with the answer's length.
 
+Longer than our usual modules: `AnswerWriter` is one state machine (offsets, the publish in
+flight, pending syncs, stop, the final write) and its stop scope shares that state; split, each
+half would reach into the other's private fields.
+
 Example:
     ```python
     async with AnswerWriter(message.pk, topic=messages_topic(cid), flush=write) as writer:

@@ -33,6 +33,10 @@ with an unfinished answer and a plain request to continue it (an answer a stoppi
 over, `Responder.resume`) gets the rest of what that answer would have been, as an ideal model
 would. Every streamed chunk
 carries `x_emit_ts` (float epoch seconds when it was written) for latency measurements.
+
+Longer than our usual modules: a provider's behaviour is one contract (directives, timing,
+usage, errors, the SSE wire), and tests read it top to bottom in one place; the server process
+wrapper at the end is what `python -m django_ai_chat.testing` runs.
 """
 
 from __future__ import annotations

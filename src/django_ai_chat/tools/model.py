@@ -1,4 +1,9 @@
-"""Model-action tools: read, get, create, update and destroy rows of a Django model as the actor."""
+"""Model-action tools: read, get, create, update and destroy rows of a Django model as the actor.
+
+Longer than our usual modules: `ModelTools` (the public builder, one method per action) and
+the five tool classes it returns share the model's introspection (fields, schemas, scope);
+the schema, query and value helpers are in their own private modules.
+"""
 
 from __future__ import annotations
 
