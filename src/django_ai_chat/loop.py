@@ -4,6 +4,11 @@ Built on pydantic-ai's `Agent.iter()`: each model request is streamed node by no
 deltas reach the caller as the provider emits them, and tool calls are announced before the tool
 runs. Whatever goes wrong inside a tool goes back to the model as an error result; whatever goes
 wrong with the provider ends the run with an `ErrorEvent`; every run ends with one `DoneEvent`.
+
+A run in which no tool can be called (none offered, or none the actor may use) has one model
+request and nothing for the agent graph to do, so it is streamed with
+`pydantic_ai.direct.model_request_stream` instead: the same request and the same events, without
+the graph's per-event wrappers (about a third of the client's CPU per token, BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, cast
 from asgiref.sync import sync_to_async
 from django.db import connections
 from pydantic_ai import Agent
+from pydantic_ai.direct import model_request_stream
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import (
     BinaryContent,
@@ -69,10 +75,10 @@ from django_ai_chat.events import (
 )
 from django_ai_chat.exceptions import ConfigurationError
 from django_ai_chat.llm import resolve_model
-from django_ai_chat.pricing import usage_of
+from django_ai_chat.pricing import priced, usage_of
 
 if TYPE_CHECKING:
-    from pydantic_ai.models import Model
+    from pydantic_ai.models import Model, StreamedResponse
     from pydantic_ai.run import AgentRun
 
 __all__ = [
@@ -300,11 +306,16 @@ def _tool_event(event: object) -> ToolCallEvent | ToolResultEvent | None:
     return None
 
 
-def _usage(run: AgentRun[None, str] | None) -> Usage:
-    if run is None:
+def _usage(run: AgentRun[None, str] | None, streamed: StreamedResponse | None = None) -> Usage:
+    if run is None and streamed is None:
         return Usage()
     try:
-        responses = [m for m in run.new_messages() if isinstance(m, ModelResponse)]
+        if streamed is not None:
+            # Priced here: the agent graph prices its responses, the direct API does not.
+            responses = [priced(streamed.get())]
+        else:
+            assert run is not None
+            responses = [m for m in run.new_messages() if isinstance(m, ModelResponse)]
     except Exception:  # usage must never fail an answer
         logger.exception("Could not read the usage of a model run.")
         return Usage()
@@ -355,6 +366,10 @@ class _Progress:
     """What a producer has got to, for the consumer that cancels it (a timeout)."""
 
     run: AgentRun[None, str] | None = None
+    streamed: StreamedResponse | None = None  # the direct request's response (no agent run)
+
+    def usage(self) -> Usage:
+        return _usage(self.run, self.streamed)
 
 
 def _paused_messages(messages: list[ModelMessage]) -> list[Any]:
@@ -431,10 +446,75 @@ async def _pause(
 async def _produce(
     run_spec: _Run, emit: Callable[[Event], Awaitable[None]], progress: _Progress
 ) -> None:
-    """Run the agent and `emit` every event; always ends with a `DoneEvent`."""
+    """Run the model (and the tools) and `emit` every event; always ends with a `DoneEvent`."""
     text: list[str] = []
     rounds = 0
-    agent_run: AgentRun[None, str | DeferredToolRequests] | None = None
+    error: ErrorEvent | None = None
+    paused: PausedRun | None = None
+    try:
+        tools = await resolve_tools(run_spec.tools, run_spec.actor)
+        if not tools and run_spec.resume is None and _direct_requests:
+            if run_spec.max_rounds < 1:
+                error = _max_rounds_error(rounds)
+            else:
+                model = resolve_model(run_spec.model)  # a misconfigured one makes no request
+                rounds = 1
+                await _direct_request(model, run_spec, emit, text, progress)
+        else:
+            rounds, error, paused = await _agent_run(run_spec, tools, emit, text, progress)
+    except Exception as caught:
+        error = _error_for(caught)
+    if error is not None:
+        await emit(error)
+    await emit(DoneEvent(text="".join(text), usage=progress.usage(), rounds=rounds, paused=paused))
+
+
+def _max_rounds_error(rounds: int) -> ErrorEvent:
+    return ErrorEvent(
+        reason="max_rounds", message=f"Stopped after {rounds} model requests (max_rounds)."
+    )
+
+
+_direct_requests = True
+"""Whether a run without tools skips the agent graph (`False`: every run goes through it; the
+tests run both ways, the benchmarks compare them)."""
+
+
+async def _direct_request(
+    model: Model,
+    run_spec: _Run,
+    emit: Callable[[Event], Awaitable[None]],
+    text: list[str],
+    progress: _Progress,
+) -> None:
+    """The run's one model request, streamed without the agent graph: no tool can be called.
+
+    What `Agent.iter` would send (the history, then the prompt carrying the instructions) and the
+    same events; the response is the run's only one. A model that calls a tool it was not
+    offered gets no answer to it (the agent would tell it the tool does not exist and ask again).
+    """
+    request = ModelRequest(
+        parts=[UserPromptPart(run_spec.prompt)], instructions=run_spec.system_prompt or None
+    )
+    async with model_request_stream(model, [*run_spec.history, request]) as response:
+        progress.streamed = response
+        async for event in response:
+            if delta := _text_of(event):
+                text.append(delta)
+                await emit(TextDeltaEvent(text=delta))
+            elif thought := _thinking_of(event):
+                await emit(ThinkingDeltaEvent(text=thought))
+
+
+async def _agent_run(
+    run_spec: _Run,
+    tools: list[ToolLike],
+    emit: Callable[[Event], Awaitable[None]],
+    text: list[str],
+    progress: _Progress,
+) -> tuple[int, ErrorEvent | None, PausedRun | None]:
+    """The tool loop through `Agent.iter`: returns its rounds, its error and its pause."""
+    rounds = 0
     error: ErrorEvent | None = None
     paused: PausedRun | None = None
     resume = run_spec.resume
@@ -442,7 +522,7 @@ async def _produce(
     announced = set(resume.paused.calls) if resume is not None else set()
     try:
         toolset = ActorToolset(
-            await resolve_tools(run_spec.tools, run_spec.actor),
+            tools,
             run_spec.actor,
             can_pause=run_spec.can_pause,
             run_once=None if resume is None else resume.run_once,
@@ -455,16 +535,12 @@ async def _produce(
             output_type=[str, DeferredToolRequests],
         )
         async with _iterate(agent, run_spec) as run:
-            agent_run = run
             progress.run = cast("AgentRun[None, str]", run)
             node = run.next_node
             while not Agent.is_end_node(node):
                 if Agent.is_model_request_node(node):
                     if rounds >= run_spec.max_rounds:
-                        error = ErrorEvent(
-                            reason="max_rounds",
-                            message=f"Stopped after {rounds} model requests (max_rounds).",
-                        )
+                        error = _max_rounds_error(rounds)
                         break
                     rounds += 1
                     async with node.stream(run.ctx) as request_stream:
@@ -494,16 +570,7 @@ async def _produce(
             paused = await _pause(run, toolset, emit)
     except Exception as caught:
         error = _error_for(caught)
-    if error is not None:
-        await emit(error)
-    await emit(
-        DoneEvent(
-            text="".join(text),
-            usage=_usage(cast("AgentRun[None, str] | None", agent_run)),
-            rounds=rounds,
-            paused=paused,
-        )
-    )
+    return rounds, error, paused
 
 
 _END: Final = object()
@@ -623,7 +690,7 @@ async def astream(
                 yield ErrorEvent(reason="timeout", message=reason)
                 # The requests that completed were billed: their usage counts (a limit, the cost).
                 yield DoneEvent(
-                    text="".join(clock.text), usage=_usage(progress.run), rounds=clock.rounds
+                    text="".join(clock.text), usage=progress.usage(), rounds=clock.rounds
                 )
                 break
             if event is None:

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -27,7 +28,9 @@ from django_ai_chat.conf import ai_chat_settings
 from django_ai_chat.events import Usage
 from django_ai_chat.exceptions import ConfigurationError
 
-__all__ = ["price_override", "response_cost", "usage_of"]
+__all__ = ["price_override", "priced", "response_cost", "usage_of"]
+
+logger = logging.getLogger(__name__)
 
 
 def price_override(model_name: str, *, provider: str | None = None) -> ModelPrice | None:
@@ -55,6 +58,23 @@ def response_cost(response: ModelResponse) -> Decimal | None:
         if override is not None:
             return override.calc_price(response.usage)["total_price"]
     return response.usage.cost
+
+
+def priced(response: ModelResponse) -> ModelResponse:
+    """`response`, its `usage.cost` set from `genai-prices` when unset, as an agent run sets it.
+
+    For a response that did not come through pydantic-ai's agent graph (which prices every
+    response it gets), e.g. one from `pydantic_ai.direct`. Pricing never fails: a model the table
+    does not know, or usage it cannot price, leaves the cost unset (`None`).
+    """
+    if response.usage.cost is None and response.model_name:
+        try:
+            response.usage.cost = response.cost().total_price
+        except (LookupError, ValueError):
+            pass  # not in the table (`test` and `function` models neither), or unpriceable usage
+        except Exception:
+            logger.warning("Could not price a response of %s.", response.model_name, exc_info=True)
+    return response
 
 
 def usage_of(responses: Iterable[ModelResponse], *, requests: int | None = None) -> Usage:
