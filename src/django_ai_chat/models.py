@@ -48,6 +48,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from uuid_utils.compat import uuid7
 
+from django_ai_chat.branches import TREE_FIELDS, BranchTree, Branches, link_linear_history
 from django_ai_chat.attachments import (
     Upload,
     attachment_storage,
@@ -226,18 +227,116 @@ class MessageQuerySet(models.QuerySet[_M]):
         """
         try:
             with transaction.atomic(using=self.db):
-                return self.create(
+                answer = self.create(
                     conversation_id=question.conversation_id,
                     response_to=question,
+                    parent=question,
+                    activated_at=timezone.now(),
                     source=AbstractMessage.Source.AGENT,
                     **{"text": "", **fields},
                 )
+                # Questions sent while this one waited follow its answer, not it: otherwise
+                # they would be siblings of the answer.
+                self.filter(parent=question, source=AbstractMessage.Source.USER).update(
+                    parent=answer
+                )
+                return answer
         except IntegrityError:
             return None
 
     async def acreate_answer(self, question: AbstractMessage, **fields: Any) -> _M | None:
         """Async `create_answer` (one thread hop: the savepoint cannot span several)."""
         return await sync_to_async(self.create_answer)(question, **fields)
+
+    # Branches (see `django_ai_chat.branches`) ------------------------------------------------
+
+    def tree(self, conversation_id: Any) -> BranchTree:
+        """The tree of the conversation's messages (one query of their ids and links)."""
+        rows = self.model._default_manager.filter(**{"conversation_id": conversation_id})
+        return BranchTree.from_rows(rows.values_list(*TREE_FIELDS))
+
+    async def atree(self, conversation_id: Any) -> BranchTree:
+        """Async `tree`."""
+        return await sync_to_async(self.tree)(conversation_id)
+
+    def on_active_path(self, conversation_id: Any, *, tree: BranchTree | None = None) -> list[_M]:
+        """These messages of the conversation that are on its active path, in its order.
+
+        The path is the person's current branch: what the page shows and the model is sent.
+        Pass `tree` when you have it already.
+        """
+        tree = self.tree(conversation_id) if tree is None else tree
+        path = tree.active_path()
+        rows = {m.pk: m for m in self.filter(**{"conversation_id": conversation_id, "pk__in": path})}
+        return [rows[pk] for pk in path if pk in rows]
+
+    def add_question(self, conversation: AbstractConversation, **fields: Any) -> _M:
+        """A new user message at the end of the conversation's active path.
+
+        Locks the conversation's row, so that two questions sent at once follow one another
+        instead of becoming siblings. `fields` are set on the row (`text`, ...).
+        """
+        with transaction.atomic(using=self.db):
+            type(conversation)._default_manager.select_for_update().filter(
+                pk=conversation.pk
+            ).first()
+            leaf = self.tree(conversation.pk).leaf()
+            return self.create(
+                conversation=conversation,
+                parent_id=leaf,
+                activated_at=timezone.now(),
+                source=AbstractMessage.Source.USER,
+                **fields,
+            )
+
+    def add_sibling(self, message: AbstractMessage, **fields: Any) -> _M:
+        """A new user message in place of `message` (an edit): same parent, now the active one.
+
+        `message` and what followed it stay, a branch the person can switch back to.
+        """
+        if message.source != AbstractMessage.Source.USER:
+            raise ValidationError("Only questions have sibling questions.", code="invalid")
+        with transaction.atomic(using=self.db):
+            parent = self._linked_parent(message)
+            return self.create(
+                conversation_id=message.conversation_id,
+                parent_id=parent,
+                activated_at=timezone.now(),
+                source=AbstractMessage.Source.USER,
+                **fields,
+            )
+
+    def detach_answer(self, question: AbstractMessage) -> _M | None:
+        """Make room for a new answer to `question`, keeping the current one as a sibling.
+
+        The answer stays in the tree (its `parent` is the question) but no longer holds the
+        question's one `response_to` slot, so `respond` answers it again. Returns the answer
+        detached, `None` when there was none. An answer still streaming is the caller's to stop.
+        """
+        with transaction.atomic(using=self.db):
+            link_linear_history(self.model, question.conversation_id)
+            answer = self.select_for_update().filter(response_to=question).first()
+            if answer is None:
+                return None
+            self.filter(pk=answer.pk).update(response_to=None, parent=question)
+            return answer
+
+    def activate(self, message: AbstractMessage) -> None:
+        """Make `message` the active one among its siblings (the person switched to it).
+
+        The branch under it comes back as it was left: each message's own active child is kept.
+        """
+        with transaction.atomic(using=self.db):
+            self._linked_parent(message)
+            self.filter(pk=message.pk).update(activated_at=timezone.now())
+
+    def _linked_parent(self, message: AbstractMessage) -> Any:
+        # Old linear rows are linked first: a new row sorted between them must not change what
+        # they follow.
+        link_linear_history(self.model, message.conversation_id)
+        return self.model._default_manager.filter(pk=message.pk).values_list(
+            "parent_id", flat=True
+        ).get()
 
 
 _USAGE_TOTALS: Final[dict[str, Any]] = {
@@ -357,15 +456,33 @@ class AbstractMessage(models.Model):
     summary_count = models.PositiveIntegerField(
         default=0, help_text="Messages the summary covers (this one included)."
     )
+    # Branches (`django_ai_chat.branches`): the message this one follows, and when it was last
+    # made the active one among its siblings. Both empty on rows older than branches: they follow
+    # the message before them, as they always did (no data migration needed).
+    parent = models.ForeignKey(
+        "self",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="children",
+        help_text="The message this one follows (its siblings share it).",
+    )
+    activated_at = models.DateTimeField(
+        null=True, blank=True, help_text="The newest among siblings is on the active path."
+    )
     inserted_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = MessageQuerySet.as_manager()
 
+    # Set by `branches.attach_branches` on the messages a page shows.
+    branches: Branches | None = None
+
     if TYPE_CHECKING:
         # Declared by the subclass (a foreign key named `conversation`).
         conversation_id: Any
         response_to_id: Any
+        parent_id: Any
 
         @property
         def conversation(self) -> AbstractConversation:
