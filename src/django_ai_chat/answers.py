@@ -312,8 +312,9 @@ class Responder:
     async def history_messages(self, question: AbstractMessage) -> list[AbstractMessage]:
         """The complete messages the model may see before answering `question`, oldest first.
 
-        Every message up to `question` (included): later questions (sent while this one waited)
-        and unfinished answers are left out, each answer comes right after its question. What
+        The messages on the branch leading to `question` (included), in their order: other
+        branches, later questions (sent while this one waited) and unfinished answers are left
+        out, each answer comes right after its question. What
         `history` sends and what `summarize` summarises are chosen from these.
         """
         source = AbstractMessage.Source
@@ -323,12 +324,19 @@ class Responder:
             .filter(
                 Q(source=source.USER, id__lte=question.pk)
                 | Q(source=source.AGENT, response_to_id__lt=question.pk)
+                # A regenerated answer's old version, which the person may have switched back to.
+                | Q(source=source.AGENT, response_to__isnull=True, parent__isnull=False)
             )
             .defer("tool_calls", "tool_results")
         )
         messages = [m async for m in rows]
-        # An answer belongs right after its question, even if a later question was sent first.
-        messages.sort(key=lambda m: (m.response_to_id or m.pk, m.source == source.AGENT))
+        # Only the branch that leads to `question` (`django_ai_chat.branches`): an edited
+        # question's old version and a regenerated answer's old versions are not the model's.
+        tree = await self.message_model.objects.atree(question.conversation_id)
+        if question.pk in tree:
+            order = {pk: i for i, pk in enumerate(tree.path_to(question.pk))}
+            messages = [m for m in messages if m.pk in order]
+            messages.sort(key=lambda m: order[m.pk])
         return messages
 
     async def history(self, question: AbstractMessage) -> list[ChatMessage]:

@@ -29,8 +29,6 @@ __all__ = ["TREE_FIELDS", "BranchTree", "Node", "attach_branches", "link_linear_
 TREE_FIELDS: Final = ("id", "parent_id", "activated_at", "source", "response_to_id")
 """The columns `BranchTree.from_rows` reads (`QuerySet.values_list(*TREE_FIELDS)`)."""
 
-_NEVER: Final = datetime.min
-
 
 @dataclass
 class Node:
@@ -80,6 +78,10 @@ class BranchTree:
             else:
                 self.nodes[node.parent].children.append(node.id)
             previous = node
+        # Siblings in the order they were written (ids are time-ordered), whatever they answer.
+        self.roots.sort(key=str)
+        for node in ordered:
+            node.children.sort(key=str)
 
     @classmethod
     def from_rows(cls, rows: Iterable[Sequence[Any]]) -> BranchTree:
@@ -148,7 +150,12 @@ class BranchTree:
     def _active(self, candidates: list[Any]) -> Any:
         if not candidates:
             return None
-        return max(candidates, key=lambda i: (self.nodes[i].activated_at or _NEVER, str(i)))
+        return max(candidates, key=self._activation)
+
+    def _activation(self, message_id: Any) -> tuple[int, datetime | None, str]:
+        # Never activated (old linear rows) sorts before any activation; ties go to the newest.
+        activated = self.nodes[message_id].activated_at
+        return (0, None, str(message_id)) if activated is None else (1, activated, str(message_id))
 
 
 @dataclass(frozen=True)
