@@ -160,7 +160,7 @@ class BranchTree:
 
 @dataclass(frozen=True)
 class Branches:
-    """Where a message stands among its siblings, for the `‹ 2/3 ›` switcher.
+    """Where a message stands among its siblings, for the "2/3" switcher.
 
     Attributes:
         index: Its position, from 1.
@@ -193,12 +193,13 @@ def attach_branches(messages: Iterable[AbstractMessage], tree: BranchTree) -> No
         )
 
 
-def link_linear_history(message_model: type[AbstractMessage], conversation_id: Any = None) -> int:
+def link_linear_history(message_model: Any, conversation_id: Any = None) -> int:
     """Store the implied parent of every old linear row (of one conversation, or of all).
 
     Each such message gets as `parent` the message before it in the conversation's linear order
     (an answer right after its question), which is what it followed already: the active path does
-    not change. Usable in a data migration (pass the historical model). Returns the rows linked.
+    not change. Usable in a data migration: `message_model` is a concrete message model or its
+    historical version (`apps.get_model`), hence untyped. Returns the rows linked.
     """
     rows = message_model._default_manager.all()
     if conversation_id is not None:

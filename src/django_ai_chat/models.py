@@ -48,7 +48,6 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from uuid_utils.compat import uuid7
 
-from django_ai_chat.branches import TREE_FIELDS, BranchTree, Branches, link_linear_history
 from django_ai_chat.attachments import (
     Upload,
     attachment_storage,
@@ -56,6 +55,7 @@ from django_ai_chat.attachments import (
     format_size,
     kind_of,
 )
+from django_ai_chat.branches import TREE_FIELDS, Branches, BranchTree, link_linear_history
 
 if TYPE_CHECKING:
     from django.db.models.fields.related_descriptors import RelatedManager
@@ -267,7 +267,9 @@ class MessageQuerySet(models.QuerySet[_M]):
         """
         tree = self.tree(conversation_id) if tree is None else tree
         path = tree.active_path()
-        rows = {m.pk: m for m in self.filter(**{"conversation_id": conversation_id, "pk__in": path})}
+        rows = {
+            m.pk: m for m in self.filter(**{"conversation_id": conversation_id, "pk__in": path})
+        }
         return [rows[pk] for pk in path if pk in rows]
 
     def add_question(self, conversation: AbstractConversation, **fields: Any) -> _M:
@@ -334,9 +336,11 @@ class MessageQuerySet(models.QuerySet[_M]):
         # Old linear rows are linked first: a new row sorted between them must not change what
         # they follow.
         link_linear_history(self.model, message.conversation_id)
-        return self.model._default_manager.filter(pk=message.pk).values_list(
-            "parent_id", flat=True
-        ).get()
+        return (
+            self.model._default_manager.filter(pk=message.pk)
+            .values_list("parent_id", flat=True)
+            .get()
+        )
 
 
 _USAGE_TOTALS: Final[dict[str, Any]] = {

@@ -6,8 +6,6 @@ Through `Message.objects` (`MessageQuerySet`) and `Responder.history_messages` o
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from asgiref.sync import async_to_sync
 
@@ -160,5 +158,3 @@ def test_rows_written_without_links_read_linearly_and_the_migration_links_them(
 def test_a_tree_of_no_message_has_an_empty_path() -> None:
     tree = BranchTree([])
     assert tree.active_path() == [] and tree.leaf() is None and len(tree) == 0
-
-
