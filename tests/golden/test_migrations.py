@@ -65,6 +65,10 @@ ADDED_SINCE_0_1 = {
     # A long history's summary, on the last message it covers (issue 15).
     "summary",
     "summary_count",
+    # Branches: the message each follows and when it was last chosen among its siblings
+    # (issue 14); both nullable, old rows read linearly as before.
+    "activated_at",
+    "parent",
 }
 
 CREATED_SINCE_0_1 = [

@@ -53,9 +53,11 @@ class Migration(migrations.Migration):
                 ('model_name', models.CharField(blank=True, default='', max_length=100)),
                 ('summary', models.TextField(blank=True, default='', help_text='Summary of the conversation up to this message.')),
                 ('summary_count', models.PositiveIntegerField(default=0, help_text='Messages the summary covers (this one included).')),
+                ('activated_at', models.DateTimeField(blank=True, help_text='The newest among siblings is on the active path.', null=True)),
                 ('inserted_at', models.DateTimeField(auto_now_add=True)),
                 ('updated_at', models.DateTimeField(auto_now=True)),
                 ('conversation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='messages', to='chat.conversation')),
+                ('parent', models.ForeignKey(blank=True, help_text='The message this one follows (its siblings share it).', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='children', to='chat.message')),
                 ('response_to', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='response', to='chat.message')),
             ],
             options={

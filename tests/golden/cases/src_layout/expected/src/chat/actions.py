@@ -112,7 +112,7 @@ def create_message(
         if model and model != conversation.ai_model:
             conversation.ai_model = model
             conversation.save(update_fields=["ai_model"])
-        message = Message.objects.create(conversation=conversation, text=text)
+        message = Message.objects.add_question(conversation, text=text)
         _touch(conversation)
         jobs.defer_response(message, actor)
         Attachment.objects.attach(message, uploads)  # last: a refused message stores no file
