@@ -297,7 +297,9 @@ class MessageQuerySet(models.QuerySet[_M]):
         `message` and what followed it stay, a branch the person can switch back to.
         """
         if message.source != AbstractMessage.Source.USER:
-            raise ValidationError("Only questions have sibling questions.", code="invalid")
+            raise ValidationError(
+                gettext("Only questions can be edited, not answers."), code="invalid"
+            )
         with transaction.atomic(using=self.db):
             parent = self._linked_parent(message)
             return self.create(
