@@ -20,6 +20,7 @@ from django.test import RequestFactory
 from django_ai_chat import pubsub, streaming
 from django_ai_chat.models import new_id
 from django_ai_chat.streaming import AnswerWriter, Cursor, control_topic, relay, request_stop
+from django_ai_chat.streaming.relay import _Relay
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -128,6 +129,23 @@ async def _request_stop(topic: str, message_id: object) -> None:
             connection.close()
 
     await sync_to_async(stop)()
+
+
+@pytest.fixture
+def caught_up(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """Set once a relay's catch-up is over (sync answered or timed out, rows re-read, what the
+    browser lacks sent on): from then on it learns of a change only from a live event."""
+    event = asyncio.Event()
+    real_catch_up = _Relay.catch_up
+
+    async def catch_up(self: _Relay, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await real_catch_up(self, *args, **kwargs)
+        finally:
+            event.set()
+
+    monkeypatch.setattr(_Relay, "catch_up", catch_up)
+    return event
 
 
 @pytest.fixture
@@ -527,13 +545,16 @@ async def test_a_failed_delta_publish_surfaces_at_the_next_append(
     """Pub/sub down mid-answer: the answer loop learns it (and ends the answer), not a log."""
     answer_id = await rows.create()
 
+    failed = asyncio.Event()
+
     async def unreachable(topic: str, payload: dict[str, Any], **kwargs: Any) -> None:
+        failed.set()
         raise ConnectionError("pub/sub is down")
 
     async with rows.writer(answer_id, flush_interval=0) as writer:
         monkeypatch.setattr(pubsub, "apublish", unreachable)
         await writer.append("Hello")
-        await asyncio.sleep(0)  # the publish runs, and fails, in the background
+        await failed.wait()  # the publish runs, and fails, in the background
         with pytest.raises(ConnectionError, match="down"):
             await writer.append(" world")
         monkeypatch.undo()
@@ -548,12 +569,11 @@ async def test_a_failed_delta_publish_does_not_stop_the_final_message(
     """A NOTIFY that fails after the last append: the row completes and browsers hear of it."""
     answer_id = await rows.create()
     real_apublish = pubsub.apublish
-    failed = False
+    failed = asyncio.Event()
 
     async def flaky(topic: str, payload: dict[str, Any], **kwargs: Any) -> None:
-        nonlocal failed
-        if payload["type"] == "delta" and not failed:
-            failed = True
+        if payload["type"] == "delta" and not failed.is_set():
+            failed.set()
             raise ConnectionError("transient")
         await real_apublish(topic, payload, **kwargs)
 
@@ -562,7 +582,7 @@ async def test_a_failed_delta_publish_does_not_stop_the_final_message(
         async with rows.writer(answer_id, flush_interval=0) as writer:
             monkeypatch.setattr(pubsub, "apublish", flaky)
             await writer.append("Hello")
-            await asyncio.sleep(0.01)  # the delta's publish fails in the background
+            await failed.wait()  # the delta's publish fails in the background
             await writer.finish(complete=True)
         async with asyncio.timeout(WAIT):
             while "message" not in seen:
@@ -638,7 +658,9 @@ async def test_leaving_the_writer_unsubscribes_whatever_happened_to_the_deltas(
     assert subscribed == []
 
 
-async def test_relay_rereads_everything_after_a_resync(rows: Rows) -> None:
+async def test_relay_rereads_everything_after_a_resync(
+    rows: Rows, caught_up: asyncio.Event
+) -> None:
     """Lost pub/sub messages (listener reconnect, slow consumer) end in a re-read, not a gap."""
     answer_id = await rows.create(text="Hi")
     mid = str(answer_id)
@@ -646,7 +668,8 @@ async def test_relay_rereads_everything_after_a_resync(rows: Rows) -> None:
     stream = rows.relay(browser.load_page(await rows.load_messages(None)), sync_timeout=0.01)
     assert await anext(stream) == "retry: 1000\n\n"
     reader = asyncio.create_task(anext(stream))
-    await asyncio.sleep(0.05)
+    # Its catch-up is over: what follows, only the resync can bring.
+    await asyncio.wait_for(caught_up.wait(), WAIT)
     await rows.write(answer_id, "Hi there", {})  # its deltas were "lost"
     await pubsub.apublish(rows.topic, {"type": pubsub.RESYNC_TYPE, "reason": "test"})
     async with asyncio.timeout(WAIT):
@@ -781,7 +804,7 @@ async def test_relay_trims_overlaps_and_repairs_gaps(rows: Rows) -> None:
 
 
 async def test_relay_holds_no_delta_back_and_merges_only_what_queued_behind_a_write(
-    rows: Rows,
+    rows: Rows, caught_up: asyncio.Event
 ) -> None:
     """Coalescing never waits: a delta goes out at once, even right after another one; only the
     deltas that queued up while the stream was not being read leave together, as one event."""
@@ -801,7 +824,8 @@ async def test_relay_holds_no_delta_back_and_merges_only_what_queued_behind_a_wr
 
     assert await anext(stream) == "retry: 1000\n\n"
     pending = asyncio.create_task(next_event())
-    await asyncio.sleep(0.1)  # the relay's catch-up (its sync goes unanswered) is under way
+    # The relay's catch-up (its sync goes unanswered) is over: the delta is a live one.
+    await asyncio.wait_for(caught_up.wait(), WAIT)
     await pubsub.apublish(rows.topic, {"type": "delta", "id": mid, "offset": 0, "text": "Hel"})
     first = await pending
     assert json.loads(first.data) == {"id": mid, "offset": 0, "text": "Hel"}
@@ -882,7 +906,7 @@ async def test_relay_sends_conversation_events_and_keepalives(rows: Rows) -> Non
 
 
 async def test_relay_unsubscribes_when_the_client_disconnects(
-    rows: Rows, monkeypatch: pytest.MonkeyPatch
+    rows: Rows, monkeypatch: pytest.MonkeyPatch, caught_up: asyncio.Event
 ) -> None:
     active: list[tuple[str, ...]] = []
     real_subscribe = pubsub.subscribe
@@ -902,7 +926,8 @@ async def test_relay_unsubscribes_when_the_client_disconnects(
     assert active == [(rows.topic,)]
     # Django cancels the response task on disconnect; the pending read is interrupted.
     reader = asyncio.create_task(anext(stream))
-    await asyncio.sleep(0.05)
+    # Nothing to send: once its catch-up is over, the reader waits for events.
+    await asyncio.wait_for(caught_up.wait(), WAIT)
     reader.cancel()
     with pytest.raises(asyncio.CancelledError):
         await reader
