@@ -5,7 +5,9 @@ a question at the answer before it. Editing a question adds a *sibling* (same pa
 regenerating an answer adds a sibling answer; nothing is deleted. Among siblings the one with the
 newest `activated_at` is *active*: the active path runs from the active root through the active
 child of each message down to a leaf. It is derived from the rows alone, so it survives a reload,
-is the same in every tab and needs no pointer to keep in step.
+is the same in every tab and needs no pointer to keep in step. One rule more: an answer under a
+question is active only while it holds the question's one `response_to` slot, so a question being
+answered again shows as waiting, and switching back to an old answer hands the slot to it.
 
 Rows written before branches existed (and rows an app creates with a plain `objects.create`) have
 neither `parent` nor `activated_at`: each follows the message before it in the conversation's
@@ -16,15 +18,26 @@ new row sorted between old ones cannot change what they follow.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
+from django_ai_chat.streaming import path_changed
+
 if TYPE_CHECKING:
     from django_ai_chat.models import AbstractMessage
 
-__all__ = ["TREE_FIELDS", "BranchTree", "Node", "attach_branches", "link_linear_history"]
+__all__ = [
+    "TREE_FIELDS",
+    "BranchTree",
+    "Branches",
+    "Node",
+    "announce_path_change",
+    "attach_branches",
+    "link_linear_history",
+]
 
 TREE_FIELDS: Final = ("id", "parent_id", "activated_at", "source", "response_to_id")
 """The columns `BranchTree.from_rows` reads (`QuerySet.values_list(*TREE_FIELDS)`)."""
@@ -148,9 +161,20 @@ class BranchTree:
         }
 
     def _active(self, candidates: list[Any]) -> Any:
-        if not candidates:
+        eligible = [pk for pk in candidates if self._may_be_active(pk)]
+        if not eligible:
             return None
-        return max(candidates, key=self._activation)
+        return max(eligible, key=self._activation)
+
+    def _may_be_active(self, message_id: Any) -> bool:
+        # Under a question, an answer is active only while it holds the question's one
+        # `response_to` slot: a regenerated question shows as waiting until its new answer
+        # exists, and an old answer comes back only when `activate` hands the slot back.
+        node = self.nodes[message_id]
+        if not node.agent or node.parent is None:
+            return True
+        parent = self.nodes[node.parent]
+        return parent.agent or node.response_to == parent.id
 
     def _activation(self, message_id: Any) -> tuple[int, datetime | None, str]:
         # Never activated (old linear rows) sorts before any activation; ties go to the newest.
@@ -191,6 +215,25 @@ def attach_branches(messages: Iterable[AbstractMessage], tree: BranchTree) -> No
             previous=siblings[index - 1] if index > 0 else None,
             next=siblings[index + 1] if index + 1 < len(siblings) else None,
         )
+
+
+@contextmanager
+def announce_path_change(message_model: Any, conversation_id: Any) -> Iterator[None]:
+    """Tell open pages which messages a branch operation took off or put on the active path.
+
+    Wrap the operation (an edit, a regenerate, a switch) in it, inside the action's
+    transaction: the announcements go out at commit (`streaming.path_changed`).
+
+    Example:
+        ```python
+        with transaction.atomic(), announce_path_change(Message, conversation.pk):
+            Message.objects.activate(message)
+        ```
+    """
+    messages = message_model._default_manager
+    before = messages.tree(conversation_id).active_path()
+    yield
+    path_changed(conversation_id, before, messages.tree(conversation_id).active_path())
 
 
 def link_linear_history(message_model: Any, conversation_id: Any = None) -> int:

@@ -329,10 +329,22 @@ class MessageQuerySet(models.QuerySet[_M]):
         """Make `message` the active one among its siblings (the person switched to it).
 
         The branch under it comes back as it was left: each message's own active child is kept.
+        An answer takes its question's one `response_to` slot back from the answer holding it
+        (a running holder is the caller's to stop first).
         """
         with transaction.atomic(using=self.db):
-            self._linked_parent(message)
-            self.filter(pk=message.pk).update(activated_at=timezone.now())
+            parent = self._linked_parent(message)
+            fields: dict[str, Any] = {"activated_at": timezone.now()}
+            if message.source == AbstractMessage.Source.AGENT and parent is not None:
+                question = self.select_for_update().filter(
+                    pk=parent, source=AbstractMessage.Source.USER
+                )
+                if question.exists():
+                    self.filter(response_to_id=parent).exclude(pk=message.pk).update(
+                        response_to=None
+                    )
+                    fields["response_to_id"] = parent
+            self.filter(pk=message.pk).update(**fields)
 
     def _linked_parent(self, message: AbstractMessage) -> Any:
         # Old linear rows are linked first: a new row sorted between them must not change what

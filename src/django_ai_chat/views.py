@@ -1,7 +1,8 @@
 """The live stream of a conversation as a view: `ConversationStreamView`, server-sent events.
 
-One GET per open page: the actor check, the catch-up from the database (bounded to the newest
-`history_limit` messages), then live deltas and message changes (`streaming.relay`), plus the
+One GET per open page: the actor check, the catch-up from the database (the conversation's active
+branch, bounded to its newest `history_limit` messages), then live deltas and message changes
+(`streaming.relay`: a message that leaves the active branch reads as removed), plus the
 sidebar's conversation events, gzip-compressed when the browser accepts it. The view holds no
 database connection while it waits: each read runs in the request's thread and closes that
 thread's connections afterwards (an open tab would otherwise keep a Postgres connection).
@@ -50,6 +51,7 @@ from django.views.generic.base import TemplateResponseMixin
 
 from django_ai_chat import _shutdown, limits, streaming
 from django_ai_chat.attachments import IMAGE_TYPES
+from django_ai_chat.branches import BranchTree, attach_branches
 from django_ai_chat.conf import ai_chat_settings
 from django_ai_chat.models import (
     AbstractAttachment,
@@ -209,17 +211,32 @@ class ConversationStreamView(View):
         return self.message_model
 
     async def _aload_messages(self, conversation_id: Any, after: str | None) -> list[Any]:
-        messages = self.get_messages(conversation_id)
-        # Never more than `history_limit`, however long the conversation or old the cursor: a
-        # (re)connect must not re-render it all.
-        recent = messages.order_by("-id").values("id")[: self.history_limit]
-        shown = Q(id__in=recent, id__gt=after) if after else Q(id__in=recent)
-        rows = messages.filter(shown | Q(complete=False))
-        return await self._released(lambda: list(rows.order_by("id")))
+        def read() -> list[Any]:
+            tree = self._message_model().objects.tree(conversation_id)
+            path = tree.active_path()
+            # Never more than `history_limit`, however long the conversation or old the cursor:
+            # a (re)connect must not re-render it all.
+            recent = path[-self.history_limit :] if self.history_limit else path
+            shown = Q(id__in=recent, id__gt=after) if after else Q(id__in=recent)
+            messages = self.get_messages(conversation_id).filter(id__in=path)
+            rows = list(messages.filter(shown | Q(complete=False)).order_by("id"))
+            attach_branches(rows, tree)
+            return rows
+
+        return await self._released(read)
 
     async def _aload_message(self, conversation_id: Any, message_id: str) -> Any:
-        messages = self.get_messages(conversation_id)
-        return await self._released(messages.filter(id=message_id).first)
+        def read() -> Any:
+            # A message off the active path (the person switched branch) reads as gone.
+            tree = self._message_model().objects.tree(conversation_id)
+            if not _on_active_path(tree, message_id):
+                return None
+            message = self.get_messages(conversation_id).filter(id=message_id).first()
+            if message is not None:
+                attach_branches([message], tree)
+            return message
+
+        return await self._released(read)
 
     async def _arender_message(self, message: Any) -> str:
         def render() -> str:
@@ -246,6 +263,10 @@ class ConversationStreamView(View):
                 connections.close_all()
 
         return await sync_to_async(run)()
+
+
+def _on_active_path(tree: BranchTree, message_id: str) -> bool:
+    return any(str(pk) == message_id for pk in tree.active_path())
 
 
 async def _releasing(events: AsyncIterator[str], release: Callable[[], None]) -> AsyncIterator[str]:

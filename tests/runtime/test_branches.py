@@ -93,6 +93,27 @@ def test_a_regenerated_answer_keeps_the_old_one_as_a_sibling(conversation: Conve
     assert active(conversation) == ["Q1", "A1", "Q2"]
 
 
+def test_a_question_answered_again_waits_and_switching_hands_the_answer_slot_over(
+    conversation: Conversation,
+) -> None:
+    q1 = Message.objects.add_question(conversation, text="Q1")
+    old = answer(q1, "A1")
+    Message.objects.detach_answer(q1)
+    # The old answer is still the newest activated child, but no longer answers Q1.
+    assert active(conversation) == ["Q1"]
+    assert list(Message.objects.needing_response()) == [q1]
+    new = answer(q1, "A1 again")
+
+    Message.objects.activate(old)
+    assert active(conversation) == ["Q1", "A1"]
+    assert Message.objects.get(pk=new.pk).response_to_id is None
+    assert Message.objects.get(pk=old.pk).response_to_id == q1.pk
+    assert Message.objects.create_answer(q1, text="a duplicate job") is None
+    Message.objects.activate(new)
+    assert active(conversation) == ["Q1", "A1 again"]
+    assert Message.objects.get(pk=old.pk).response_to_id is None
+
+
 def test_attach_branches_says_where_each_message_stands(conversation: Conversation) -> None:
     q1 = Message.objects.add_question(conversation, text="Q1")
     answer(q1, "A1")

@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.test import AsyncClient, override_settings
 from django.urls import path
 
 from django_ai_chat import streaming
+from django_ai_chat.branches import announce_path_change
 from django_ai_chat.testing import make_user
 from django_ai_chat.views import ConversationStreamView
 from tests.testapp.models import Conversation, Message
@@ -132,6 +133,53 @@ async def test_an_incomplete_answer_is_sent_however_old(client: AsyncClient, ali
     sent, stream = await caught_up(response, conversation.pk)
     await stream.aclose()  # type: ignore[attr-defined]
     assert sent == [running]
+
+
+def _branched(conversation: Conversation) -> tuple[list[Message], list[Message]]:
+    """Q1 → A1, then Q1 edited → A1': the old branch and the active one."""
+    q1 = Message.objects.add_question(conversation, text="Q1")
+    a1 = Message.objects.create_answer(q1, text="A1")
+    edited = Message.objects.add_sibling(q1, text="Q1 edited")
+    a1_again = Message.objects.create_answer(edited, text="A1 again")
+    assert a1 is not None and a1_again is not None
+    return [q1, a1], [edited, a1_again]
+
+
+def _switch_back(conversation: Conversation, message: Message) -> None:
+    with transaction.atomic(), announce_path_change(Message, conversation.pk):
+        Message.objects.activate(message)
+
+
+async def test_the_stream_follows_the_active_branch_in_every_tab(
+    client: AsyncClient, alice: Any
+) -> None:
+    conversation = await Conversation.objects.acreate(user=alice)
+    old, new = await sync_to_async(_branched)(conversation)
+    tabs = [await client.get(f"/{conversation.pk}/stream/") for _ in range(2)]
+    streams = []
+    for tab in tabs:
+        sent, stream = await caught_up(tab, conversation.pk)
+        assert sent == [str(m.pk) for m in new]  # the old branch is not on the page
+        streams.append(stream)
+
+    await sync_to_async(_switch_back)(conversation, old[0])
+
+    for stream in streams:
+        shown: dict[str, str] = {}
+        removed: set[str] = set()
+        async with asyncio.timeout(WAIT):
+            async for chunk in stream:
+                if chunk.startswith("event: removed"):
+                    removed.update(re.findall(r'"id": "([0-9a-f-]{36})"', chunk))
+                elif chunk.startswith("event: message"):
+                    shown[_MESSAGE_ID.findall(chunk)[0]] = chunk
+                if len(shown) == 2 and {str(m.pk) for m in new} <= removed:
+                    break
+        # (The second tab's catch-up marker reaches the first tab as a removal too.)
+        assert removed & {str(m.pk) for m in old + new} == {str(m.pk) for m in new}
+        assert set(shown) == {str(m.pk) for m in old}
+        assert 'data-branch="1/2"' in shown[str(old[0].pk)]  # the switcher's place
+        await stream.aclose()  # type: ignore[attr-defined]
 
 
 async def test_the_stream_holds_no_database_connection_while_it_waits(

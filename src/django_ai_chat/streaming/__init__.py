@@ -28,6 +28,7 @@ from django_ai_chat.streaming.topics import (
     conversations_topic,
     message_changed,
     messages_topic,
+    path_changed,
     request_stop,
 )
 from django_ai_chat.streaming.writer import DELTA_SLICE_CHARS, AnswerWriter, FlushCallback
@@ -49,6 +50,7 @@ __all__ = [
     "event_stream_response",
     "message_changed",
     "messages_topic",
+    "path_changed",
     "relay",
     "request_stop",
 ]

@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django_ai_chat import pubsub
 from django_ai_chat.streaming import protocol
 from django_ai_chat.streaming.protocol import ConversationEvent
@@ -19,6 +21,7 @@ __all__ = [
     "conversations_topic",
     "message_changed",
     "messages_topic",
+    "path_changed",
     "request_stop",
 ]
 
@@ -63,6 +66,20 @@ async def amessage_changed(conversation_id: object, message_id: object) -> None:
     """Async `message_changed`, published at once (on its own connection: no transaction)."""
     payload = protocol.message(_id(message_id))
     await pubsub.apublish(messages_topic(_id(conversation_id)), payload)
+
+
+def path_changed(
+    conversation_id: object, before: Iterable[object], after: Iterable[object]
+) -> None:
+    """Announce a switch of branch: the messages that left or joined the active path.
+
+    `before` and `after` are the path's ids around the change (`BranchTree.active_path`); open
+    pages drop the messages that left and show the ones that joined. Sync and transactional,
+    like `message_changed`.
+    """
+    changed = set(map(str, before)) ^ set(map(str, after))
+    for message_id in sorted(changed):
+        message_changed(conversation_id, message_id)
 
 
 def conversation_changed(
