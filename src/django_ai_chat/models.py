@@ -809,6 +809,18 @@ class AttachmentQuerySet(models.QuerySet[_A]):
             raise
         return created
 
+    def copy_to(self, message: AbstractMessage) -> list[_A]:
+        """These files, attached to `message` too (an edited question keeps its files).
+
+        The copies share the stored files: a file leaves the storage with its last row.
+        """
+        fields = ("file", "name", "content_type", "size", "text", "pages")
+        copies = [
+            self.model(message=message, **{name: getattr(row, name) for name in fields})
+            for row in self.order_by("id")
+        ]
+        return self.bulk_create(copies)
+
 
 class AbstractAttachment(models.Model):
     """A file attached to a person's message: an image, a PDF or a text file.
@@ -816,7 +828,8 @@ class AbstractAttachment(models.Model):
     Subclass it, adding `message` (a foreign key to the message model with
     `related_name="attachments"`, `on_delete=CASCADE`). The file is in
     `attachment_storage()` (Django's storage API); deleting the row (or its message, or its
-    conversation) deletes the file from the storage once the transaction commits. Whom it
+    conversation) deletes the file from the storage once the transaction commits (and no copy
+    of the row, `AttachmentQuerySet.copy_to`, still holds it). Whom it
     belongs to follows its message: `for_actor` scopes by the conversation's owner.
     """
 
@@ -866,8 +879,15 @@ class AbstractAttachment(models.Model):
 def _delete_file(sender: type[models.Model], instance: AbstractAttachment, **kwargs: Any) -> None:
     # After the commit: a rolled-back delete keeps its file. Cascades send this per row too.
     name, storage = instance.file.name, instance.file.storage
-    if name:
-        transaction.on_commit(lambda: storage.delete(name), using=kwargs.get("using"), robust=True)
+    if not name:
+        return
+
+    def delete() -> None:
+        # Copies (an edited question's) share the file: it goes with the last of them.
+        if not sender._default_manager.filter(file=name).exists():
+            storage.delete(name)
+
+    transaction.on_commit(delete, using=kwargs.get("using"), robust=True)
 
 
 def _connect_file_deletion(sender: type[models.Model], **kwargs: Any) -> None:

@@ -236,6 +236,25 @@ def test_deleting_a_conversation_deletes_its_files_from_the_storage(
     assert not storage.exists(name)
 
 
+def test_copies_share_the_file_and_it_leaves_the_storage_with_the_last(
+    attach: Callable[..., Attachment],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    attachment = attach()
+    edited = Message.objects.add_sibling(attachment.message, text="See attached, edited")
+    (copy,) = Attachment.objects.filter(message=attachment.message).copy_to(edited)
+    name = attachment.file.name
+    storage = attachment_storage()
+    assert copy.file.name == name and copy.name == attachment.name and copy.pk != attachment.pk
+
+    with django_capture_on_commit_callbacks(execute=True):
+        attachment.message.delete()
+    assert name is not None and storage.exists(name)  # the edit still shows it
+    with django_capture_on_commit_callbacks(execute=True):
+        edited.delete()
+    assert not storage.exists(name)
+
+
 # -- what the model receives ------------------------------------------------------------------
 
 

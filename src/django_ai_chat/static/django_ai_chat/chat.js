@@ -21,6 +21,10 @@
  * (also kept in sessionStorage across a sign-in) and a notice says what to do, with a "Sign in
  * again" link that returns to this page. `data-connected` on the root drives a "Reconnecting…"
  * indicator while the stream is down.
+ * Branches: "Edit" on a message of the person's opens its edit form in place (Enter sends, Escape
+ * cancels, a refusal shows in the form); the new version and its answer arrive over the stream,
+ * as does what a `‹ 2/3 ›` switcher brings (`data-branch-switch`), in every open tab; the focus
+ * follows the switch to the new version's switcher.
  * Files: the composer's "Attach files" button, a drop on the chat and a paste into the text box
  * all add to its file input (`data-attach-input`), listed as chips with a remove button; when
  * the server refuses the message (too big, wrong type, ...) the new composer gets them back.
@@ -552,6 +556,7 @@
         this.list.insertBefore(el, next || null);
       }
       this.buffers.delete(id);
+      if (this.switchingTo?.id === id) this.focusSwitcher(el);
       if ((held || wasRunning) && el.dataset.complete === "true") this.announceAnswer(el);
       if (held && el.dataset.complete === "true") {
         this.root.dispatchEvent(
@@ -684,7 +689,7 @@
         match = el.querySelector("[data-thinking] > summary");
       }
       if (!match) {
-        for (const name of ["data-copy", "data-regenerate", "data-retry", "data-rate"]) {
+        for (const name of ["data-copy", "data-regenerate", "data-retry", "data-rate", "data-branch-switch", "data-edit"]) {
           if (old.hasAttribute(name)) {
             match = el.querySelector(`[${name}="${CSS.escape(old.getAttribute(name))}"]`);
             break;
@@ -880,6 +885,22 @@
         this.navigate(link.dataset.navigate || null);
         return;
       }
+      const switcher = target.closest("[data-branch-switch]");
+      if (switcher?.dataset.branchTarget && this.root.contains(switcher)) {
+        // The version switched to arrives over the stream: the focus waits for it there.
+        this.switchingTo = { id: switcher.dataset.branchTarget, side: switcher.dataset.branchSwitch };
+        return;
+      }
+      const edit = target.closest("[data-edit]");
+      if (edit && this.root.contains(edit)) {
+        this.openEdit(edit.closest("[data-message]"));
+        return;
+      }
+      const cancel = target.closest("[data-edit-cancel]");
+      if (cancel && this.root.contains(cancel)) {
+        this.closeEdit(cancel.closest("[data-message]"));
+        return;
+      }
       const attach = target.closest("[data-attach]");
       if (attach && this.root.contains(attach)) {
         attach.closest("[data-composer]")?.querySelector("[data-attach-input]")?.click();
@@ -916,6 +937,10 @@
         return;
       }
       const input = event.target;
+      if (input.matches?.("[data-edit-input]")) {
+        this.onEditKeydown(event, input);
+        return;
+      }
       if (!input.matches?.("[data-composer-input]")) return;
       if (event.key === "Escape" && this.root.dataset.responding === "true") {
         // Esc in the text box stops the answer, without leaving the box.
@@ -930,6 +955,65 @@
         event.preventDefault();
         input.form.requestSubmit();
       }
+    }
+
+    // -- editing a message: a new version, asked in place ---------------------------------
+
+    openEdit(el) {
+      const form = el?.querySelector("[data-edit-form]");
+      if (!form) return;
+      const input = form.querySelector("[data-edit-input]");
+      for (const part of el.querySelectorAll(":scope > [data-body], :scope > [data-message-actions]")) {
+        part.hidden = true;
+      }
+      form.hidden = false;
+      this.grow(input);
+      input.focus({ preventScroll: true });
+      input.setSelectionRange(input.value.length, input.value.length);
+    }
+
+    closeEdit(el) {
+      const form = el?.querySelector("[data-edit-form]");
+      if (!form) return;
+      const input = form.querySelector("[data-edit-input]");
+      input.value = input.defaultValue; // what the message says
+      this.editError(form, "");
+      form.hidden = true;
+      for (const part of el.querySelectorAll(":scope > [data-body], :scope > [data-message-actions]")) {
+        part.hidden = false;
+      }
+      el.querySelector("[data-edit]")?.focus({ preventScroll: true });
+    }
+
+    onEditKeydown(event, input) {
+      if (event.key === "Escape") {
+        event.preventDefault();
+        this.closeEdit(input.closest("[data-message]"));
+      } else if (event.key === "Enter" && !event.shiftKey && !event.isComposing && !event.altKey) {
+        event.preventDefault();
+        input.form.requestSubmit();
+      }
+    }
+
+    // The server's reason under the edited text (empty: none); the text stays as typed.
+    editError(form, text) {
+      const error = form.querySelector("[data-edit-error]");
+      const input = form.querySelector("[data-edit-input]");
+      if (!error || !input) return;
+      error.textContent = text;
+      error.hidden = !text;
+      input.classList.toggle("textarea-error", !!text);
+      if (text) input.setAttribute("aria-invalid", "true");
+      else input.removeAttribute("aria-invalid");
+      if (text) input.focus({ preventScroll: true });
+    }
+
+    focusSwitcher(el) {
+      const { side } = this.switchingTo;
+      this.switchingTo = null;
+      const buttons = Array.from(el.querySelectorAll("[data-branch-switch]"));
+      const same = buttons.find((button) => button.dataset.branchSwitch === side && !button.disabled);
+      (same || buttons.find((button) => !button.disabled))?.focus({ preventScroll: true });
     }
 
     setDrawer(open) {
@@ -1042,6 +1126,11 @@
     async requestFailed(detail, { foreign = false } = {}) {
       const xhr = detail?.xhr;
       const status = foreign ? 0 : xhr?.status || 0;
+      const edit = detail?.elt?.closest?.("[data-edit-form]");
+      if (edit && (status === 422 || status === 429) && xhr?.responseText && !isDocument(xhr.responseText)) {
+        this.editError(edit, xhr.responseText);
+        return;
+      }
       const form = detail?.elt?.closest?.("[data-composer]");
       // Django refuses a request body over DATA_UPLOAD_MAX_MEMORY_SIZE with a 400, before the view.
       if (form && (status === 400 || status === 413 || (status === 429 && xhr?.responseText))) {

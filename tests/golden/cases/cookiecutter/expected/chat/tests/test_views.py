@@ -176,6 +176,61 @@ class FeedbackTests(TestCase):
 
 
 @plain_static_files
+class BranchTests(TestCase):
+    """Editing a message and regenerating an answer keep the old version, behind a switcher."""
+
+    def setUp(self) -> None:
+        self.actor = _actor()
+        self.client.force_login(self.actor)
+        self.question = actions.create_message(self.actor, text="Capital of France?")
+        answer = Message.objects.create_answer(self.question, text="Paris.")
+        assert answer is not None
+        self.answer = answer
+        self.page = reverse("chat:panel") + f"?conversation={answer.conversation_id}"
+
+    def post(self, name: str, message_id: Any, data: dict[str, str] | None = None) -> Any:
+        url = reverse(f"chat:{name}", args=[message_id])
+        return self.client.post(url, data or {}, headers=HTMX)
+
+    def test_an_edit_shows_the_new_version_and_switching_shows_the_old_one(self) -> None:
+        edited = self.post("edit", self.question.pk, {"text": "Largest city?"})
+        self.assertEqual(edited.status_code, 204)
+        page = self.client.get(self.page)
+        self.assertContains(page, "Largest city?")
+        self.assertNotContains(page, "Capital of France?")
+        self.assertContains(page, "Version 2 of 2")
+
+        self.assertEqual(self.post("switch", self.question.pk).status_code, 204)
+        page = self.client.get(self.page)
+        self.assertContains(page, "Capital of France?")
+        self.assertContains(page, "Paris.")
+        self.assertContains(page, "Version 1 of 2")
+        self.assertNotContains(page, "Largest city?")
+
+    def test_a_regenerated_answer_keeps_the_previous_one_behind_the_switcher(self) -> None:
+        self.assertEqual(self.post("regenerate", self.answer.pk).status_code, 204)
+        again = Message.objects.create_answer(self.question, text="Paris, France.")
+        assert again is not None
+        page = self.client.get(self.page)
+        self.assertContains(page, "Paris, France.")
+        self.assertContains(page, "Version 2 of 2")
+        self.post("switch", self.answer.pk)
+        page = self.client.get(self.page)
+        self.assertContains(page, "Paris.</p>")
+        self.assertNotContains(page, "Paris, France.")
+
+    def test_a_blank_edit_is_refused_with_the_reason_and_changes_nothing(self) -> None:
+        response = self.post("edit", self.question.pk, {"text": "   "})
+        self.assertContains(response, "Message cannot be empty", status_code=422)
+        self.assertEqual(Message.objects.count(), 2)
+
+    def test_an_answer_cannot_be_edited(self) -> None:
+        response = self.post("edit", self.answer.pk, {"text": "Lyon."})
+        self.assertEqual(response.status_code, 422)
+        self.assertEqual(Message.objects.count(), 2)
+
+
+@plain_static_files
 class SummaryTests(TestCase):
     """A long history's older turns, summarised: the page marks where, and shows the summary."""
 
@@ -266,6 +321,9 @@ class AnotherUsersConversationTests(TestCase):
             ("rename", conversation_id, {"title": "Mine now"}),
             ("delete", conversation_id, {}),
             ("regenerate", self.theirs.pk, {}),
+            ("edit", self.theirs.pk, {"text": "Mine now"}),
+            ("edit", self.theirs.pk, {"text": ""}),
+            ("switch", self.their_answer.pk, {}),
             ("feedback", self.their_answer.pk, {"rating": "down"}),
             ("share", conversation_id, {}),
             ("unshare", conversation_id, {}),

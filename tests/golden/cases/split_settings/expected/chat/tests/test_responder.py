@@ -120,6 +120,29 @@ class RespondTests(TestCase):
         self.assertIn("First answer.", prompt)
         self.assertIn("Second question", prompt)
 
+    def test_regenerate_edit_and_switch_keep_versions_and_the_model_sees_one_branch(self) -> None:
+        with scripted(["Paris."], ["Paris, France."], ["Lyon."], ["Both."]) as model:
+            first = self.ask("Capital of France?")
+            question = first.response_to
+            assert question is not None
+            actions.regenerate_response(self.actor, first.pk)
+            async_to_sync(responder.respond)(str(question.pk), actor=self.actor)
+            again = Message.objects.get(response_to=question)
+            self.assertEqual((first.text, again.text), ("Paris.", "Paris, France."))
+
+            edited = actions.edit_message(self.actor, question.pk, "Second city of France?")
+            async_to_sync(responder.respond)(str(edited.pk), actor=self.actor)
+            self.assertNotIn("Capital of France?", str(model.requests[-1]))
+
+            actions.switch_branch(self.actor, question.pk)  # back: its answer as it was left
+            actions.switch_branch(self.actor, first.pk)  # and the first answer
+            self.ask("And now?", conversation_id=question.conversation_id)
+        prompt = str(model.requests[-1])
+        self.assertIn("Paris.", prompt)
+        self.assertNotIn("Paris, France.", prompt)
+        self.assertNotIn("Lyon.", prompt)
+        self.assertNotIn("Second city", prompt)
+
     def test_a_stopped_message_is_not_answered(self) -> None:
         question = actions.create_message(self.actor, text="Hi")
         actions.stop_response(self.actor, question.conversation_id)

@@ -238,14 +238,43 @@ def delete(request: HtmxHttpRequest, conversation_id: uuid.UUID) -> HttpResponse
 @login_required
 @require_POST
 def regenerate(request: HtmxHttpRequest, message_id: uuid.UUID) -> HttpResponse:
-    """Answer a user message again; later messages of the conversation are removed."""
+    """Answer a user message again; the previous answer stays, a version to switch back to."""
     try:
         message = actions.regenerate_response(_actor(request), message_id)
     except ObjectDoesNotExist as error:
         raise Http404("No such message.") from error
     except LimitExceeded as refused:
         return _refused(request, None, refused)
-    # The replaced messages and the new answer reach the page over its live stream.
+    # The new answer reaches the page over its live stream (and every other open page).
+    return _done(request, message.conversation_id)
+
+
+@login_required
+@require_POST
+def edit(request: HtmxHttpRequest, message_id: uuid.UUID) -> HttpResponse:
+    """Ask one of the user's messages again with new text (`text`): a new branch, the old kept.
+
+    A blank or too long text is HTTP 422 with the reason, shown in the edit form (text kept).
+    """
+    try:
+        message = actions.edit_message(_actor(request), message_id, request.POST.get("text", ""))
+    except ObjectDoesNotExist as error:
+        raise Http404("No such message.") from error
+    except ValidationError as invalid:
+        return HttpResponse(" ".join(invalid.messages), status=422)
+    except LimitExceeded as refused:
+        return _refused(request, None, refused)
+    return _done(request, message.conversation_id)
+
+
+@login_required
+@require_POST
+def switch(request: HtmxHttpRequest, message_id: uuid.UUID) -> HttpResponse:
+    """Show another version of a message (an arrow of its switcher); every open page follows."""
+    try:
+        message = actions.switch_branch(_actor(request), message_id)
+    except ObjectDoesNotExist as error:
+        raise Http404("No such message.") from error
     return _done(request, message.conversation_id)
 
 

@@ -9,6 +9,7 @@ import uuid
 
 from django.core.exceptions import ValidationError
 from django.test import TestCase, override_settings
+from django_ai_chat.branches import Branches
 from django_ai_chat.testing import make_user
 from procrastinate.contrib.django.models import ProcrastinateJob
 
@@ -89,11 +90,25 @@ class HistoryTests(TestCase):
         self.assertIsNone(job.scheduled_at)
         self.assertEqual(job.queue_name, "conversations")
 
-    def test_edit_removes_later_messages_and_answers_again(self) -> None:
-        edited = actions.edit_message(self.actor, self.messages[2].pk, "changed")
-        self.assertEqual(edited.text, "changed")
-        remaining = actions.message_history(self.actor, self.conversation.pk)
-        self.assertEqual([m.text for m in remaining], ["changed", "m1", "m0"])
+    def test_an_edit_is_a_new_branch_and_the_old_one_can_be_switched_back_to(self) -> None:
+        original = self.messages[2]
+        edited = actions.edit_message(self.actor, original.pk, "changed")
+        self.assertNotEqual(edited.pk, original.pk)
+        shown = actions.message_history(self.actor, self.conversation.pk)
+        self.assertEqual([m.text for m in shown], ["changed", "m1", "m0"])
+        self.assertEqual(shown[0].branches, Branches(index=2, count=2, previous=original.pk))
+        answering = ProcrastinateJob.objects.filter(task_name=jobs.respond.name)
+        self.assertTrue(answering.filter(args__message_id=str(edited.pk)).exists())
+
+        actions.switch_branch(self.actor, original.pk)
+        shown = actions.message_history(self.actor, self.conversation.pk)
+        self.assertEqual([m.text for m in shown], ["m4", "m3", "m2", "m1", "m0"])
+        self.assertEqual(shown[2].branches, Branches(index=1, count=2, next=edited.pk))
+
+    def test_a_blank_edit_is_refused_and_changes_nothing(self) -> None:
+        with self.assertRaisesMessage(ValidationError, "Message cannot be empty"):
+            actions.edit_message(self.actor, self.messages[2].pk, "  ")
+        self.assertEqual(Message.objects.count(), 5)
 
     def test_rename_locks_the_title(self) -> None:
         renamed = actions.rename_conversation(self.actor, self.conversation.pk, "  Plans  ")
@@ -145,6 +160,8 @@ class ScopeTests(TestCase):
             actions.edit_message(mallory, message.pk, "Mine now")
         with self.assertRaises(Message.DoesNotExist):
             actions.regenerate_response(mallory, message.pk)
+        with self.assertRaises(Message.DoesNotExist):
+            actions.switch_branch(mallory, message.pk)
         self.assertEqual(list(actions.my_conversations(mallory)), [])
         self.assertEqual(Message.objects.get(pk=message.pk).text, "Secret")
 
