@@ -6,6 +6,7 @@ import random
 import re
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -348,6 +349,16 @@ async def test_the_demo_model_calls_the_starter_tool_then_streams_markdown() -> 
     assert "```python" in text
     deltas = [e for e in events if isinstance(e, TextDeltaEvent)]
     assert len(deltas) > 50  # word by word
+
+
+async def test_the_demo_model_answers_the_same_question_again_differently() -> None:
+    question = f"Regenerate me {uuid.uuid4()}"
+    first, second = [
+        answer(await collect(astream(ask(question), system_prompt="", model="demo:instant")))
+        for _ in range(2)
+    ]
+    assert "answer number" not in first
+    assert "answer number 2" in second and second != first
 
 
 async def test_the_demo_model_answers_directly_without_a_starter_tool() -> None:

@@ -30,6 +30,12 @@ from django_ai_chat.llm import register_provider
 
 _STARTER_TOOL_PREFIX = "chat_list_conversations"
 _WORDS = re.compile(r"\s*\S+\s*|\s+")
+_VERSION_NOTE = (
+    "\nThis is answer number {number} to it: regenerate, or edit your message, and the earlier "
+    "versions stay behind the switcher (1/2, 2/2…) under the message.\n"
+)
+_ANSWERED: dict[str, int] = {}  # prompt → answers given in this process, so versions differ
+_ANSWERED_MAX = 1000
 _ATTACHED = re.compile(r"\[Attached file: (?P<about>.+?) · (?P<how>[^·\]]+)\]\n?")
 
 _ANSWER = """\
@@ -37,7 +43,7 @@ _ANSWER = """\
 
 This answer comes from the **offline demo model** (`demo:`): no API key, no network.
 You wrote: *{prompt}*
-{files_note}{tool_note}
+{version_note}{files_note}{tool_note}
 What this chat already does:
 
 - Streams answers word by word, as a real model would
@@ -178,7 +184,10 @@ class DemoModel(FunctionModel):
         notes = [_describe(result) for result in _tool_returns_since_prompt(messages)]
         tool_note = "".join(f"\n{note}\n" for note in notes)
         return _ANSWER.format(
-            prompt=prompt or "(nothing)", files_note=_files_note(messages), tool_note=tool_note
+            prompt=prompt or "(nothing)",
+            version_note=_version_note(prompt),
+            files_note=_files_note(messages),
+            tool_note=tool_note,
         )
 
     async def _stream(
@@ -204,6 +213,14 @@ class DemoModel(FunctionModel):
         # Non-streamed requests are titles: a few words of the user's message.
         words = _last_user_text(messages).split()[:6]
         return ModelResponse(parts=[TextPart(" ".join(["Demo:", *words]))])
+
+
+def _version_note(prompt: str) -> str:
+    # The same question asked again (a regenerate) gets a visibly different answer.
+    if len(_ANSWERED) >= _ANSWERED_MAX:
+        _ANSWERED.clear()
+    number = _ANSWERED[prompt] = _ANSWERED.get(prompt, 0) + 1
+    return _VERSION_NOTE.format(number=number) if number > 1 else ""
 
 
 def _prompt(messages: list[ModelMessage]) -> str:
