@@ -178,6 +178,31 @@ def test_attachments_and_reasoning_have_no_serious_violations(
         context.close()
 
 
+def test_the_branch_switcher_and_the_edit_form_have_no_serious_violations(
+    alice: tuple[Page, Watch],
+) -> None:
+    page, _ = alice
+    page.goto("/chat/")
+    box = page.locator("[data-composer-input]")
+    box.fill("[say:First.] A question")
+    box.press("Enter")
+    page.wait_for_url(re.compile(r"/chat/[0-9a-f-]{36}/$"))
+    wait_for_answer(page)
+    question = page.locator("[data-messages] > [data-source=user]").last
+    question.get_by_role("button", name="Edit message").click()
+    edit = question.get_by_label("Edit your message")
+    edit.fill("   ")
+    edit.press("Enter")  # refused: the error shows under the text, described by it
+    expect(question.locator("[data-edit-error]")).to_be_visible()
+    assert violations(page) == []
+    edit.fill("[say:Second.] The question, edited")
+    edit.press("Enter")
+    switcher = page.locator("[data-messages] > [data-source=user]").last.locator("[data-branches]")
+    expect(switcher).to_contain_text("Version 2 of 2")
+    wait_for_answer(page)
+    assert violations(page) == []
+
+
 @pytest.mark.parametrize("path", ["/accounts/login/", "/accounts/signup/"])
 def test_the_accounts_pages_have_no_serious_violations(
     browser: Browser, site: Site, path: str

@@ -1,5 +1,5 @@
-"""Screenshots for the README (desktop, phone, dark, embedded, attachments, reasoning), with the
-offline demo model.
+"""Screenshots for the README (desktop, phone, dark, embedded, attachments, reasoning, branches),
+with the offline demo model.
 
 Opt-in, because it writes files: `SCREENSHOTS_DIR=docs/screenshots .venv/bin/python -m pytest
 tests/browser/test_screenshots.py`.
@@ -183,5 +183,39 @@ def test_reasoning_screenshot_for_the_readme(
     _last(page, "user").evaluate("el => el.scrollIntoView({block: 'start'})")
     page.mouse.move(0, 0)  # no hover highlight on the summary in the picture
     page.screenshot(path=out / "reasoning.png")
+    assert watch.page_errors == []
+    context.close()
+
+
+def test_branches_screenshot_for_the_readme(
+    browser: Browser, demo_site: Site, sessions: dict[str, Path]
+) -> None:
+    # A question asked again by an edit, its answer regenerated: switchers on both (2/2).
+    out = Path(os.environ["SCREENSHOTS_DIR"])
+    out.mkdir(parents=True, exist_ok=True)
+    context, page, watch = _open(
+        browser, demo_site, sessions[USERS[0]], viewport={"width": 1280, "height": 1180}
+    )
+    page.goto("/chat/")
+    box = page.locator("[data-composer-input]")
+    box.fill("Which city should host the team offsite?")
+    box.press("Enter")
+    page.wait_for_url(re.compile(r"/chat/[0-9a-f-]{36}/$"))
+    expect(_last(page, "agent")).to_have_attribute("data-complete", "true", timeout=60_000)
+    _rename(page, "Offsite: edited and regenerated")
+    question = _last(page, "user")
+    question.get_by_role("button", name="Edit message").click()
+    question.get_by_label("Edit your message").fill("Which city in Europe should host the offsite?")
+    question.get_by_label("Edit your message").press("Enter")
+    expect(_last(page, "user").locator("[data-branches]")).to_contain_text("Version 2 of 2")
+    expect(_last(page, "agent")).to_have_attribute("data-complete", "true", timeout=60_000)
+    _last(page, "agent").get_by_role("button", name="Regenerate").click()
+    answer = _last(page, "agent")
+    expect(answer.locator("[data-branches]")).to_contain_text("Version 2 of 2", timeout=60_000)
+    expect(answer).to_have_attribute("data-complete", "true", timeout=60_000)
+    expect(answer).to_contain_text("answer number 2")
+    _last(page, "user").evaluate("el => el.scrollIntoView({block: 'start'})")
+    page.mouse.move(0, 0)  # the long demo answer: tall enough for both switchers
+    page.screenshot(path=out / "branches.png")
     assert watch.page_errors == []
     context.close()

@@ -61,7 +61,7 @@ What this chat already does:
 AI_CHAT_MODEL = "openai:gpt-4o"  # and set OPENAI_API_KEY
 ```
 
-Ask me anything: I will answer the same way, because I am only a demo.
+Ask me anything: I answer every question this way, because I am only a demo.
 """
 
 
