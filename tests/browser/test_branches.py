@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import Watch
+from tests.browser.conftest import USERS, Site, Watch
 from tests.browser.test_chat_ui import (
     AGENT,
     LAST_AGENT,
@@ -18,6 +18,7 @@ from tests.browser.test_chat_ui import (
     start_conversation,
     wait_for_answer,
 )
+from tests.e2e.newproject import manage
 
 pytestmark = pytest.mark.browser
 
@@ -130,4 +131,34 @@ def test_regenerate_keeps_the_previous_answer_behind_the_switcher(
     expect(page.locator(AGENT)).to_have_count(1)
     page.reload()
     expect(page.locator(f"#message-{first_id}")).to_be_visible()
+    assert_clean(watch)
+
+
+def test_a_page_whose_stream_was_down_during_a_switch_shows_the_branch_switched_to(
+    alice: tuple[Page, Watch], site: Site
+) -> None:
+    page, watch = alice
+    conversation = start_conversation(page, "[say:Old answer.] A question")
+    wait_for_answer(page)
+    question = page.locator(f"{USER} >> nth=-1")
+    original_id = message_id(question)
+    question.get_by_role("button", name="Edit message").click()
+    question.get_by_label("Edit your message").fill("[say:New answer.] A question, edited")
+    question.get_by_label("Edit your message").press("Enter")
+    expect(page.locator(LAST_AGENT)).to_contain_text("New answer.", timeout=30_000)
+    wait_for_answer(page)
+
+    # Switched back while the web server is down: the page never hears it live.
+    site.stop_server()
+    switch = (
+        "from accounts.models import User; from chat import actions; "
+        f"actions.switch_branch(User.objects.get(email={USERS[0]!r}), {original_id!r})"
+    )
+    done = manage(site.project, "shell", "-c", switch, env=site.env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    site.start_server()
+    expect(page.locator(f"#message-{original_id}")).to_be_visible(timeout=30_000)
+    expect(page.locator(LAST_AGENT)).to_contain_text("Old answer.")
+    expect(page.get_by_text("A question, edited")).to_have_count(0)
+    assert page.url.rstrip("/").endswith(conversation)
     assert_clean(watch)

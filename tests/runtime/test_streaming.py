@@ -355,7 +355,7 @@ async def test_a_reconnect_learns_which_rows_were_deleted_while_it_was_away(rows
     stream = rows.relay(replace(cursor, since=str(question)))
     await browser.follow(stream, lambda b: str(again) in b.complete)
     present = [json.loads(e.data) for e in browser.events if e.event == "present"]
-    assert present == [{"since": str(question), "ids": [str(question), str(again)]}]
+    assert present == [{"since": str(question), "ids": [str(question), str(again)], "older": []}]
     assert browser.events[0].event == "present"  # before the catch-up
     assert set(browser.texts) == {str(question), str(again)}
 

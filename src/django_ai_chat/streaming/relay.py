@@ -148,7 +148,10 @@ class _Relay:
         ids = sorted(uuid_str(row.id) for row in await self._load_messages(None))
         window = max(since, ids[0]) if ids else since
         kept = [message_id for message_id in ids if message_id >= window]
-        return sse("present", json.dumps({"since": window, "ids": kept}))
+        # Rows before `since` too: one that joined the branch shown while the page was away (a
+        # switch of version) is older than what the page shows, and only the page can tell.
+        older = [message_id for message_id in ids if message_id < window]
+        return sse("present", json.dumps({"since": window, "ids": kept, "older": older}))
 
     async def send_row(self, row: StreamedMessage) -> list[str]:
         """Send one row: a `delta` with the missing text when the browser streams it, else HTML."""
@@ -344,8 +347,10 @@ async def relay(
     `{"id", "offset", "text"}`), `thinking` (the same for the message's reasoning, offsets
     counted in its `thinking`; the cursor's `thinking` says how much the browser holds),
     `removed` (`data`: JSON `{"id"}`, the row is gone),
-    `present` (only when the cursor has `since`, before the catch-up: JSON `{"since", "ids"}`,
-    the ids of the rows that exist from `since` on; the browser drops the others it shows),
+    `present` (only when the cursor has `since`, before the catch-up: JSON `{"since", "ids",
+    "older"}`, the ids of the rows that exist from `since` on, the browser dropping the others
+    it shows; `older`: the ids before `since`, so that it can tell when one it lacks joined the
+    branch),
     `conversation` (`data`: from `render_conversation`), and a comment every `keepalive` seconds.
     Closing the generator (client disconnect) ends the subscription.
 

@@ -496,11 +496,20 @@
       this.updateState();
     }
 
-    onPresent({ since, ids }) {
+    onPresent({ since, ids, older = [] }) {
       const kept = new Set(ids);
+      const shown = new Set();
       for (const el of this.messages()) {
         const id = messageId(el);
+        shown.add(id);
         if (id >= since && !kept.has(id)) this.onRemoved({ id });
+      }
+      // A message older than the newest shown that the page lacks joined the branch shown while
+      // the stream was down (a switch of version in another tab): the catch-up sends only newer
+      // ones, so the conversation is loaded again.
+      const newest = Array.from(shown).sort().pop();
+      if (newest && [...older, ...ids].some((id) => id < newest && !shown.has(id))) {
+        this.navigate(this.conversationId);
       }
     }
 
