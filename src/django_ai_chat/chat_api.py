@@ -125,7 +125,8 @@ class ChatAPIView(View):
         endpoint: Which endpoint this view serves (`as_view(endpoint="chat")`).
         message_model: The app's `AbstractMessage` subclass (required).
         actions: The app's actions module (required for the writing endpoints).
-        history_limit: Most messages the conversation endpoint returns (the newest ones).
+        history_limit: Most messages the conversation endpoint returns (the newest ones of the
+            branch shown).
         conversations_limit: Most conversations the list returns.
         keepalive: Seconds of silence before a keep-alive comment on a stream.
     """
@@ -302,7 +303,8 @@ class ChatAPIView(View):
         def read() -> dict[str, Any]:
             conversation = self.get_conversation(actor, conversation_id)
             messages = self._message_model().objects.in_conversation(conversation.pk)
-            newest = list(messages.order_by("-id")[: self.history_limit])[::-1]
+            # The branch the person follows (edits and regenerates keep other versions).
+            newest = messages.on_active_path(conversation.pk)[-self.history_limit :]
             return {
                 **self.conversation_data(conversation),
                 "messages": [ai_sdk.ui_message(m) for m in newest],
@@ -372,7 +374,12 @@ class ChatAPIView(View):
         messages = self._message_model().objects.for_actor(actor).in_conversation(conversation_id)
         target = _uuid(message_id)
         if target is None or not messages.filter(pk=target).exists():
-            last = messages.filter(source=AbstractMessage.Source.USER).order_by("-id").first()
+            questions = [
+                m
+                for m in messages.on_active_path(conversation_id)
+                if m.source == AbstractMessage.Source.USER
+            ]
+            last = questions[-1] if questions else None
             if last is None:
                 raise _BadRequest(gettext("Nothing to regenerate: this chat has no message yet."))
             target = last.pk

@@ -49,6 +49,18 @@ class ApiTests(TransactionTestCase):
         self.assertEqual(data["messages"][0]["parts"], [{"type": "text", "text": "Hi?"}])
         self.assertEqual(data["messages"][1]["metadata"]["complete"], True)
 
+    def test_an_edited_conversation_loads_as_the_branch_shown(self) -> None:
+        # Rows as the actions write them, without their jobs (this test case commits them).
+        conversation = actions.create_conversation(self.actor)
+        question = Message.objects.add_question(conversation, text="Hi?")
+        Message.objects.create_answer(question, text="Hello!", complete=True)
+        edited = Message.objects.add_sibling(question, text="Hey?")
+
+        url = reverse("support_chat:api_conversation", args=[question.conversation_id])
+        data = self.client.get(url).json()
+
+        self.assertEqual([m["id"] for m in data["messages"]], [str(edited.pk)])
+
     def test_nothing_running_resumes_as_204(self) -> None:
         conversation = actions.create_conversation(self.actor)
 
