@@ -129,15 +129,16 @@ async def test_both_paths_send_the_same_request_and_give_the_same_events(
     ]
     runs: dict[str, tuple[list[Event], dict[str, Any]]] = {}
     with FakeOpenAIServer(script=[turn, turn]) as server:
-        model = OpenAIChatModel(
+        # Closed at the end: its pooled connection must not outlive the test's loop.
+        async with OpenAIChatModel(
             "gpt-4o", provider=OpenAIProvider(base_url=server.base_url, api_key="x")
-        )
-        for name in ("agent", "direct"):
-            monkeypatch.setattr(loop, "_direct_requests", name == "direct")
-            events = await collect(
-                astream(history, system_prompt="Be brief.", model=model, tools=False)
-            )
-            runs[name] = (events, server.requests[-1])
+        ) as model:
+            for name in ("agent", "direct"):
+                monkeypatch.setattr(loop, "_direct_requests", name == "direct")
+                events = await collect(
+                    astream(history, system_prompt="Be brief.", model=model, tools=False)
+                )
+                runs[name] = (events, server.requests[-1])
 
     (agent_events, agent_request), (direct_events, direct_request) = runs["agent"], runs["direct"]
     assert direct_request == agent_request

@@ -67,7 +67,7 @@ def _start_http_server() -> tuple[subprocess.Popen[bytes], str]:
             if process.poll() is not None:
                 pytest.fail("the MCP server exited")
             time.sleep(0.05)
-    process.kill()
+    _stop(process)
     pytest.fail("the MCP server did not start")
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import random
@@ -68,8 +69,13 @@ def server() -> Iterator[FakeOpenAIServer]:
         yield fake
 
 
-def openai_model(server: FakeOpenAIServer) -> OpenAIChatModel:
-    return OpenAIChatModel("fake", provider=OpenAIProvider(base_url=server.base_url, api_key="k"))
+@contextlib.asynccontextmanager
+async def openai_model(server: FakeOpenAIServer) -> AsyncIterator[OpenAIChatModel]:
+    # Closed on exit: the provider's own HTTP client keeps its connection to the server pooled,
+    # and left open it outlives the test's event loop (a ResourceWarning when collected).
+    provider = OpenAIProvider(base_url=server.base_url, api_key="k")
+    async with OpenAIChatModel("fake", provider=provider) as model:
+        yield model
 
 
 def ask(text: str) -> list[ChatMessage]:
@@ -106,9 +112,10 @@ async def test_the_loop_yields_the_same_events_over_http_as_with_the_scripted_mo
         astream(ask("Hi"), system_prompt="S", model=ScriptedLLM(SCRIPT), tools=[scripted_tool])
     )
     with FakeOpenAIServer(script=SCRIPT) as fake:
-        over_http = await collect(
-            astream(ask("Hi"), system_prompt="S", model=openai_model(fake), tools=[http_tool])
-        )
+        async with openai_model(fake) as model:
+            over_http = await collect(
+                astream(ask("Hi"), system_prompt="S", model=model, tools=[http_tool])
+            )
 
     def comparable(events: list[Event]) -> list[Event]:
         # Token counts differ (estimated vs reported); everything else must match.
@@ -137,9 +144,10 @@ async def test_a_scripted_failure_mid_turn_cuts_both_at_the_same_point() -> None
         astream(ask("Hi"), system_prompt="", model=ScriptedLLM(script), tools=False)
     )
     with FakeOpenAIServer(script=script) as fake:
-        over_http = await collect(
-            astream(ask("Hi"), system_prompt="", model=openai_model(fake), tools=False)
-        )
+        async with openai_model(fake) as model:
+            over_http = await collect(
+                astream(ask("Hi"), system_prompt="", model=model, tools=False)
+            )
 
     for events in (scripted, over_http):
         assert [e.kind for e in events] == ["text_delta", "text_delta", "error", "done"]
@@ -152,15 +160,16 @@ async def test_a_tool_directive_calls_the_tool_then_the_answer_mentions_it(
 ) -> None:
     tool = Echo()
 
-    events = await collect(
-        astream(
-            ask('Please [tool:echo {"city": "Paris"}] [say:Sunny in Paris.]'),
-            system_prompt="",
-            model=openai_model(server),
-            tools=[tool],
-            actor="alice",
+    async with openai_model(server) as model:
+        events = await collect(
+            astream(
+                ask('Please [tool:echo {"city": "Paris"}] [say:Sunny in Paris.]'),
+                system_prompt="",
+                model=model,
+                tools=[tool],
+                actor="alice",
+            )
         )
-    )
 
     call, result = (e for e in events if isinstance(e, ToolCallEvent | ToolResultEvent))
     assert isinstance(call, ToolCallEvent)
@@ -177,17 +186,19 @@ async def test_a_tool_directive_calls_the_tool_then_the_answer_mentions_it(
 
 
 async def test_tokens_directive_sets_the_answer_length(server: FakeOpenAIServer) -> None:
-    events = await collect(
-        astream(ask("[tokens:25]"), system_prompt="", model=openai_model(server), tools=False)
-    )
+    async with openai_model(server) as model:
+        events = await collect(
+            astream(ask("[tokens:25]"), system_prompt="", model=model, tools=False)
+        )
 
     assert len([e for e in events if isinstance(e, TextDeltaEvent)]) == 25
 
 
 async def test_an_http_500_is_a_provider_error(server: FakeOpenAIServer) -> None:
-    events = await collect(
-        astream(ask("[error:500]"), system_prompt="", model=openai_model(server), tools=False)
-    )
+    async with openai_model(server) as model:
+        events = await collect(
+            astream(ask("[error:500]"), system_prompt="", model=model, tools=False)
+        )
 
     error, done = events
     assert isinstance(error, ErrorEvent) and error.reason == "provider_error"
@@ -199,14 +210,15 @@ async def test_an_http_500_is_a_provider_error(server: FakeOpenAIServer) -> None
 async def test_a_connection_dropped_mid_stream_keeps_the_text_so_far(
     server: FakeOpenAIServer,
 ) -> None:
-    events = await collect(
-        astream(
-            ask("[error:midstream] [say:one two three four five six]"),
-            system_prompt="",
-            model=openai_model(server),
-            tools=False,
+    async with openai_model(server) as model:
+        events = await collect(
+            astream(
+                ask("[error:midstream] [say:one two three four five six]"),
+                system_prompt="",
+                model=model,
+                tools=False,
+            )
         )
-    )
 
     *deltas, error, done = events
     assert [e.text for e in deltas if isinstance(e, TextDeltaEvent)] == ["one ", "two ", "three "]
@@ -215,9 +227,10 @@ async def test_a_connection_dropped_mid_stream_keeps_the_text_so_far(
 
 
 async def test_non_streaming_requests_are_served(server: FakeOpenAIServer) -> None:
-    title = await agenerate_text(
-        ask("[say:Weekend plans]"), system_prompt="Title this.", model=openai_model(server)
-    )
+    async with openai_model(server) as model:
+        title = await agenerate_text(
+            ask("[say:Weekend plans]"), system_prompt="Title this.", model=model
+        )
 
     assert title == "Weekend plans"
     assert server.requests[-1].get("stream") in (None, False)
@@ -299,32 +312,33 @@ def test_unknown_paths_are_404(server: FakeOpenAIServer) -> None:
 
 
 def test_the_command_line_server_is_steered_by_directives() -> None:
-    process = subprocess.Popen(
+    # The with block closes the stdout pipe as well as waiting for the process.
+    with subprocess.Popen(
         [sys.executable, "-m", "django_ai_chat.testing", "--port", "0", "--tokens", "4"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        match = re.search(r"(http://127\.0\.0\.1:\d+/v1)", line)
-        assert match, line
-        base_url = match.group(1)
-        response = httpx.post(
-            f"{base_url}/chat/completions",
-            json={"model": "m", "messages": [{"role": "user", "content": "Hello"}]},
-        )
-        content = response.json()["choices"][0]["message"]["content"]
-        assert len(content.split()) == 4
-        response = httpx.post(
-            f"{base_url}/chat/completions",
-            json={"model": "m", "messages": [{"role": "user", "content": "[error:500]"}]},
-        )
-        assert response.status_code == 500
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    ) as process:
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            match = re.search(r"(http://127\.0\.0\.1:\d+/v1)", line)
+            assert match, line
+            base_url = match.group(1)
+            response = httpx.post(
+                f"{base_url}/chat/completions",
+                json={"model": "m", "messages": [{"role": "user", "content": "Hello"}]},
+            )
+            content = response.json()["choices"][0]["message"]["content"]
+            assert len(content.split()) == 4
+            response = httpx.post(
+                f"{base_url}/chat/completions",
+                json={"model": "m", "messages": [{"role": "user", "content": "[error:500]"}]},
+            )
+            assert response.status_code == 500
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
 
 
 async def test_the_demo_model_calls_the_starter_tool_then_streams_markdown() -> None:
@@ -425,9 +439,10 @@ async def test_the_guard_is_active_in_every_test_and_names_itself_in_the_loop_er
 
 
 async def test_an_empty_reply_over_http_is_requested_once(server: FakeOpenAIServer) -> None:
-    events = await collect(
-        astream(ask("[tokens:0]"), system_prompt="S", model=openai_model(server), tools=False)
-    )
+    async with openai_model(server) as model:
+        events = await collect(
+            astream(ask("[tokens:0]"), system_prompt="S", model=model, tools=False)
+        )
 
     assert len(server.requests) == 1
     assert answer(events) == ""

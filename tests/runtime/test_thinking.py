@@ -443,19 +443,20 @@ async def test_a_handover_mid_thought_keeps_it_and_the_resumed_run_appends(
 
 async def test_the_fake_server_streams_reasoning_content_pydantic_ai_reads_as_thinking() -> None:
     with FakeOpenAIServer() as server:
-        model = OpenAIChatModel(
+        # Closed at the end: its pooled connection must not outlive the test's loop.
+        async with OpenAIChatModel(
             "fake", provider=OpenAIProvider(base_url=server.base_url, api_key="x")
-        )
-        events = [
-            e
-            async for e in astream(
-                [ChatMessage("user", "[think:12] [say:The answer.]")],
-                system_prompt="",
-                model=model,
-                tools=False,
-            )
-        ]
-        usage = server.usages[-1]
+        ) as model:
+            events = [
+                e
+                async for e in astream(
+                    [ChatMessage("user", "[think:12] [say:The answer.]")],
+                    system_prompt="",
+                    model=model,
+                    tools=False,
+                )
+            ]
+            usage = server.usages[-1]
     thoughts = [e.text for e in events if isinstance(e, ThinkingDeltaEvent)]
     texts = [e.text for e in events if isinstance(e, TextDeltaEvent)]
     assert len(thoughts) == 12 and "".join(thoughts).startswith("The person wants")
@@ -472,19 +473,20 @@ async def test_the_fake_server_streams_reasoning_content_pydantic_ai_reads_as_th
 
 async def test_the_fake_server_thinks_on_the_absolute_schedule() -> None:
     with FakeOpenAIServer(tps=200) as server:
-        model = OpenAIChatModel(
+        # Closed at the end: its pooled connection must not outlive the test's loop.
+        async with OpenAIChatModel(
             "fake", provider=OpenAIProvider(base_url=server.base_url, api_key="x")
-        )
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        async for _event in astream(
-            [ChatMessage("user", "[think:40] [tokens:40]")],
-            system_prompt="",
-            model=model,
-            tools=False,
-        ):
-            pass
-        elapsed = loop.time() - started
+        ) as model:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            async for _event in astream(
+                [ChatMessage("user", "[think:40] [tokens:40]")],
+                system_prompt="",
+                model=model,
+                tools=False,
+            ):
+                pass
+            elapsed = loop.time() - started
     # 80 tokens at 200/s: at least 0.39 s (the last token's slot); no upper bound on a busy box.
     assert elapsed >= 0.39
 

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,17 +36,23 @@ class ThrowawayPostgres:
     data_dir: Path
     _bin_dir: Path
     _user: str | None
+    _reaper: subprocess.Popen[bytes] | None = field(default=None, repr=False, compare=False)
 
     def stop(self) -> None:
         """Stop the server and delete its files. Safe to call twice."""
-        if not self.data_dir.exists():
-            return
-        _run(
-            [self._bin_dir / "pg_ctl", "-D", self.data_dir, "-m", "immediate", "stop"],
-            user=self._user,
-            check=False,
-        )
-        shutil.rmtree(self.data_dir.parent, ignore_errors=True)
+        if self.data_dir.exists():
+            _run(
+                [self._bin_dir / "pg_ctl", "-D", self.data_dir, "-m", "immediate", "stop"],
+                user=self._user,
+                check=False,
+            )
+            shutil.rmtree(self.data_dir.parent, ignore_errors=True)
+        reaper, self._reaper = self._reaper, None
+        if reaper is not None:
+            # Its watch is over. Ended and waited for here, not left to exit on its own: a child
+            # nobody waits for stays a zombie, and its Popen a ResourceWarning when collected.
+            reaper.kill()
+            reaper.wait()
 
     def __enter__(self) -> ThrowawayPostgres:
         return self
@@ -138,7 +144,7 @@ def start(database: str = "app", *, max_connections: int = 300) -> ThrowawayPost
 
 def _start_reaper(cluster: ThrowawayPostgres) -> None:
     args = [str(os.getpid()), str(cluster.data_dir), str(cluster._bin_dir), cluster._user or ""]
-    subprocess.Popen(
+    cluster._reaper = subprocess.Popen(
         [sys.executable, "-m", "django_ai_chat.dev.devdb", *args],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
