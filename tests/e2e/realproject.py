@@ -288,15 +288,15 @@ class RealProject:
         return result
 
     def _popen(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
-        log = (self.work / f"{name}.log").open("w")
-        process = subprocess.Popen(
-            args,
-            cwd=self.path,
-            env={**self.env, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        with (self.work / f"{name}.log").open("w") as log:  # the child keeps its own copy
+            process = subprocess.Popen(
+                args,
+                cwd=self.path,
+                env={**self.env, **env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
         self._processes.append(process)
         return process
 

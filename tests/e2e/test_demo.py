@@ -46,10 +46,11 @@ class RunningDemo:
 
 
 def _drain(stream: IO[str], output: list[str], banner: threading.Event) -> None:
-    for line in stream:
-        output.append(line)
-        if "Stop with Ctrl-C." in line:
-            banner.set()
+    with stream:  # closed at the demo's exit: an open pipe is a ResourceWarning
+        for line in stream:
+            output.append(line)
+            if "Stop with Ctrl-C." in line:
+                banner.set()
     banner.set()
 
 

@@ -153,25 +153,25 @@ class Cluster:
         return json.loads(done.stdout.strip().splitlines()[-1])
 
     def start(self, name: str, *args: str) -> subprocess.Popen[str]:
-        log = (self.logs / f"{name}.log").open("w")
-        process = self.project.popen(*args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        with (self.logs / f"{name}.log").open("w") as log:  # the child keeps its own copy
+            process = self.project.popen(*args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         self.processes.append(process)
         return process
 
     def web(self, name: str, *args: str) -> tuple[subprocess.Popen[str], str]:
         """Start uvicorn serving the project, as the README says; returns it and its URL."""
         port = _free_port()
-        log = (self.logs / f"{name}.log").open("w")
         uvicorn = [sys.executable, "-m", "uvicorn", "mysite.asgi:application", "--port", str(port)]
-        process = subprocess.Popen(
-            [*uvicorn, *args],
-            cwd=self.project.path,
-            env={**self.project.env, **self.env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,  # `--workers`: its children go with it at the end
-        )
+        with (self.logs / f"{name}.log").open("w") as log:  # the child keeps its own copy
+            process = subprocess.Popen(
+                [*uvicorn, *args],
+                cwd=self.project.path,
+                env={**self.project.env, **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,  # `--workers`: its children go with it at the end
+            )
         self.processes.append(process)
         return process, f"http://127.0.0.1:{port}"
 
