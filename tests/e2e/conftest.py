@@ -6,6 +6,7 @@ seconds, so it happens once. Tests must not edit the project's files; they may w
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import subprocess
@@ -140,3 +141,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(
                 pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
             )
+
+
+@pytest.fixture(autouse=True)
+def _collect_leaks_here() -> Iterator[None]:
+    # Random order puts runtime tests (where ResourceWarning is an error) after these: what one
+    # of these leaves unclosed is collected now, under this folder's filter, not in a later test.
+    yield
+    gc.collect()
