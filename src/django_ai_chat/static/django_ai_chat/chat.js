@@ -128,6 +128,9 @@
   const scriptBase = document.currentScript?.src?.replace(/[^/]*$/, "") || "";
   const chats = new WeakMap();
 
+  // Enter sends (the composer, an edit); Shift+Enter adds a line, and so does Enter mid-IME.
+  const sendsOnEnter = (event) =>
+    event.key === "Enter" && !event.shiftKey && !event.isComposing && !event.altKey;
   const codePoints = (text) => Array.from(text).length;
   const formatSize = (size) =>
     size < 1000 ? `${size} B` : size < 1e6 ? `${(size / 1000).toFixed(1)} KB` : `${(size / 1e6).toFixed(1)} MB`;
@@ -960,7 +963,7 @@
         }
         return;
       }
-      if (event.key === "Enter" && !event.shiftKey && !event.isComposing && !event.altKey) {
+      if (sendsOnEnter(event)) {
         event.preventDefault();
         input.form.requestSubmit();
       }
@@ -968,29 +971,32 @@
 
     // -- editing a message: a new version, asked in place ---------------------------------
 
-    openEdit(el) {
+    // The edit form stands in place of the message's text and actions while it is open.
+    showEditForm(el, open) {
       const form = el?.querySelector("[data-edit-form]");
+      if (!form) return null;
+      for (const part of el.querySelectorAll(":scope > [data-body], :scope > [data-message-actions]")) {
+        part.hidden = open;
+      }
+      form.hidden = !open;
+      return form;
+    }
+
+    openEdit(el) {
+      const form = this.showEditForm(el, true);
       if (!form) return;
       const input = form.querySelector("[data-edit-input]");
-      for (const part of el.querySelectorAll(":scope > [data-body], :scope > [data-message-actions]")) {
-        part.hidden = true;
-      }
-      form.hidden = false;
       this.grow(input);
       input.focus({ preventScroll: true });
       input.setSelectionRange(input.value.length, input.value.length);
     }
 
     closeEdit(el) {
-      const form = el?.querySelector("[data-edit-form]");
+      const form = this.showEditForm(el, false);
       if (!form) return;
       const input = form.querySelector("[data-edit-input]");
       input.value = input.defaultValue; // what the message says
       this.editError(form, "");
-      form.hidden = true;
-      for (const part of el.querySelectorAll(":scope > [data-body], :scope > [data-message-actions]")) {
-        part.hidden = false;
-      }
       el.querySelector("[data-edit]")?.focus({ preventScroll: true });
     }
 
@@ -998,7 +1004,7 @@
       if (event.key === "Escape") {
         event.preventDefault();
         this.closeEdit(input.closest("[data-message]"));
-      } else if (event.key === "Enter" && !event.shiftKey && !event.isComposing && !event.altKey) {
+      } else if (sendsOnEnter(event)) {
         event.preventDefault();
         input.form.requestSubmit();
       }
