@@ -23,7 +23,7 @@ Subclass it to change a step: `get_conversation` (the authorisation point), `get
 
 `SharedConversationView` is the read-only page of a share link (`AbstractShareLink`): a
 snapshot, no stream. `AttachmentView` serves one attached file to the person whose conversation
-it is in.
+it is in. `ToolApprovalView` takes the owner's decision on a tool call that waits for approval.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from django.core.exceptions import (
 from django.db import connections, transaction
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.cache import add_never_cache_headers
@@ -50,6 +51,7 @@ from django.views import View
 from django.views.generic.base import TemplateResponseMixin
 
 from django_ai_chat import _shutdown, limits, streaming
+from django_ai_chat.approvals import AbstractToolApproval, ApprovalError
 from django_ai_chat.attachments import IMAGE_TYPES
 from django_ai_chat.branches import BranchTree, attach_branches
 from django_ai_chat.conf import ai_chat_settings
@@ -65,7 +67,14 @@ from django_ai_chat.models import (
 if TYPE_CHECKING:
     from django.db.models import QuerySet
 
-__all__ = ["AttachmentView", "ConversationStreamView", "SharedConversationView"]
+    from django_ai_chat.jobs import ChatJobs
+
+__all__ = [
+    "AttachmentView",
+    "ConversationStreamView",
+    "SharedConversationView",
+    "ToolApprovalView",
+]
 
 _T = TypeVar("_T")
 _MESSAGE = "message"  # a field of the concrete attachment model only
@@ -418,3 +427,79 @@ class AttachmentView(View):
                 "e.g. as_view(attachment_model=Attachment)."
             )
         return self.attachment_model
+
+
+class ToolApprovalView(View):
+    """POST: the conversation's owner approves or denies one tool call that waits (`decide`).
+
+    URL keyword argument `approval_id`; form fields `decision` (`"approve"` or `"deny"`) and
+    `reason` (optional, told to the model with a denial). The decision and the continuation's
+    job (`ChatJobs.defer_approved`) are written in one transaction, then the answer is announced
+    (every open page re-renders it: the card goes). htmx requests get the card back
+    (`template_name`, context `approval`, `error`): decided, or with why it could not be (decided
+    already, expired) and status 409; others are redirected (`get_success_url`). Anyone but the
+    owner, or a malformed id: 404.
+
+    Attributes:
+        approval_model: The app's concrete `AbstractToolApproval` subclass (required).
+        jobs: The app's `ChatJobs` (required).
+        template_name: The card's template (required for htmx requests).
+    """
+
+    http_method_names = ["post"]
+    approval_model: type[AbstractToolApproval] | None = None
+    jobs: ChatJobs | None = None
+    template_name: str = ""
+
+    def post(self, request: HttpRequest, approval_id: Any, **kwargs: Any) -> HttpResponse:
+        """Decide the call, or explain why not."""
+        model, jobs = self._configured()
+        decision = request.POST.get("decision", "")
+        if decision not in ("approve", "deny"):
+            return HttpResponse("Send decision=approve or decision=deny.", status=400)
+        actor = self.get_actor()
+        error = ""
+        try:
+            with transaction.atomic():
+                approval = model.objects.decide(
+                    approval_id,
+                    actor,
+                    approve=decision == "approve",
+                    reason=request.POST.get("reason", ""),
+                )
+                jobs.defer_approved(approval, actor)
+                answer = approval.message  # type: ignore[attr-defined]
+                streaming.message_changed(answer.conversation_id, answer.pk)
+        except ObjectDoesNotExist as missing:
+            raise Http404("No such tool call waits for you.") from missing
+        except ApprovalError as refused:
+            error = str(refused)
+            approval = model.objects.for_actor(actor).get(pk=approval_id)
+        if request.headers.get("HX-Request") != "true":
+            return redirect(self.get_success_url(approval))
+        html = render_to_string(
+            self.template_name, {"approval": approval, "error": error}, request=request
+        )
+        return HttpResponse(html, status=409 if error else 200)
+
+    def get_actor(self) -> Any:
+        """Who decides: the request's user, or `None` when conversations have no owner."""
+        model, _jobs = self._configured()
+        message_model = model._meta.get_field(_MESSAGE).related_model
+        if not (isinstance(message_model, type) and issubclass(message_model, AbstractMessage)):
+            raise ImproperlyConfigured(f"{model.__name__}.message must point to a message model.")
+        if conversation_model_of(message_model).owner_field is None:
+            return None
+        return self.request.user
+
+    def get_success_url(self, approval: AbstractToolApproval) -> str:
+        """Where a request without htmx goes after deciding (override: the conversation)."""
+        return self.request.headers.get("Referer") or "/"
+
+    def _configured(self) -> tuple[type[AbstractToolApproval], ChatJobs]:
+        if self.approval_model is None or self.jobs is None:
+            raise ImproperlyConfigured(
+                f"{type(self).__name__} needs approval_model and jobs, e.g. "
+                "as_view(approval_model=ToolApproval, jobs=jobs.chat_jobs)."
+            )
+        return self.approval_model, self.jobs

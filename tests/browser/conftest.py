@@ -111,6 +111,32 @@ AI_CHAT_HISTORY_TOKEN_BUDGET = 4000
 AI_CHAT_DAILY_TOKEN_LIMIT = 10_000_000
 """
 
+# A tool that needs the user's approval (human in the loop): each call it makes is a line in
+# `approved_notes.log`, with the user it ran as (`Site.approved_notes()`).
+HOST_TOOLS = """
+
+# Browser tests: a tool that waits for the user's approval before it runs.
+from pathlib import Path  # noqa: E402
+
+from django_ai_chat.tools import registry as _registry  # noqa: E402
+from django_ai_chat.tools import tool as _tool  # noqa: E402
+
+
+@_tool(approval=True)
+def browser_note(actor: Any, text: str) -> str:
+    \"\"\"Write a note for the user.
+
+    Args:
+        text: What the note says.
+    \"\"\"
+    with (Path(__file__).resolve().parents[1] / "approved_notes.log").open("a") as notes:
+        notes.write(f"{actor.email}: {text}\\n")
+    return "noted"
+
+
+_registry.register(browser_note)
+"""
+
 # uvicorn serves the project's own ASGI application; only static files are added (as
 # `manage.py chat_dev` does), since no separate static server runs here.
 STATIC_ASGI = """\
@@ -173,6 +199,11 @@ class Site:
     def stop_worker(self) -> None:
         _stop(self.worker)
         self.worker = None
+
+    def approved_notes(self) -> list[str]:
+        """The calls `browser_note` made, as `<email>: <text>` lines."""
+        log = self.project / "approved_notes.log"
+        return log.read_text().splitlines() if log.exists() else []
 
     def message(self, message_id: str) -> dict[str, object]:
         """The stored row of a message (text, thinking, complete, ...), read by the project."""
@@ -257,6 +288,8 @@ def site(tmp_path_factory: pytest.TempPathFactory, fake_llm: str, mcp_url: str) 
     with (project / "browsersite" / "settings.py").open("a") as settings:
         settings.write(HOST_SETTINGS)
     (project / "browser_asgi.py").write_text(STATIC_ASGI)
+    with (project / "chat" / "ai_tools.py").open("a") as tools:
+        tools.write(HOST_TOOLS)
 
     with fresh_database() as database:
         env = project_env(

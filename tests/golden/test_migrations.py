@@ -87,4 +87,7 @@ CREATED_SINCE_0_1 = [
     # Files attached to messages (issue 14).
     "+ Create model Attachment",
     "+ Add field message to attachment",
+    # Tool calls waiting for the user's approval (issue 15).
+    "+ Create model ToolApproval",
+    "+ Add field message to toolapproval",
 ]

@@ -16,8 +16,10 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AnonymousUser, Permission
 from django.db import connection, connections, transaction
-from django.test import override_settings
+from django.http import Http404
+from django.test import RequestFactory, override_settings
 from django.utils import timezone
+from procrastinate.contrib.django.models import ProcrastinateJob
 from pydantic_ai.messages import ModelRequest, ToolReturnPart
 
 from django_ai_chat import pubsub
@@ -26,6 +28,7 @@ from django_ai_chat.approvals import ApprovalConflict, ApprovalExpired
 from django_ai_chat.jobs import ChatJobs
 from django_ai_chat.streaming import messages_topic
 from django_ai_chat.testing import ScriptedLLM, ToolCall, make_user
+from django_ai_chat.views import ToolApprovalView
 from django_ai_chat.worker import Workers
 from tests.testapp.models import Conversation, Message, Note, ToolApproval
 
@@ -377,3 +380,87 @@ async def test_the_job_pauses_and_the_decision_continues_it_once(
     )
     assert answer.text == "I'll add it.\n\nAdded."
     assert await Note.objects.acount() == 1
+
+
+def _post_decision(approval_id: Any, actor: Any, data: dict[str, str], **headers: str) -> Any:
+    """`ToolApprovalView` as a project mounts it, POSTed to by `actor` (CSRF: the middleware)."""
+    view = ToolApprovalView.as_view(
+        approval_model=ToolApproval, jobs=chat_jobs, template_name="approval_card.html"
+    )
+    request = RequestFactory().post("/", data, headers=headers)
+    request.user = actor
+    with override_settings(TEMPLATES=_CARD_TEMPLATES):
+        return view(request, approval_id=approval_id)
+
+
+_CARD_TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "OPTIONS": {
+            "loaders": [
+                (
+                    "django.template.loaders.locmem.Loader",
+                    {
+                        "approval_card.html": "{{ approval.tool_name }}: {{ approval.status }}"
+                        "{% if error %} / {{ error }}{% endif %}"
+                    },
+                )
+            ]
+        },
+    }
+]
+
+
+async def test_the_view_decides_once_and_queues_the_continuation(
+    scripted_llm: ScriptedLLM, alice: Any
+) -> None:
+    _question, approval = await paused(scripted_llm, alice)
+
+    def post_twice() -> tuple[Any, Any, int]:
+        first = _post_decision(approval.pk, alice, {"decision": "approve"}, hx_request="true")
+        again = _post_decision(approval.pk, alice, {"decision": "deny"}, hx_request="true")
+        queued = ProcrastinateJob.objects.filter(task_name=chat_jobs.respond.name).count()
+        return first, again, queued
+
+    first, again, queued = await db(post_twice)
+
+    assert (first.status_code, first.content.decode()) == (200, "create_note: approved")
+    assert again.status_code == 409
+    assert again.content.decode().startswith("create_note: approved / ")
+    assert queued == 1
+
+
+async def test_the_view_refuses_anyone_but_the_owner_and_a_decision_that_is_neither(
+    scripted_llm: ScriptedLLM, alice: Any, bob: Any
+) -> None:
+    _question, approval = await paused(scripted_llm, alice)
+
+    def posts() -> list[int]:
+        refused = _post_decision(approval.pk, alice, {"decision": "maybe"}).status_code
+        strangers = [_status(approval_id, bob) for approval_id in (approval.pk, "not-a-uuid")]
+        return [refused, *strangers]
+
+    assert await db(posts) == [400, 404, 404]
+    assert (await ToolApproval.objects.aget(pk=approval.pk)).is_pending
+
+
+async def test_without_htmx_the_view_redirects_where_the_person_came_from(
+    scripted_llm: ScriptedLLM, alice: Any
+) -> None:
+    _question, approval = await paused(scripted_llm, alice)
+
+    response = await db(
+        lambda: _post_decision(
+            approval.pk, alice, {"decision": "deny", "reason": "No."}, referer="/chat/x/"
+        )
+    )
+
+    assert (response.status_code, response["Location"]) == (302, "/chat/x/")
+    assert (await ToolApproval.objects.aget(pk=approval.pk)).reason == "No."
+
+
+def _status(approval_id: Any, actor: Any) -> int:
+    try:
+        return int(_post_decision(approval_id, actor, {"decision": "approve"}).status_code)
+    except Http404:
+        return 404

@@ -19,7 +19,14 @@ from django.test import RequestFactory
 
 from django_ai_chat import pubsub, streaming
 from django_ai_chat.models import new_id
-from django_ai_chat.streaming import AnswerWriter, Cursor, control_topic, relay, request_stop
+from django_ai_chat.streaming import (
+    AnswerWriter,
+    Cursor,
+    control_topic,
+    protocol,
+    relay,
+    request_stop,
+)
 from django_ai_chat.streaming.relay import _Relay
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -100,6 +107,26 @@ class Rows:
             await self.write(message_id, text, fields)
 
         return AnswerWriter(message_id, topic=self.topic, flush=flush, **kwargs)
+
+    @contextlib.asynccontextmanager
+    async def answering_syncs(self) -> AsyncIterator[None]:
+        """Answer the relay's `sync` requests as a live worker does (`flushed`, the row as it is),
+        for tests that publish a running answer's deltas by hand."""
+
+        async def answer(syncs: pubsub.Subscription) -> None:
+            async for _topic, payload in syncs:
+                row = await self.load_message(str(payload["id"]))
+                if row is not None:
+                    await pubsub.apublish(self.topic, protocol.flushed(row.id, len(row.text)))
+
+        async with pubsub.subscribe(control_topic(self.topic)) as syncs:
+            task = asyncio.create_task(answer(syncs))
+            try:
+                yield
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     def relay(self, cursor: Cursor, **kwargs: Any) -> AsyncIterator[str]:
         return relay(
@@ -339,6 +366,28 @@ async def test_an_answer_that_completed_while_the_browser_was_away_is_sent_whole
     stream = rows.relay(Cursor(after=str(answer_id), partial=str(answer_id), end=8))
     await gone.follow(stream, lambda b: str(answer_id) not in b.texts)
     assert [e.event for e in gone.events] == ["removed"]
+
+
+async def test_an_answer_no_worker_writes_any_more_is_sent_whole_on_reconnect(
+    rows: Rows,
+) -> None:
+    """A paused answer (waiting for a tool approval) or one whose worker died: still incomplete,
+    but its state changed while the browser was away (an approval card), and nobody answers
+    the sync. The browser gets the whole message, not only what its text lacks."""
+    answer_id = await rows.create()
+    browser = Browser()
+    async with rows.writer(answer_id, flush_interval=0) as writer:
+        await writer.append("Let me note that.")
+        await writer.flush()
+        cursor = browser.load_page(await rows.load_messages(None))
+        assert cursor.partial == str(answer_id) and cursor.end == len("Let me note that.")
+        await writer.finish(complete=False)  # the job ends; the row stays open
+
+    await browser.follow(
+        rows.relay(cursor, sync_timeout=0.05), lambda b: any(e.event == "message" for e in b.events)
+    )
+    assert [e.event for e in browser.events] == ["message"]
+    assert browser.texts[str(answer_id)] == "Let me note that."
 
 
 async def test_a_reconnect_learns_which_rows_were_deleted_while_it_was_away(rows: Rows) -> None:
@@ -665,19 +714,20 @@ async def test_relay_rereads_everything_after_a_resync(
     answer_id = await rows.create(text="Hi")
     mid = str(answer_id)
     browser = Browser()
-    stream = rows.relay(browser.load_page(await rows.load_messages(None)), sync_timeout=0.01)
-    assert await anext(stream) == "retry: 1000\n\n"
-    reader = asyncio.create_task(anext(stream))
-    # Its catch-up is over: what follows, only the resync can bring.
-    await asyncio.wait_for(caught_up.wait(), WAIT)
-    await rows.write(answer_id, "Hi there", {})  # its deltas were "lost"
-    await pubsub.apublish(rows.topic, {"type": pubsub.RESYNC_TYPE, "reason": "test"})
-    async with asyncio.timeout(WAIT):
-        event = parse(await reader)
-    assert event is not None
-    browser.apply(event)
-    assert browser.texts[mid] == "Hi there"
-    await stream.aclose()  # type: ignore[attr-defined]
+    async with rows.answering_syncs():  # the worker writing the answer
+        stream = rows.relay(browser.load_page(await rows.load_messages(None)), sync_timeout=0.01)
+        assert await anext(stream) == "retry: 1000\n\n"
+        reader = asyncio.create_task(anext(stream))
+        # Its catch-up is over: what follows, only the resync can bring.
+        await asyncio.wait_for(caught_up.wait(), WAIT)
+        await rows.write(answer_id, "Hi there", {})  # its deltas were "lost"
+        await pubsub.apublish(rows.topic, {"type": pubsub.RESYNC_TYPE, "reason": "test"})
+        async with asyncio.timeout(WAIT):
+            event = parse(await reader)
+        assert event is not None
+        browser.apply(event)
+        assert browser.texts[mid] == "Hi there"
+        await stream.aclose()  # type: ignore[attr-defined]
 
 
 async def test_an_older_state_never_overwrites_a_newer_one(rows: Rows) -> None:
@@ -746,61 +796,62 @@ async def test_relay_trims_overlaps_and_repairs_gaps(rows: Rows) -> None:
     mid = str(answer_id)
     browser = Browser()
     cursor = browser.load_page(await rows.load_messages(None))
-    stream = rows.relay(cursor, sync_timeout=0.05)
+    async with rows.answering_syncs():  # the worker writing the answer
+        stream = rows.relay(cursor, sync_timeout=0.05)
 
-    async with pubsub.subscribe(rows.topic, control_topic(rows.topic)) as spy:
+        async with pubsub.subscribe(rows.topic, control_topic(rows.topic)) as spy:
 
-        async def next_event() -> Event:
+            async def next_event() -> Event:
+                async with asyncio.timeout(WAIT):
+                    while True:
+                        event = parse(await anext(stream))
+                        if event is not None:
+                            browser.apply(event)
+                            return event
+
+            async def publish(payload: dict[str, Any]) -> None:
+                await pubsub.apublish(rows.topic, payload)
+
+            # Catch-up: the relay asks for a flush of the incomplete row (nobody answers here).
+            first = asyncio.create_task(next_event())
             async with asyncio.timeout(WAIT):
                 while True:
-                    event = parse(await anext(stream))
-                    if event is not None:
-                        browser.apply(event)
-                        return event
+                    _topic, payload = await anext(spy)
+                    if payload["type"] == "sync":
+                        assert payload["id"] == mid
+                        break
+            await publish({"type": "delta", "id": mid, "offset": 0, "text": "Hel"})  # old: dropped
+            await publish({"type": "delta", "id": mid, "offset": 3, "text": "lo, w"})  # overlap
+            event = await first
+            assert json.loads(event.data) == {"id": mid, "offset": 5, "text": ", w"}
 
-        async def publish(payload: dict[str, Any]) -> None:
-            await pubsub.apublish(rows.topic, payload)
+            # A gap: offset 10 while the browser holds 7 characters.
+            gap = asyncio.create_task(next_event())
+            await publish({"type": "delta", "id": mid, "offset": 10, "text": "ld!"})
+            async with asyncio.timeout(WAIT):
+                while True:
+                    _topic, payload = await anext(spy)
+                    if payload["type"] == "sync" and payload["id"] == mid:
+                        break
+            await rows.write(answer_id, "Hello, worl", {})
+            await publish({"type": "flushed", "id": mid, "end": 11})
+            await gap
+            while browser.texts[mid] != "Hello, world!":
+                await next_event()
 
-        # Catch-up: the relay asks for a flush of the incomplete row (nobody answers here).
-        first = asyncio.create_task(next_event())
-        async with asyncio.timeout(WAIT):
-            while True:
-                _topic, payload = await anext(spy)
-                if payload["type"] == "sync":
-                    assert payload["id"] == mid
-                    break
-        await publish({"type": "delta", "id": mid, "offset": 0, "text": "Hel"})  # old: dropped
-        await publish({"type": "delta", "id": mid, "offset": 3, "text": "lo, w"})  # overlap
-        event = await first
-        assert json.loads(event.data) == {"id": mid, "offset": 5, "text": ", w"}
+            # Completion replaces the message; later stale deltas are ignored.
+            await rows.write(answer_id, "Hello, world!", {"complete": True})
+            await publish({"type": "message", "id": mid})
+            event = await next_event()
+            assert event.event == "message"
+            assert mid in browser.complete
 
-        # A gap: offset 10 while the browser holds 7 characters.
-        gap = asyncio.create_task(next_event())
-        await publish({"type": "delta", "id": mid, "offset": 10, "text": "ld!"})
-        async with asyncio.timeout(WAIT):
-            while True:
-                _topic, payload = await anext(spy)
-                if payload["type"] == "sync" and payload["id"] == mid:
-                    break
-        await rows.write(answer_id, "Hello, worl", {})
-        await publish({"type": "flushed", "id": mid, "end": 11})
-        await gap
-        while browser.texts[mid] != "Hello, world!":
-            await next_event()
-
-        # Completion replaces the message; later stale deltas are ignored.
-        await rows.write(answer_id, "Hello, world!", {"complete": True})
-        await publish({"type": "message", "id": mid})
-        event = await next_event()
-        assert event.event == "message"
-        assert mid in browser.complete
-
-        # A deleted row is announced as removed.
-        await rows.delete(answer_id)
-        await publish({"type": "message", "id": mid})
-        event = await next_event()
-        assert (event.event, json.loads(event.data)) == ("removed", {"id": mid})
-    await stream.aclose()  # type: ignore[attr-defined]
+            # A deleted row is announced as removed.
+            await rows.delete(answer_id)
+            await publish({"type": "message", "id": mid})
+            event = await next_event()
+            assert (event.event, json.loads(event.data)) == ("removed", {"id": mid})
+        await stream.aclose()  # type: ignore[attr-defined]
 
 
 async def test_relay_holds_no_delta_back_and_merges_only_what_queued_behind_a_write(
@@ -812,69 +863,77 @@ async def test_relay_holds_no_delta_back_and_merges_only_what_queued_behind_a_wr
     mid = str(answer_id)
     browser = Browser()
     cursor = browser.load_page(await rows.load_messages(None))
-    stream = rows.relay(cursor, sync_timeout=0.05, coalesce=True)
+    async with rows.answering_syncs():  # the worker writing the answer
+        stream = rows.relay(cursor, sync_timeout=0.05, coalesce=True)
 
-    async def next_event() -> Event:
-        async with asyncio.timeout(WAIT):
-            while True:
-                event = parse(await anext(stream))
-                if event is not None:
-                    browser.apply(event)
-                    return event
+        async def next_event() -> Event:
+            async with asyncio.timeout(WAIT):
+                while True:
+                    event = parse(await anext(stream))
+                    if event is not None:
+                        browser.apply(event)
+                        return event
 
-    assert await anext(stream) == "retry: 1000\n\n"
-    pending = asyncio.create_task(next_event())
-    # The relay's catch-up (its sync goes unanswered) is over: the delta is a live one.
-    await asyncio.wait_for(caught_up.wait(), WAIT)
-    await pubsub.apublish(rows.topic, {"type": "delta", "id": mid, "offset": 0, "text": "Hel"})
-    first = await pending
-    assert json.loads(first.data) == {"id": mid, "offset": 0, "text": "Hel"}
-    # The next token, right behind the first: it is not held for a window either.
-    pending = asyncio.create_task(next_event())
-    await pubsub.apublish(rows.topic, {"type": "delta", "id": mid, "offset": 3, "text": "lo"})
-    second = await pending
-    assert json.loads(second.data) == {"id": mid, "offset": 3, "text": "lo"}
+        assert await anext(stream) == "retry: 1000\n\n"
+        pending = asyncio.create_task(next_event())
+        # The relay's catch-up (its sync goes unanswered) is over: the delta is a live one.
+        await asyncio.wait_for(caught_up.wait(), WAIT)
+        await pubsub.apublish(rows.topic, {"type": "delta", "id": mid, "offset": 0, "text": "Hel"})
+        first = await pending
+        assert json.loads(first.data) == {"id": mid, "offset": 0, "text": "Hel"}
+        # The next token, right behind the first: it is not held for a window either.
+        pending = asyncio.create_task(next_event())
+        await pubsub.apublish(rows.topic, {"type": "delta", "id": mid, "offset": 3, "text": "lo"})
+        second = await pending
+        assert json.loads(second.data) == {"id": mid, "offset": 3, "text": "lo"}
 
-    # Nobody reads the stream (a write in flight): what arrives meanwhile queues up.
-    async with pubsub.subscribe(rows.topic) as spy:
-        for offset, text in ((5, ", "), (7, "world")):
-            await pubsub.apublish(
-                rows.topic, {"type": "delta", "id": mid, "offset": offset, "text": text}
-            )
-        await rows.write(answer_id, "Hello, world", {"complete": True})
-        await pubsub.apublish(rows.topic, {"type": "message", "id": mid})
-        for _ in range(3):  # delivered to the relay's subscription too (the same fan-out)
-            await asyncio.wait_for(anext(spy), WAIT)
-    merged = await next_event()  # the queued deltas, as one event, before the message after them
-    assert json.loads(merged.data) == {"id": mid, "offset": 5, "text": ", world"}
-    final = await next_event()
-    assert final.event == "message"
-    assert browser.texts[mid] == "Hello, world"
-    await stream.aclose()  # type: ignore[attr-defined]
+        # Nobody reads the stream (a write in flight): what arrives meanwhile queues up.
+        async with pubsub.subscribe(rows.topic) as spy:
+            for offset, text in ((5, ", "), (7, "world")):
+                await pubsub.apublish(
+                    rows.topic, {"type": "delta", "id": mid, "offset": offset, "text": text}
+                )
+            await rows.write(answer_id, "Hello, world", {"complete": True})
+            await pubsub.apublish(rows.topic, {"type": "message", "id": mid})
+            for _ in range(3):  # delivered to the relay's subscription too (the same fan-out)
+                await asyncio.wait_for(anext(spy), WAIT)
+        merged = (
+            await next_event()
+        )  # the queued deltas, as one event, before the message after them
+        assert json.loads(merged.data) == {"id": mid, "offset": 5, "text": ", world"}
+        final = await next_event()
+        assert final.event == "message"
+        assert browser.texts[mid] == "Hello, world"
+        await stream.aclose()  # type: ignore[attr-defined]
 
 
 async def test_relay_sends_one_event_per_delta_without_coalescing(rows: Rows) -> None:
     answer_id = await rows.create(text="")
     mid = str(answer_id)
     browser = Browser()
-    stream = rows.relay(browser.load_page(await rows.load_messages(None)), sync_timeout=0.05)
-    assert await anext(stream) == "retry: 1000\n\n"
-    async with pubsub.subscribe(rows.topic) as spy:
-        await pubsub.apublish(rows.topic, {"type": "delta", "id": mid, "offset": 0, "text": "a"})
-        await pubsub.apublish(rows.topic, {"type": "delta", "id": mid, "offset": 1, "text": "b"})
-        for _ in range(2):
-            await asyncio.wait_for(anext(spy), WAIT)
-    events = []
-    async with asyncio.timeout(WAIT):
-        while len(events) < 2:
-            event = parse(await anext(stream))
-            if event is not None:
-                events.append(json.loads(event.data))
-    assert events == [
-        {"id": mid, "offset": 0, "text": "a"},
-        {"id": mid, "offset": 1, "text": "b"},
-    ]
-    await stream.aclose()  # type: ignore[attr-defined]
+    async with rows.answering_syncs():  # the worker writing the answer
+        stream = rows.relay(browser.load_page(await rows.load_messages(None)), sync_timeout=0.05)
+        assert await anext(stream) == "retry: 1000\n\n"
+        async with pubsub.subscribe(rows.topic) as spy:
+            await pubsub.apublish(
+                rows.topic, {"type": "delta", "id": mid, "offset": 0, "text": "a"}
+            )
+            await pubsub.apublish(
+                rows.topic, {"type": "delta", "id": mid, "offset": 1, "text": "b"}
+            )
+            for _ in range(2):
+                await asyncio.wait_for(anext(spy), WAIT)
+        events = []
+        async with asyncio.timeout(WAIT):
+            while len(events) < 2:
+                event = parse(await anext(stream))
+                if event is not None:
+                    events.append(json.loads(event.data))
+        assert events == [
+            {"id": mid, "offset": 0, "text": "a"},
+            {"id": mid, "offset": 1, "text": "b"},
+        ]
+        await stream.aclose()  # type: ignore[attr-defined]
 
 
 async def test_relay_sends_conversation_events_and_keepalives(rows: Rows) -> None:

@@ -126,6 +126,10 @@ class _Relay:
                 if payload.get("type") == protocol.FLUSHED:
                     pending.discard(str(payload.get("id")))
                 held.append((topic, payload))
+            for message_id in pending:
+                # No worker writes it any more (paused for an approval, or its worker died):
+                # its state may have changed without a delta, so the browser gets it whole.
+                self._forget(message_id)
             fresh = {mid: await self._load_message(mid) for mid in incomplete}
             reread: list[StreamedMessage] = []
             for row in rows:
@@ -338,7 +342,9 @@ async def relay(
 
     Order matters and is what makes resuming exact: subscribe first; publish `sync` for each
     incomplete message and wait up to `sync_timeout` for the worker's `flushed`; read the rows;
-    send what the browser lacks beyond `cursor`; then forward live events, deltas de-duplicated
+    send what the browser lacks beyond `cursor` (an incomplete message no worker flushed, e.g.
+    one paused for a tool approval, goes out whole: it may have changed without a delta); then
+    forward live events, deltas de-duplicated
     by offset (a delta ending at or before what was sent is dropped, an overlapping one is
     trimmed, a gap triggers a flush and a re-read). Every `message`/`delta` event carries the
     cursor as its SSE `id:`, which EventSource sends back as `Last-Event-ID`.

@@ -94,3 +94,21 @@ def ai_chat_i18n() -> SafeString:
         Safe HTML, in the active language (`django_ai_chat.i18n.catalog_script`).
     """
     return catalog_script()
+
+
+@register.filter(name="pending_approvals")
+def pending_approvals(message: Any) -> list[Any]:
+    """The tool calls an unfinished answer waits to have approved (its approval cards).
+
+    Only unfinished answers are looked up (one query, kept on the message for the template's
+    other uses); a message model without approvals (an app generated before them) has none.
+    """
+    cached = getattr(message, "_pending_approvals", None)
+    if cached is not None:
+        return list(cached)
+    found: list[Any] = []
+    approvals = getattr(message, "approvals", None)
+    if approvals is not None and not getattr(message, "complete", True):
+        found = [approval for approval in approvals.all() if approval.is_pending]
+    message._pending_approvals = found
+    return found

@@ -570,6 +570,9 @@
       this.buffers.delete(id);
       if (this.switchingTo?.id === id) this.focusSwitcher(el);
       if ((held || wasRunning) && el.dataset.complete === "true") this.announceAnswer(el);
+      if (el.dataset.awaitingApproval === "true" && existing?.dataset.awaitingApproval !== "true") {
+        this.announce(gettext("The assistant is waiting for your approval."));
+      }
       if (held && el.dataset.complete === "true") {
         this.root.dispatchEvent(
           new CustomEvent(`${this.app}:answered`, {
@@ -636,7 +639,10 @@
       const all = this.messages();
       const last = all[all.length - 1];
       const waiting = !!last && last.dataset.source === "user";
-      const streaming = !!last && last.dataset.complete === "false";
+      // An answer waiting for a tool call's approval runs nowhere: Send, not Stop (a new
+      // message supersedes the call), and nothing is "responding".
+      const awaiting = !!last && last.dataset.awaitingApproval === "true";
+      const streaming = !!last && last.dataset.complete === "false" && !awaiting;
       const pending = this.root.querySelector("[data-pending]");
       if (pending) pending.hidden = !waiting;
       const stop = this.root.querySelector("[data-stop]");
@@ -1130,6 +1136,12 @@
       // Kept for the composer that replaces this one, should the server refuse the message.
       this.pendingFiles = chosen?.length ? Array.from(chosen) : null;
       const { xhr, requestConfig } = event.detail;
+      // A tool call decided already (another tab) or expired: its card says so, in place.
+      if (xhr?.status === 409 && event.detail.elt?.closest?.("[data-approval-form]")) {
+        event.detail.shouldSwap = true;
+        event.detail.isError = false;
+        return;
+      }
       if (!xhr || !event.detail.shouldSwap) return;
       const redirected = xhr.responseURL && requestConfig?.path &&
         !samePath(xhr.responseURL, requestConfig.path);

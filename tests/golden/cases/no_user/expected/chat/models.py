@@ -12,6 +12,7 @@ from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector
 from django.db import models
 from django.urls import reverse
+from django_ai_chat.approvals import AbstractToolApproval
 from django_ai_chat.models import (
     TITLE_MAX_LENGTH,
     AbstractAttachment,
@@ -31,6 +32,7 @@ __all__ = [
     "Feedback",
     "Message",
     "ShareLink",
+    "ToolApproval",
     "new_id",
 ]
 
@@ -105,3 +107,13 @@ class ShareLink(AbstractShareLink):
 
     def get_absolute_url(self) -> str:
         return reverse("chat:shared", kwargs={"token": self.token})
+
+
+class ToolApproval(AbstractToolApproval):
+    """A tool call of an answer that waits for (or got) its owner's approval before it runs.
+
+    Decided once (`ToolApproval.objects.decide`); it expires after
+    `AI_CHAT_APPROVAL_EXPIRES_AFTER` seconds. Gone with its answer.
+    """
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="approvals")

@@ -29,11 +29,16 @@ from django.views.decorators.http import require_GET, require_POST
 from django_ai_chat.conf import ai_chat_settings
 from django_ai_chat.forms import FeedbackForm, MessageForm, RenameForm
 from django_ai_chat.limits import LimitExceeded
-from django_ai_chat.views import AttachmentView, ConversationStreamView, SharedConversationView
+from django_ai_chat.views import (
+    AttachmentView,
+    ConversationStreamView,
+    SharedConversationView,
+    ToolApprovalView,
+)
 from django_htmx.middleware import HtmxDetails
 
-from . import actions
-from .models import Attachment, Conversation, Message, ShareLink
+from . import actions, jobs
+from .models import Attachment, Conversation, Message, ShareLink, ToolApproval
 from .responder import responder
 
 _UID = re.compile(r"chat-[0-9a-f]{8}")
@@ -349,10 +354,28 @@ class StreamView(ConversationStreamView):
     def get_messages(self, conversation_id: Any) -> QuerySet[Message]:
         """The conversation's rows, with their ratings and files (the bubbles show them)."""
         messages = Message.objects.in_conversation(conversation_id)
-        return messages.prefetch_related("feedback", "attachments")
+        return messages.prefetch_related("feedback", "attachments", "approvals")
 
 
 stream = login_required(StreamView.as_view())
+
+
+class ApprovalView(ToolApprovalView):
+    """POST: approve or deny a tool call the assistant waits on (the conversation's owner only).
+
+    The card comes back decided (or saying why it could not be); the answer goes on in a job.
+    """
+
+    approval_model = ToolApproval
+    jobs = jobs.chat_jobs
+    template_name = "chat/_approval.html"
+
+    def get_success_url(self, approval: Any) -> str:
+        conversation_id = approval.message.conversation_id
+        return reverse("chat:conversation", kwargs={"conversation_id": conversation_id})
+
+
+approve = login_required(ApprovalView.as_view())
 
 # One attached file, for the person whose conversation it is in (anyone else: 404); images
 # inline, everything else as a download, never as a page of this site.

@@ -29,6 +29,7 @@ urlpatterns = [
     path("messages/<uuid:message_id>/edit/", views.edit, name="edit"),
     path("messages/<uuid:message_id>/switch/", views.switch, name="switch"),
     path("messages/<uuid:message_id>/feedback/", views.feedback, name="feedback"),
+    path("approvals/<uuid:approval_id>/", views.approve, name="approve"),
     path("<uuid:conversation_id>/share/", views.share, name="share"),
     path("<uuid:conversation_id>/unshare/", views.unshare, name="unshare"),
     # Read-only snapshots for whoever has the link (the token is the key).

@@ -14,13 +14,16 @@ from __future__ import annotations
 from django.utils.translation import gettext_noop
 from django_ai_chat.answers import Responder
 
-from .models import Attachment, Conversation, Message
+from .models import Attachment, Conversation, Message, ToolApproval
 
 
 class ChatResponder(Responder):
     conversation_model = Conversation
     message_model = Message
     attachment_model = Attachment
+    # Tool calls that need the user's approval (write tools, `@tool(approval=True)`,
+    # settings.AI_CHAT_TOOL_APPROVAL) wait for it here; `None` refuses them instead.
+    approval_model = ToolApproval
 
     model = "anthropic:claude-sonnet-4-6"
 

@@ -133,7 +133,7 @@ def message_history(
     messages = conversation.messages.filter(id__in=tree.active_path())
     if before is not None:
         messages = messages.filter(id__lt=_uuid(before, Message))
-    messages = messages.prefetch_related("feedback", "attachments").order_by("-id")
+    messages = messages.prefetch_related("feedback", "attachments", "approvals").order_by("-id")
     page = list(messages[: max(0, min(limit, 500))])
     attach_branches(page, tree)
     return page
@@ -310,10 +310,12 @@ def _uuid(value: Any, model: type[Conversation] | type[Message]) -> uuid.UUID:
 
 
 def _stop_running(conversation: Conversation) -> bool:
+    # An answer waiting for a tool call's approval ends stopped; the call does not run.
+    settled = responder.settle_approvals(conversation.pk, reason="stopped") > 0
     running = list(conversation.messages.running().values_list("id", flat=True))
     for answer_id in running:
         request_stop(messages_topic(conversation.pk), answer_id)
-    return bool(running)
+    return settled or bool(running)
 
 
 @contextmanager

@@ -19,9 +19,10 @@ from django.urls import reverse
 from django_ai_chat import streaming
 from django_ai_chat.conf import ai_chat_settings
 from django_ai_chat.testing import make_user
+from procrastinate.contrib.django.models import ProcrastinateJob
 
-from chat import actions
-from chat.models import Conversation, Feedback, Message, ShareLink
+from chat import actions, jobs
+from chat.models import Conversation, Feedback, Message, ShareLink, ToolApproval
 from chat.views import HISTORY_LIMIT
 
 WAIT = 20.0  # upper bound for the stream to deliver; never a speed assertion
@@ -40,6 +41,20 @@ plain_static_files = override_settings(
 
 def _actor() -> Any:
     return make_user("alice")
+
+
+def _waiting_call(actor: Any, text: str = "Rename my trip") -> ToolApproval:
+    """An answer paused on a tool call that needs its owner's approval, as the job leaves it."""
+    question = actions.create_message(actor, text=text)
+    answer = Message.objects.create_answer(question, complete=False)  # paused, as the job leaves it
+    assert answer is not None
+    return ToolApproval.objects.create(
+        message=answer,
+        call_id="call-1",
+        tool_name="rename_trip",
+        arguments={"title": "Lisbon in May"},
+        description=[("Title", "Lisbon in May")],
+    )
 
 
 @plain_static_files
@@ -231,6 +246,72 @@ class BranchTests(TestCase):
 
 
 @plain_static_files
+class ApprovalTests(TestCase):
+    """A tool call waiting for approval: the card on the page, one decision, no replay."""
+
+    def setUp(self) -> None:
+        self.actor = _actor()
+        self.client.force_login(self.actor)
+        self.approval = _waiting_call(self.actor)
+        self.url = reverse("chat:approve", args=[self.approval.pk])
+        conversation_id = self.approval.message.conversation_id
+        self.page = reverse("chat:panel") + f"?conversation={conversation_id}"
+
+    def decide(self, decision: str, reason: str = "") -> Any:
+        return self.client.post(self.url, {"decision": decision, "reason": reason}, headers=HTMX)
+
+    def continuations(self) -> int:
+        return ProcrastinateJob.objects.filter(task_name=jobs.respond.name).count()
+
+    def test_the_page_shows_the_call_with_its_arguments_in_words(self) -> None:
+        page = self.client.get(self.page)
+
+        self.assertContains(page, "rename_trip")
+        self.assertContains(page, '<dt class="text-base-content/70">Title</dt>')
+        self.assertContains(page, "Lisbon in May")
+        self.assertContains(page, 'data-awaiting-approval="true"')
+        self.assertContains(page, "data-approve")
+
+    def test_an_approval_queues_the_answer_once_and_cannot_be_replayed(self) -> None:
+        queued_before = self.continuations()
+
+        approved = self.decide("approve")
+        replayed = self.decide("deny")
+
+        self.assertContains(approved, "Approved")
+        self.assertNotContains(approved, "data-approve")
+        self.assertEqual(replayed.status_code, 409)
+        self.assertContains(replayed, "data-approval-error", status_code=409)
+        self.approval.refresh_from_db()
+        self.assertEqual(self.approval.status, ToolApproval.Status.APPROVED)
+        self.assertEqual(self.continuations(), queued_before + 1)
+
+    def test_a_denial_keeps_the_reason_for_the_model(self) -> None:
+        self.assertContains(self.decide("deny", "Not that title"), "Denied")
+
+        self.approval.refresh_from_db()
+        self.assertEqual(self.approval.status, ToolApproval.Status.DENIED)
+        self.assertEqual(self.approval.reason, "Not that title")
+
+    def test_a_decision_that_is_neither_is_refused_and_changes_nothing(self) -> None:
+        self.assertEqual(self.decide("maybe").status_code, 400)
+
+        self.approval.refresh_from_db()
+        self.assertTrue(self.approval.is_pending)
+
+    def test_stop_ends_the_waiting_answer_and_the_call_never_runs(self) -> None:
+        answer = self.approval.message
+
+        self.assertTrue(actions.stop_response(self.actor, answer.conversation_id))
+
+        self.approval.refresh_from_db()
+        answer.refresh_from_db()
+        self.assertEqual(self.approval.status, ToolApproval.Status.DENIED)
+        self.assertTrue(answer.complete and answer.stopped)
+        self.assertEqual(self.decide("approve").status_code, 409)
+
+
+@plain_static_files
 class SummaryTests(TestCase):
     """A long history's older turns, summarised: the page marks where, and shows the summary."""
 
@@ -339,6 +420,16 @@ class AnotherUsersConversationTests(TestCase):
         )
         self.assertFalse(Feedback.objects.exists())
         self.assertFalse(ShareLink.objects.exists())
+
+    def test_their_waiting_tool_call_cannot_be_decided(self) -> None:
+        approval = _waiting_call(make_user("carol"), text="Carol's plan")
+        url = reverse("chat:approve", args=[approval.pk])
+
+        response = self.client.post(url, {"decision": "approve"}, headers=HTMX)
+
+        self.assertEqual(response.status_code, 404)
+        approval.refresh_from_db()
+        self.assertTrue(approval.is_pending)
 
     def test_their_share_link_stays_theirs(self) -> None:
         bob = Conversation.objects.get(pk=self.theirs.conversation_id).user
