@@ -4,7 +4,9 @@ The AI SDK (`ai`, `@ai-sdk/react`'s `useChat`, AI Elements, assistant-ui) reads 
 server-sent events of JSON "chunks" (header `x-vercel-ai-ui-message-stream: v1`): `start`,
 `reasoning-start` / `reasoning-delta` / `reasoning-end` (the model's thinking, before the text
 it precedes), `text-start` / `text-delta` / `text-end`, `tool-input-available`,
-`tool-output-available` / `tool-output-error`, `error`, `finish`, then `data: [DONE]`. The
+`tool-output-available` / `tool-output-error`, `tool-approval-request` / `tool-output-denied`
+(a call that waits for the user's approval, see `approvals`), `error`, `finish`, then
+`data: [DONE]`. The
 chunk types are pydantic-ai's (`pydantic_ai.ui.vercel_ai.response_types`), encoded for AI SDK 6
 (also 7's wire).
 
@@ -16,7 +18,11 @@ AI SDK's `DefaultChatTransport` expects of a resumed stream: `resumeStreamIsRepl
 `ui_message` gives a stored message as a `UIMessage` (for loading a conversation).
 
 A tool call sits in the text where the model made it: the runtime stores each call with the
-`offset` of the text at that moment (older rows without one get their calls first).
+`offset` of the text at that moment (older rows without one get their calls first). An answer
+paused for approvals ends its stream with a `tool-approval-request` per waiting call (its
+`approvalId` is the stored request's id) and `finish` (`tool-calls`); the client's
+`addToolApprovalResponse` sends the decisions back with the next turn (`chat_api`), and the
+continuation streams from where the pause left the answer (`AnswerChunks.resumed`).
 """
 
 from __future__ import annotations
@@ -25,19 +31,26 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 from django.utils.translation import gettext
 from pydantic_ai.ui.vercel_ai import request_types as ui
 from pydantic_ai.ui.vercel_ai import response_types as chunks
 
 from django_ai_chat import pubsub
+from django_ai_chat.approvals import AbstractToolApproval
 from django_ai_chat.streaming import (
     KEEPALIVE_SECONDS,
     SYNC_TIMEOUT_SECONDS,
     StreamedMessage,
     control_topic,
 )
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
+
+    _Q = TypeVar("_Q", bound=QuerySet[Any])
+
 
 __all__ = [
     "DONE",
@@ -50,6 +63,7 @@ __all__ = [
     "follow_answer",
     "message_metadata",
     "ui_message",
+    "with_approvals",
 ]
 
 SDK_VERSION: Final = 6
@@ -60,6 +74,8 @@ HEADERS: Final[Mapping[str, str]] = {"x-vercel-ai-ui-message-stream": "v1"}
 
 DONE: Final = "data: [DONE]\n\n"
 """The last event of every stream."""
+
+_APPROVALS: Final = "approvals"  # the related name the approval model's `message` must use
 
 KEEPALIVE: Final = ": keep-alive\n\n"
 """An SSE comment: proxies keep a quiet stream open, clients ignore it."""
@@ -151,7 +167,11 @@ class AnswerChunks:
         return [chunks.StartChunk(message_id=self.message_id, message_metadata=metadata)]
 
     def row(self, row: AnswerRow) -> list[chunks.BaseChunk]:
-        """Everything the row holds beyond what was sent; `finish` once it is complete."""
+        """Everything the row holds beyond what was sent; `finish` once it is complete.
+
+        An answer paused for approvals ends with a `tool-approval-request` per waiting call and
+        `finish` (`tool-calls`); a denied call's part ends `tool-output-denied`.
+        """
         if self.done:
             return []
         out: list[chunks.BaseChunk] = self._reasoning(_thinking_of(row)[self.thought :])
@@ -169,11 +189,15 @@ class AnswerChunks:
                 )
             )
             self._inputs.add(call.id)
+        approvals = _approvals(row)
+        denied = {a.call_id for a in approvals if a.status == AbstractToolApproval.Status.DENIED}
         for result in _results(row):
             if result.id in self._outputs or result.id not in self._inputs:
                 continue
             self._outputs.add(result.id)
-            if result.is_error:
+            if result.id in denied:
+                out.append(chunks.ToolOutputDeniedChunk(tool_call_id=result.id))
+            elif result.is_error:
                 out.append(
                     chunks.ToolOutputErrorChunk(
                         tool_call_id=result.id, error_text=_as_text(result.content)
@@ -185,6 +209,10 @@ class AnswerChunks:
                 )
         out += self._text(text[self.sent :])
         if row.complete:
+            # Denied with no result: stopped, or superseded by a new message.
+            for call_id in sorted(denied & self._inputs - self._outputs):
+                self._outputs.add(call_id)
+                out.append(chunks.ToolOutputDeniedChunk(tool_call_id=call_id))
             out += self._end_reasoning() + self._end_text()
             if row.error:
                 # Stored as written; translated for the reader (see Responder.error_text).
@@ -194,6 +222,45 @@ class AnswerChunks:
                 chunks.FinishChunk(finish_reason=reason, message_metadata=message_metadata(row))
             )
             self.done = True
+        elif waiting := [a for a in approvals if a.is_pending]:
+            out += self._end_reasoning() + self._end_text() + self._requests(waiting)
+            # Nothing runs until the person decides: this stream ends here.
+            out.append(
+                chunks.FinishChunk(
+                    finish_reason="tool-calls", message_metadata=message_metadata(row)
+                )
+            )
+            self.done = True
+        return out
+
+    def resumed(self, row: AnswerRow) -> AnswerChunks:
+        """This state once its client holds `row` as the pause left it (the calls decided).
+
+        For the stream of an answer that goes on after its approvals: the client continues the
+        assistant message it has, so what it holds is not sent again.
+        """
+        self.row(row)
+        self._end_reasoning()
+        self._end_text()
+        return self
+
+    def _requests(self, waiting: list[AbstractToolApproval]) -> list[chunks.BaseChunk]:
+        out: list[chunks.BaseChunk] = []
+        for approval in waiting:
+            if approval.call_id not in self._inputs:  # stored by an older runtime without it
+                self._inputs.add(approval.call_id)
+                out.append(
+                    chunks.ToolInputAvailableChunk(
+                        tool_call_id=approval.call_id,
+                        tool_name=approval.tool_name,
+                        input=approval.arguments,
+                    )
+                )
+            out.append(
+                chunks.ToolApprovalRequestChunk(
+                    approval_id=str(approval.pk), tool_call_id=approval.call_id
+                )
+            )
         return out
 
     def delta(self, offset: int, text: str) -> list[chunks.BaseChunk] | None:
@@ -263,6 +330,7 @@ async def follow_answer(
     load: Callable[[], Awaitable[AnswerRow | None]],
     keepalive: float = KEEPALIVE_SECONDS,
     sync_timeout: float = SYNC_TIMEOUT_SECONDS,
+    state: AnswerChunks | None = None,
 ) -> AsyncIterator[str]:
     """Stream one answer from its start: the row, then live deltas, until it completes.
 
@@ -270,7 +338,8 @@ async def follow_answer(
     after its reads is missed. As the page's relay does: ask the worker to flush (`sync`), wait
     up to `sync_timeout` for `flushed`, read the row, send it, then forward live deltas
     de-duplicated by offset (a gap is repaired from the row). Ends with `finish` and `[DONE]`
-    when the answer completes, or when its row is gone (removed by a regenerate).
+    when the answer completes, pauses for approvals, or when its row is gone (removed by a
+    regenerate).
 
     Args:
         message_id: The answer's id.
@@ -279,11 +348,13 @@ async def follow_answer(
         load: Reads the answer's row (`None`: gone). Runs between waits, never across one.
         keepalive: Seconds of silence before an SSE comment keeps proxies from closing.
         sync_timeout: Seconds to wait for the worker's flush when catching up.
+        state: What the client holds already (`AnswerChunks.resumed`: an answer going on after
+            its approvals); by default nothing, so the answer is sent from its start.
 
     Yields:
         SSE events, each complete.
     """
-    state = AnswerChunks(message_id)
+    state = state or AnswerChunks(message_id)
     row = await load()
     if row is None:
         yield encode(chunks.StartChunk(message_id=message_id))
@@ -401,6 +472,20 @@ class _Result:
     is_error: bool
 
 
+def with_approvals(messages: _Q) -> _Q:
+    """`messages` with their tool approvals prefetched, when the model has them."""
+    if hasattr(messages.model, _APPROVALS):
+        return messages.prefetch_related(_APPROVALS)
+    return messages
+
+
+def _approvals(row: Any) -> list[AbstractToolApproval]:
+    # An app generated before tool approval has no `approvals`. Streams read them prefetched
+    # (`with_approvals`): no query runs here in an event loop.
+    related = getattr(row, _APPROVALS, None)
+    return list(related.all()) if related is not None else []
+
+
 def _thinking_of(row: Any) -> str:
     # Rows of apps generated before reasoning existed have no `thinking` until they migrate.
     return str(getattr(row, "thinking", "") or "")
@@ -512,6 +597,19 @@ def _fold(stream: list[chunks.BaseChunk]) -> list[ui.UIMessagePart]:
                 tool_call_id=call_id,
                 input=inputs[call_id],
                 error_text=chunk.error_text,
+            )
+        elif isinstance(chunk, chunks.ToolApprovalRequestChunk):
+            call_id = chunk.tool_call_id
+            parts[tools[call_id]] = ui.ToolApprovalRequestedPart(
+                type=f"tool-{names[call_id]}",
+                tool_call_id=call_id,
+                input=inputs[call_id],
+                approval=ui.ToolApprovalRequested(id=chunk.approval_id),
+            )
+        elif isinstance(chunk, chunks.ToolOutputDeniedChunk):
+            call_id = chunk.tool_call_id
+            parts[tools[call_id]] = ui.ToolOutputDeniedPart(
+                type=f"tool-{names[call_id]}", tool_call_id=call_id, input=inputs[call_id]
             )
     return parts
 

@@ -5,7 +5,9 @@ two are the ones `DefaultChatTransport({api: "<route>/api/chat/"})` calls by its
 
 - `POST api/chat/`: a chat turn, the body `useChat` sends (`id`, `messages`, `trigger`,
   `messageId`): the last user message is stored and answered by the job, and the answer
-  streams back as UI message stream chunks;
+  streams back as UI message stream chunks. A turn whose last message is the assistant's
+  carries tool approval responses (`addToolApprovalResponse`): they are decided as the user,
+  and the paused answer streams on from where it stopped (`submit_approvals`);
 - `GET api/chat/<id>/stream`: resume, the running answer from its start (row + live deltas);
   204 when none runs;
 - `POST api/chat/<id>/stop/`: stop the running answer (its text is kept), `{"stopped": bool}`;
@@ -27,6 +29,8 @@ Example (a generated app's `views.py` and `urls.py`):
     class ChatAPI(ChatAPIView):
         message_model = Message
         actions = actions
+        approval_model = ToolApproval  # tool calls that wait for the user's approval
+        jobs = jobs.chat_jobs
 
 
     path("api/chat/", views.ChatAPI.as_view(endpoint="chat"), name="api_chat")
@@ -57,6 +61,7 @@ from django.views import View
 from pydantic_ai.ui.vercel_ai.response_types import ErrorChunk
 
 from django_ai_chat import ai_sdk, pubsub, streaming
+from django_ai_chat.approvals import AbstractToolApproval, ApprovalError
 from django_ai_chat.forms import clean_message_text
 from django_ai_chat.limits import LimitExceeded
 from django_ai_chat.models import (
@@ -68,6 +73,8 @@ from django_ai_chat.models import (
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
+
+    from django_ai_chat.jobs import ChatJobs
 
 __all__ = ["ChatAPIView", "ChatActions", "Endpoint"]
 
@@ -129,6 +136,9 @@ class ChatAPIView(View):
             branch shown).
         conversations_limit: Most conversations the list returns.
         keepalive: Seconds of silence before a keep-alive comment on a stream.
+        approval_model: The app's `AbstractToolApproval` subclass; with `jobs`, approval
+            responses are taken (`submit_approvals`). `None`: refused (400).
+        jobs: The app's `ChatJobs`, which queue the answer's continuation.
     """
 
     http_method_names = ["get", "post", "delete"]
@@ -138,6 +148,8 @@ class ChatAPIView(View):
     history_limit: int = 100
     conversations_limit: int = 100
     keepalive: float = streaming.KEEPALIVE_SECONDS
+    approval_model: type[AbstractToolApproval] | None = None
+    jobs: ChatJobs | None = None
 
     @classmethod
     def as_view(cls, **initkwargs: Any) -> Callable[..., Any]:
@@ -224,12 +236,41 @@ class ChatAPIView(View):
     def submit_approvals(
         self, actor: Any, conversation_id: uuid.UUID, message: dict[str, Any]
     ) -> Any:
-        """A turn whose last message is the assistant's (tool approval responses). Sync.
+        """A turn whose last message is the assistant's: its tool approval responses. Sync.
 
-        Returns the user message whose answer then streams. This app answers no approvals:
-        override to accept them.
+        Each part in state `approval-responded` is decided as `actor` (its `approval.id` is
+        the stored request's; `approved` must be a boolean, `reason` goes to the model with a
+        denial), the continuation queued, all in one transaction. Returns the answer as the
+        pause left it, which then streams on. Errors: no responses or no `approval_model` (400),
+        a request not in this conversation of the actor's (404), decided or expired already
+        (409).
         """
-        raise _BadRequest("This chat does not take tool approvals: send a user message.")
+        if self.approval_model is None or self.jobs is None:
+            raise _BadRequest("This chat does not take tool approvals: send a user message.")
+        responses = _approval_responses(message)
+        self.get_conversation(actor, conversation_id)
+        mine = self.approval_model.objects.for_actor(actor).filter(
+            **{"message__conversation_id": conversation_id}
+        )
+        with transaction.atomic():
+            answers = set()
+            for approval_id, (approved, reason) in responses.items():
+                if not mine.filter(pk=approval_id).exists():
+                    raise ObjectDoesNotExist(approval_id)
+                try:
+                    approval = self.approval_model.objects.decide(
+                        approval_id, actor, approve=approved, reason=reason
+                    )
+                except ApprovalError as refused:
+                    raise _BadRequest(str(refused), 409) from None
+                self.jobs.defer_approved(approval, actor)
+                answers.add(approval.message_id)
+            if len(answers) != 1:
+                raise _BadRequest("Send the approval responses of one answer at a time.")
+            (answer_id,) = answers
+            streaming.message_changed(conversation_id, answer_id)
+            # Read before the commit: the continuation's job cannot have written anything yet.
+            return ai_sdk.with_approvals(self._message_model().objects.all()).get(pk=answer_id)
 
     # Endpoints -------------------------------------------------------------------------------
 
@@ -264,8 +305,11 @@ class ChatAPIView(View):
                 raise _BadRequest("The last message must be the user's.")
             return self._submit(actor, conversation_id, last, body.get("messageId"))
 
-        question = await self._released(turn)
-        return self._stream(self._answer_to(conversation_id, str(question.pk)))
+        message = await self._released(turn)
+        if message.source == AbstractMessage.Source.AGENT:  # approvals: the answer goes on
+            held = ai_sdk.AnswerChunks(str(message.pk)).resumed(message)
+            return self._stream(self._follow(conversation_id, str(message.pk), held))
+        return self._stream(self._answer_to(conversation_id, str(message.pk)))
 
     async def _get_stream(self, actor: Any, conversation_id: Any) -> HttpResponseBase:
         def running() -> tuple[str, str] | None:
@@ -302,7 +346,9 @@ class ChatAPIView(View):
     async def _get_conversation(self, actor: Any, conversation_id: Any) -> HttpResponseBase:
         def read() -> dict[str, Any]:
             conversation = self.get_conversation(actor, conversation_id)
-            messages = self._message_model().objects.in_conversation(conversation.pk)
+            messages = ai_sdk.with_approvals(
+                self._message_model().objects.in_conversation(conversation.pk)
+            )
             # The branch the person follows (edits and regenerates keep other versions).
             newest = messages.on_active_path(conversation.pk)[-self.history_limit :]
             return {
@@ -423,22 +469,36 @@ class ChatAPIView(View):
             async for event in self._followed(events, topic, conversation_id, answer_id):
                 yield event
 
-    async def _follow(self, conversation_id: Any, answer_id: str) -> AsyncIterator[str]:
+    async def _follow(
+        self, conversation_id: Any, answer_id: str, held: ai_sdk.AnswerChunks | None = None
+    ) -> AsyncIterator[str]:
         topic = streaming.messages_topic(conversation_id)
         async with pubsub.subscribe(topic) as events:
-            async for event in self._followed(events, topic, conversation_id, answer_id):
+            async for event in self._followed(events, topic, conversation_id, answer_id, held):
                 yield event
 
     def _followed(
-        self, events: pubsub.Subscription, topic: str, conversation_id: Any, answer_id: str
+        self,
+        events: pubsub.Subscription,
+        topic: str,
+        conversation_id: Any,
+        answer_id: str,
+        held: ai_sdk.AnswerChunks | None = None,
     ) -> AsyncIterator[str]:
-        messages = self._message_model().objects.in_conversation(conversation_id)
+        messages = ai_sdk.with_approvals(
+            self._message_model().objects.in_conversation(conversation_id)
+        )
 
         async def load() -> Any:
             return await self._released(messages.filter(pk=answer_id).first)
 
         return ai_sdk.follow_answer(
-            answer_id, topic=topic, events=events, load=load, keepalive=self.keepalive
+            answer_id,
+            topic=topic,
+            events=events,
+            load=load,
+            keepalive=self.keepalive,
+            state=held,
         )
 
     @staticmethod
@@ -471,6 +531,26 @@ def _text_of(message: dict[str, Any]) -> str:
         if isinstance(part, dict) and part.get("type") == "text"
     ]
     return "".join(texts)
+
+
+def _approval_responses(message: dict[str, Any]) -> dict[uuid.UUID, tuple[bool, str]]:
+    """The decisions an assistant message carries: approval id → (approved, reason)."""
+    responses: dict[uuid.UUID, tuple[bool, str]] = {}
+    parts = message.get("parts")
+    for part in parts if isinstance(parts, list) else []:
+        if not isinstance(part, dict) or part.get("state") != "approval-responded":
+            continue
+        approval = part.get("approval")
+        if not isinstance(approval, dict):
+            approval = {}
+        approval_id, approved = _uuid(approval.get("id")), approval.get("approved")
+        # Strictly a boolean: this field is what lets a write run.
+        if approval_id is None or not isinstance(approved, bool):
+            raise _BadRequest("An approval response needs approval.id and approved: true/false.")
+        responses[approval_id] = (approved, str(approval.get("reason") or ""))
+    if not responses:
+        raise _BadRequest("The last message must be the user's, or carry approval responses.")
+    return responses
 
 
 def _uuid(value: Any) -> uuid.UUID | None:

@@ -45,10 +45,17 @@ class Account:
         return str(self.client.cookies["csrftoken"])
 
     def node(
-        self, scenario: str, chat_id: str, text: str = "", after: int = 0, on: str = "text"
+        self,
+        scenario: str,
+        chat_id: str,
+        text: str = "",
+        after: int = 0,
+        on: str = "text",
+        **answer: Any,
     ) -> dict[str, Any]:
-        """Run one scenario of `client.mjs`; its JSON report."""
+        """Run one scenario of `client.mjs` (`answer`: `approved`, `reason`); its JSON report."""
         args = {
+            **answer,
             "base": f"{self.base}/chat/api/chat/",
             "cookie": self.cookie,
             "csrf": self.csrf,
@@ -282,3 +289,113 @@ def test_the_api_needs_a_session_and_a_csrf_token(site: Site, alice_api: Account
     body = {"id": str(uuid.uuid4()), "messages": [], "trigger": "submit-message"}
     # Signed in but without the token: Django's CSRF protection refuses the turn.
     assert alice_api.client.post("/chat/api/chat/", json=body).status_code == 403
+
+
+NOTE = 'Note it. [tool:browser_note {{"text": "{}"}}] [tps:200]'
+
+
+def _tool_part(message: dict[str, Any]) -> dict[str, Any]:
+    (part,) = [p for p in message["parts"] if p["type"] == "tool-browser_note"]
+    return part
+
+
+def test_a_call_needing_approval_asks_and_the_approval_goes_on_in_the_same_message(
+    alice_api: Account, site: Site
+) -> None:
+    """useChat's human-in-the-loop: `tool-approval-request`, `addToolApprovalResponse`, and
+    the next turn (sent automatically) streams the rest of the same assistant message."""
+    chat_id = str(uuid.uuid4())
+    before = len(site.approved_notes())
+
+    report = alice_api.node("approve", chat_id, NOTE.format("sdk milk"), approved=True)
+
+    first, second = report["first"], report["second"]
+    assert first["errors"] == [] and "error" not in report
+    assert first["types"][-3:] == ["tool-input-available", "tool-approval-request", "finish"]
+    asked = _tool_part(first["message"])
+    assert asked["state"] == "approval-requested" and asked["input"] == {"text": "sdk milk"}
+    assert report["sendsAutomatically"] is True  # what useChat's sendAutomaticallyWhen checks
+    assert second["errors"] == []
+    assert second["message"]["id"] == first["message"]["id"]
+    done = _tool_part(second["message"])
+    assert (done["state"], done["output"]) == ("output-available", "noted")
+    assert "returned: noted" in second["text"]
+    assert second["text"].count("returned: noted") == 1
+    assert site.approved_notes()[before:] == ["alice@example.com: sdk milk"]
+    # Loaded again: the same parts; the decision cannot be sent twice.
+    loaded = _answer(alice_api.stored(chat_id))
+    assert _tool_part(loaded)["state"] == "output-available"
+    assert _text(loaded) == second["text"]
+    replay = alice_api.client.post(
+        "/chat/api/chat/",
+        json={
+            "id": chat_id,
+            "trigger": "submit-message",
+            "messages": [
+                {
+                    **first["message"],
+                    "parts": [
+                        {
+                            **asked,
+                            "state": "approval-responded",
+                            "approval": {**asked["approval"], "approved": True},
+                        }
+                    ],
+                }
+            ],
+        },
+        headers={"X-CSRFToken": alice_api.csrf},
+    )
+    assert replay.status_code == 409, replay.text
+    assert site.approved_notes()[before:] == ["alice@example.com: sdk milk"]
+
+
+def test_a_denied_call_ends_denied_and_the_model_hears_the_reason(
+    alice_api: Account, site: Site
+) -> None:
+    chat_id = str(uuid.uuid4())
+    before = len(site.approved_notes())
+    asked = alice_api.node("send", chat_id, NOTE.format("sdk car"))["first"]["message"]
+    # While it waits, the conversation loads with the request (a reload of a useChat page).
+    waiting = _tool_part(_answer(alice_api.stored(chat_id)))
+    assert waiting["state"] == "approval-requested"
+    assert waiting["approval"]["id"] == _tool_part(asked)["approval"]["id"]
+
+    report = alice_api.node(
+        "approve", str(uuid.uuid4()), NOTE.format("sdk boat"), approved=False, reason="Not mine"
+    )
+
+    denied = report["second"]
+    assert _tool_part(denied["message"])["state"] == "output-denied"
+    assert "denied this tool call" in denied["text"] and "Not mine" in denied["text"]
+    assert site.approved_notes()[before:] == []
+    alice_api.client.post(
+        f"/chat/api/chat/{chat_id}/stop/", headers={"X-CSRFToken": alice_api.csrf}
+    )
+
+
+def test_an_approval_of_another_users_call_is_a_404(alice_api: Account, bob_api: Account) -> None:
+    chat_id = str(uuid.uuid4())
+    asked = alice_api.node("send", chat_id, NOTE.format("sdk secret"))["first"]["message"]
+    part = _tool_part(asked)
+    responded = {
+        **part,
+        "state": "approval-responded",
+        "approval": {**part["approval"], "approved": True},
+    }
+
+    for account, chat in ((bob_api, chat_id), (bob_api, str(uuid.uuid4()))):
+        response = account.client.post(
+            "/chat/api/chat/",
+            json={
+                "id": chat,
+                "trigger": "submit-message",
+                "messages": [{**asked, "parts": [responded]}],
+            },
+            headers={"X-CSRFToken": account.csrf},
+        )
+        assert response.status_code == 404, response.text
+    assert _tool_part(_answer(alice_api.stored(chat_id)))["state"] == "approval-requested"
+    alice_api.client.post(
+        f"/chat/api/chat/{chat_id}/stop/", headers={"X-CSRFToken": alice_api.csrf}
+    )

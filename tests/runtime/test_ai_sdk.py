@@ -121,3 +121,65 @@ def test_a_question_is_one_text_part_and_old_calls_without_offset_go_first() -> 
     assert question["parts"] == [{"type": "text", "text": "Hi?"}]
     assert question["metadata"] == {"createdAt": "2026-12-03T14:00:00+00:00"}
     assert [p["type"] for p in old["parts"]] == ["tool-weather", "text"]
+
+
+@dataclass
+class Approval:
+    status: str = "pending"
+    pk: str = "01a23c4e-0000-7000-8000-000000000001"
+    call_id: str = "call_1"
+    tool_name: str = "weather"
+    arguments: dict[str, Any] = field(default_factory=lambda: {"city": "Paris"})
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status == "pending"
+
+
+@dataclass
+class Approvals:
+    rows: list[Approval]
+
+    def all(self) -> list[Approval]:
+        return self.rows
+
+
+def test_a_paused_answer_asks_for_approval_and_its_continuation_sends_only_what_is_new() -> None:
+    approval = Approval()
+    call = {**CALL, "offset": len("Let me check.")}
+    paused = Row("Let me check.", tool_calls=[call])
+    paused.approvals = Approvals([approval])  # type: ignore[attr-defined]
+
+    wire = _wire(AnswerChunks(ANSWER_ID).row(paused))
+
+    assert [c["type"] for c in wire][-3:] == [
+        "tool-input-available",
+        "tool-approval-request",
+        "finish",
+    ]
+    assert wire[-2] == {
+        "type": "tool-approval-request",
+        "approvalId": approval.pk,
+        "toolCallId": "call_1",
+    }
+    assert wire[-1]["finishReason"] == "tool-calls"
+    assert wire[-1]["messageMetadata"]["complete"] is False
+    # Denied; the client holds the paused message and gets only what follows.
+    approval.status = "denied"
+    held = AnswerChunks(ANSWER_ID).resumed(paused)
+    denial = {**RESULT, "content": "The user denied this tool call.", "is_error": False}
+    done = Row("Let me check. I may not.", complete=True, tool_calls=[call], tool_results=[denial])
+    done.approvals = Approvals([approval])  # type: ignore[attr-defined]
+
+    rest = _wire(held.row(done))
+
+    assert [c["type"] for c in rest] == [
+        "tool-output-denied",
+        "text-start",
+        "text-delta",
+        "text-end",
+        "finish",
+    ]
+    assert rest[2]["delta"] == " I may not."
+    parts = ui_message(done)["parts"]
+    assert parts[1]["state"] == "output-denied"

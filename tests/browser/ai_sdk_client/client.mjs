@@ -2,10 +2,15 @@
 // DefaultChatTransport sends the turn (and reconnects for a resume), readUIMessageStream builds
 // the assistant UIMessage from the chunks. One scenario per run, given as JSON in argv[2]:
 //   {"base": "http://…/chat/api/chat/", "cookie": "…", "csrf": "…", "chatId": "<uuid>",
-//    "scenario": "send" | "resume" | "stop" | "reconnect", "text": "…", "afterChars": 40,
-//    "on": "text" | "reasoning"}  (what `afterChars` counts: the answer's text or its reasoning)
+//    "scenario": "send" | "resume" | "stop" | "reconnect" | "approve", "text": "…",
+//    "afterChars": 40, "on": "text" | "reasoning",  (what `afterChars` counts: text or reasoning)
+//    "approved": true, "reason": "…"}  (the "approve" scenario's answer to the approval request)
 // Prints one JSON object: the final message(s), the chunk types seen, and any error.
-import { DefaultChatTransport, readUIMessageStream } from "ai";
+import {
+  DefaultChatTransport,
+  lastAssistantMessageIsCompleteWithApprovalResponses,
+  readUIMessageStream,
+} from "ai";
 
 const args = JSON.parse(process.argv[2]);
 const headers = { Cookie: args.cookie, "X-CSRFToken": args.csrf };
@@ -32,8 +37,8 @@ function userMessage(text) {
 }
 
 // Reads a chunk stream into the final UIMessage; `until(message)` may stop early (returns it),
-// `each(message)` is awaited after every update.
-async function read(stream, { until, each } = {}) {
+// `each(message)` is awaited after every update, `continuing` is the message the stream goes on.
+async function read(stream, { until, each, continuing } = {}) {
   const types = [];
   const errors = [];
   const [forMessages, forTypes] = stream.tee();
@@ -52,6 +57,7 @@ async function read(stream, { until, each } = {}) {
   let last;
   for await (const message of readUIMessageStream({
     stream: forMessages,
+    ...(continuing ? { message: continuing } : {}),
     onError: (error) => errors.push(String(error?.message ?? error)),
   })) {
     last = message;
@@ -81,6 +87,33 @@ async function main() {
       });
       if (args.scenario === "send") {
         out.first = await read(stream);
+      } else if (args.scenario === "approve") {
+        // useChat with sendAutomaticallyWhen: lastAssistantMessageIsCompleteWithApprovalResponses.
+        const user = userMessage(args.text);
+        out.first = await read(stream);
+        const asked = out.first.message.parts.find((part) => part.state === "approval-requested");
+        const answered = {
+          ...out.first.message,
+          parts: out.first.message.parts.map((part) =>
+            part === asked
+              ? {
+                  ...part,
+                  state: "approval-responded",
+                  approval: { ...part.approval, approved: args.approved, reason: args.reason },
+                }
+              : part,
+          ),
+        };
+        const messages = [user, answered];
+        out.sendsAutomatically = lastAssistantMessageIsCompleteWithApprovalResponses({ messages });
+        const more = await transport.sendMessages({
+          chatId: args.chatId,
+          messages,
+          trigger: "submit-message",
+          messageId: undefined,
+          abortSignal: controller.signal,
+        });
+        out.second = await read(more, { continuing: answered });
       } else if (args.scenario === "resume") {
         // A reload mid-answer: the page's fetch is gone; the new page reconnects.
         out.first = await read(stream, {
@@ -109,7 +142,7 @@ async function main() {
   } catch (error) {
     out.error = String(error?.message ?? error);
   }
-  for (const key of ["first", "resumed"]) {
+  for (const key of ["first", "resumed", "second"]) {
     if (out[key]) {
       out[key].text = textOf(out[key].message);
       out[key].reasoning = reasoningOf(out[key].message);

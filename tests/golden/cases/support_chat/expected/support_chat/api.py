@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from django_ai_chat.chat_api import ChatAPIView
 
-from . import actions
-from .models import Message
+from . import actions, jobs
+from .models import Message, ToolApproval
 
 
 class ChatAPI(ChatAPIView):
@@ -22,10 +22,14 @@ class ChatAPI(ChatAPIView):
 
     message_model = Message
     actions = actions
+    # A tool call that needs approval ends the stream with a `tool-approval-request`; the
+    # decisions (`addToolApprovalResponse`) come back with the next turn.
+    approval_model = ToolApproval
+    jobs = jobs.chat_jobs
 
 
 chat = ChatAPI.as_view(endpoint="chat")
-"""POST a chat turn (the body `useChat` sends); the answer streams back."""
+"""POST a chat turn (the body `useChat` sends, or approval responses); the answer streams back."""
 stream = ChatAPI.as_view(endpoint="stream")
 """GET: resume the running answer from its start (204 when none runs)."""
 stop = ChatAPI.as_view(endpoint="stop")
