@@ -110,14 +110,16 @@ class Rows:
 
     @contextlib.asynccontextmanager
     async def answering_syncs(self) -> AsyncIterator[None]:
-        """Answer the relay's `sync` requests as a live worker does (`flushed`, the row as it is),
-        for tests that publish a running answer's deltas by hand."""
+        """Answer the relay's catch-up `sync` as a live worker does (`flushed`, the row as it
+        is), for tests that publish a running answer's deltas by hand; a later `sync` (a gap)
+        is the test's to answer."""
 
         async def answer(syncs: pubsub.Subscription) -> None:
             async for _topic, payload in syncs:
                 row = await self.load_message(str(payload["id"]))
                 if row is not None:
                     await pubsub.apublish(self.topic, protocol.flushed(row.id, len(row.text)))
+                    return
 
         async with pubsub.subscribe(control_topic(self.topic)) as syncs:
             task = asyncio.create_task(answer(syncs))
@@ -715,7 +717,7 @@ async def test_relay_rereads_everything_after_a_resync(
     mid = str(answer_id)
     browser = Browser()
     async with rows.answering_syncs():  # the worker writing the answer
-        stream = rows.relay(browser.load_page(await rows.load_messages(None)), sync_timeout=0.01)
+        stream = rows.relay(browser.load_page(await rows.load_messages(None)), sync_timeout=WAIT)
         assert await anext(stream) == "retry: 1000\n\n"
         reader = asyncio.create_task(anext(stream))
         # Its catch-up is over: what follows, only the resync can bring.
@@ -797,7 +799,7 @@ async def test_relay_trims_overlaps_and_repairs_gaps(rows: Rows) -> None:
     browser = Browser()
     cursor = browser.load_page(await rows.load_messages(None))
     async with rows.answering_syncs():  # the worker writing the answer
-        stream = rows.relay(cursor, sync_timeout=0.05)
+        stream = rows.relay(cursor, sync_timeout=WAIT)
 
         async with pubsub.subscribe(rows.topic, control_topic(rows.topic)) as spy:
 
@@ -812,7 +814,7 @@ async def test_relay_trims_overlaps_and_repairs_gaps(rows: Rows) -> None:
             async def publish(payload: dict[str, Any]) -> None:
                 await pubsub.apublish(rows.topic, payload)
 
-            # Catch-up: the relay asks for a flush of the incomplete row (nobody answers here).
+            # Catch-up: the relay asks for a flush of the incomplete row (the worker answers it).
             first = asyncio.create_task(next_event())
             async with asyncio.timeout(WAIT):
                 while True:
@@ -864,7 +866,7 @@ async def test_relay_holds_no_delta_back_and_merges_only_what_queued_behind_a_wr
     browser = Browser()
     cursor = browser.load_page(await rows.load_messages(None))
     async with rows.answering_syncs():  # the worker writing the answer
-        stream = rows.relay(cursor, sync_timeout=0.05, coalesce=True)
+        stream = rows.relay(cursor, sync_timeout=WAIT, coalesce=True)
 
         async def next_event() -> Event:
             async with asyncio.timeout(WAIT):
@@ -876,7 +878,7 @@ async def test_relay_holds_no_delta_back_and_merges_only_what_queued_behind_a_wr
 
         assert await anext(stream) == "retry: 1000\n\n"
         pending = asyncio.create_task(next_event())
-        # The relay's catch-up (its sync goes unanswered) is over: the delta is a live one.
+        # The relay's catch-up (its sync answered) is over: the delta is a live one.
         await asyncio.wait_for(caught_up.wait(), WAIT)
         await pubsub.apublish(rows.topic, {"type": "delta", "id": mid, "offset": 0, "text": "Hel"})
         first = await pending
@@ -912,7 +914,7 @@ async def test_relay_sends_one_event_per_delta_without_coalescing(rows: Rows) ->
     mid = str(answer_id)
     browser = Browser()
     async with rows.answering_syncs():  # the worker writing the answer
-        stream = rows.relay(browser.load_page(await rows.load_messages(None)), sync_timeout=0.05)
+        stream = rows.relay(browser.load_page(await rows.load_messages(None)), sync_timeout=WAIT)
         assert await anext(stream) == "retry: 1000\n\n"
         async with pubsub.subscribe(rows.topic) as spy:
             await pubsub.apublish(
