@@ -39,7 +39,7 @@ from django.core.exceptions import (
     PermissionDenied,
     ValidationError,
 )
-from django.db import connections, transaction
+from django.db import connections, models, transaction
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect
@@ -404,14 +404,7 @@ class AttachmentView(View):
 
     def get_actor(self) -> Any:
         """Who asks: the request's user, or `None` when conversations have no owner."""
-        model = self._attachment_model()
-        message_model = model._meta.get_field(_MESSAGE).related_model
-        if not (isinstance(message_model, type) and issubclass(message_model, AbstractMessage)):
-            raise ImproperlyConfigured(f"{model.__name__}.message must point to a message model.")
-        conversation_model = conversation_model_of(message_model)
-        if conversation_model.owner_field is None:
-            return None
-        return self.request.user
+        return _actor_of(self.request, self._attachment_model())
 
     def get_attachment(self, actor: Any, attachment_id: Any) -> AbstractAttachment:
         """The attachment, if `actor` may see it; else `Http404`. The authorisation point."""
@@ -484,13 +477,7 @@ class ToolApprovalView(View):
 
     def get_actor(self) -> Any:
         """Who decides: the request's user, or `None` when conversations have no owner."""
-        model, _jobs = self._configured()
-        message_model = model._meta.get_field(_MESSAGE).related_model
-        if not (isinstance(message_model, type) and issubclass(message_model, AbstractMessage)):
-            raise ImproperlyConfigured(f"{model.__name__}.message must point to a message model.")
-        if conversation_model_of(message_model).owner_field is None:
-            return None
-        return self.request.user
+        return _actor_of(self.request, self._configured()[0])
 
     def get_success_url(self, approval: AbstractToolApproval) -> str:
         """Where a request without htmx goes after deciding (override: the conversation)."""
@@ -503,3 +490,13 @@ class ToolApprovalView(View):
                 "as_view(approval_model=ToolApproval, jobs=jobs.chat_jobs)."
             )
         return self.approval_model, self.jobs
+
+
+def _actor_of(request: HttpRequest, model: type[models.Model]) -> Any:
+    """The request's user, or `None` when the conversations of `model.message` have no owner."""
+    message_model = model._meta.get_field(_MESSAGE).related_model
+    if not (isinstance(message_model, type) and issubclass(message_model, AbstractMessage)):
+        raise ImproperlyConfigured(f"{model.__name__}.message must point to a message model.")
+    if conversation_model_of(message_model).owner_field is None:
+        return None
+    return request.user
