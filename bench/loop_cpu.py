@@ -7,11 +7,12 @@ process reads `--answers` simultaneous answers of `--tokens` tokens through `ast
 after the other, the arms interleaved `--repeats` times, and reports its own CPU time per token
 (`time.process_time`: utime + stime of this process, the provider's not counted):
 
-- direct: no tool offered, so the loop streams with `pydantic_ai.direct.model_request_stream`;
-- agent, no tools: the same run with the loop's switch off (`loop._direct_requests`), through
-  `Agent.iter`, as every run went before;
-- agent, a tool offered: a tool the model could call (and does not), through `Agent.iter`, as
-  an answer of the generated app goes (its `ai_tools.py` registers two).
+- direct, a tool offered: a tool the model could call (and does not), the first request
+  streamed with `pydantic_ai.direct.model_request_stream`, as an answer of the generated app
+  goes (its `ai_tools.py` registers two);
+- Agent.iter, a tool offered: the same run with the loop's switch off (`loop._direct_requests`),
+  through `Agent.iter`, as every run went before;
+- direct, no tools: no tool offered.
 
 Also printed: how busy the machine's cores were meanwhile apart from this process
 (`/proc/stat` minus our own CPU), since other processes share the cores.
@@ -133,9 +134,9 @@ def main(argv: list[str] | None = None) -> int:
                     raise
                 time.sleep(0.1)
         arms = {
+            "direct (a tool offered)": _reader(base, direct=True, tools=True),
+            "Agent.iter (a tool offered, switch off)": _reader(base, direct=False, tools=True),
             "direct (no tools)": _reader(base, direct=True, tools=False),
-            "Agent.iter (no tools, switch off)": _reader(base, direct=False, tools=False),
-            "Agent.iter (a tool offered)": _reader(base, direct=False, tools=True),
         }
         print(f"{args.answers} simultaneous answers x {args.tokens} tokens through loop.astream")
         print(f"load average at start: {os.getloadavg()[0]:.2f}")

@@ -97,19 +97,24 @@ class ActorToolset(AbstractToolset[Any]):
     def id(self) -> str:
         return "django_ai_chat"
 
+    def definitions(self) -> list[ToolDefinition]:
+        """The tools as the model is told of them (what `get_tools` offers through the agent)."""
+        return [
+            ToolDefinition(
+                name=name, description=tool.description, parameters_json_schema=tool.parameters
+            )
+            for name, tool in self._tools.items()
+        ]
+
     async def get_tools(self, ctx: RunContext[Any]) -> dict[str, ToolsetTool[Any]]:
         return {
-            name: ToolsetTool(
+            definition.name: ToolsetTool(
                 toolset=self,
-                tool_def=ToolDefinition(
-                    name=name,
-                    description=tool.description,
-                    parameters_json_schema=tool.parameters,
-                ),
+                tool_def=definition,
                 max_retries=UNBOUNDED_RETRIES,
                 args_validator=self._validator,
             )
-            for name, tool in self._tools.items()
+            for definition in self.definitions()
         }
 
     async def call_tool(

@@ -5,10 +5,12 @@ deltas reach the caller as the provider emits them, and tool calls are announced
 runs. Whatever goes wrong inside a tool goes back to the model as an error result; whatever goes
 wrong with the provider ends the run with an `ErrorEvent`; every run ends with one `DoneEvent`.
 
-A run in which no tool can be called (none offered, or none the actor may use) has one model
-request and nothing for the agent graph to do, so it is streamed with
-`pydantic_ai.direct.model_request_stream` instead: the same request and the same events, without
-the graph's per-event wrappers (about a third of the client's CPU per token, BENCHMARKS.md).
+The first model request of a run is streamed with `pydantic_ai.direct.model_request_stream`,
+tools offered: the same request and the same events without the graph's per-event wrappers
+(about a third of the client's CPU per token, BENCHMARKS.md). Most replies call no tool, and
+then the run is that one request. A reply that calls tools is handed to `Agent.iter` as the end
+of its history, and the agent graph runs the calls (as the actor, pausing for approvals) and the
+rounds that follow.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from pydantic_ai.messages import (
     UserContent,
     UserPromptPart,
 )
+from pydantic_ai.models import ModelRequestParameters
 from pydantic_ai.tools import (
     DeferredToolRequests,
     DeferredToolResults,
@@ -310,12 +313,11 @@ def _usage(run: AgentRun[None, str] | None, streamed: StreamedResponse | None = 
     if run is None and streamed is None:
         return Usage()
     try:
-        if streamed is not None:
-            # Priced here: the agent graph prices its responses, the direct API does not.
-            responses = [priced(streamed.get())]
-        else:
-            assert run is not None
-            responses = [m for m in run.new_messages() if isinstance(m, ModelResponse)]
+        # The direct request's response, priced here (the agent graph prices its own), then the
+        # agent run's: a run handed over from the direct request holds that one in its history.
+        responses = [priced(streamed.get())] if streamed is not None else []
+        if run is not None:
+            responses += [m for m in run.new_messages() if isinstance(m, ModelResponse)]
     except Exception:  # usage must never fail an answer
         logger.exception("Could not read the usage of a model run.")
         return Usage()
@@ -366,7 +368,7 @@ class _Progress:
     """What a producer has got to, for the consumer that cancels it (a timeout)."""
 
     run: AgentRun[None, str] | None = None
-    streamed: StreamedResponse | None = None  # the direct request's response (no agent run)
+    streamed: StreamedResponse | None = None  # the direct request's response
 
     def usage(self) -> Usage:
         return _usage(self.run, self.streamed)
@@ -401,20 +403,22 @@ def _deferred_results(resume: Resumption) -> DeferredToolResults:
 
 
 def _iterate(
-    agent: Agent[None, str | DeferredToolRequests], run_spec: _Run
+    agent: Agent[None, str | DeferredToolRequests],
+    run_spec: _Run,
+    after: tuple[ModelRequest, ModelResponse] | None,
 ) -> AbstractAsyncContextManager[AgentRun[None, str | DeferredToolRequests]]:
-    if run_spec.resume is None:
+    limits = UsageLimits(request_limit=None)
+    if run_spec.resume is not None:
         return agent.iter(
-            run_spec.prompt,
-            message_history=run_spec.history,
-            usage_limits=UsageLimits(request_limit=None),
+            None,
+            message_history=_resumed_history(run_spec, run_spec.resume),
+            deferred_tool_results=_deferred_results(run_spec.resume),
+            usage_limits=limits,
         )
-    return agent.iter(
-        None,
-        message_history=_resumed_history(run_spec, run_spec.resume),
-        deferred_tool_results=_deferred_results(run_spec.resume),
-        usage_limits=UsageLimits(request_limit=None),
-    )
+    if after is not None:
+        # A history ending with a reply that calls tools: the graph runs them before any request.
+        return agent.iter(None, message_history=[*run_spec.history, *after], usage_limits=limits)
+    return agent.iter(run_spec.prompt, message_history=run_spec.history, usage_limits=limits)
 
 
 async def _pause(
@@ -453,15 +457,24 @@ async def _produce(
     paused: PausedRun | None = None
     try:
         tools = await resolve_tools(run_spec.tools, run_spec.actor)
-        if not tools and run_spec.resume is None and _direct_requests:
-            if run_spec.max_rounds < 1:
-                error = _max_rounds_error(rounds)
-            else:
-                model = resolve_model(run_spec.model)  # a misconfigured one makes no request
-                rounds = 1
-                await _direct_request(model, run_spec, emit, text, progress)
+        model = resolve_model(run_spec.model)  # a misconfigured one makes no request
+        toolset = ActorToolset(
+            tools,
+            run_spec.actor,
+            can_pause=run_spec.can_pause,
+            run_once=None if run_spec.resume is None else run_spec.resume.run_once,
+        )
+        if run_spec.resume is not None or not _direct_requests:
+            rounds, error, paused = await _agent_run(run_spec, model, toolset, emit, text, progress)
+        elif run_spec.max_rounds < 1:
+            error = _max_rounds_error(rounds)
         else:
-            rounds, error, paused = await _agent_run(run_spec, tools, emit, text, progress)
+            rounds = 1
+            sent = await _direct_request(model, run_spec, toolset, emit, text, progress)
+            if tools and sent[-1].tool_calls:
+                rounds, error, paused = await _agent_run(
+                    run_spec, model, toolset, emit, text, progress, after=sent
+                )
     except Exception as caught:
         error = _error_for(caught)
     if error is not None:
@@ -476,27 +489,32 @@ def _max_rounds_error(rounds: int) -> ErrorEvent:
 
 
 _direct_requests = True
-"""Whether a run without tools skips the agent graph (`False`: every run goes through it; the
+"""Whether a run's first request skips the agent graph (`False`: every run goes through it; the
 tests run both ways, the benchmarks compare them)."""
 
 
 async def _direct_request(
     model: Model,
     run_spec: _Run,
+    toolset: ActorToolset,
     emit: Callable[[Event], Awaitable[None]],
     text: list[str],
     progress: _Progress,
-) -> None:
-    """The run's one model request, streamed without the agent graph: no tool can be called.
+) -> tuple[ModelRequest, ModelResponse]:
+    """The run's first model request, streamed without the agent graph; returns what was sent.
 
-    What `Agent.iter` would send (the history, then the prompt carrying the instructions) and the
-    same events; the response is the run's only one. A model that calls a tool it was not
-    offered gets no answer to it (the agent would tell it the tool does not exist and ask again).
+    What `Agent.iter` would send (the history, then the prompt carrying the instructions, the
+    actor's tools offered) and the same events. The caller hands a reply that calls tools to the
+    agent graph; with no tool offered, a model that calls one anyway gets no answer to it (the
+    agent would tell it the tool does not exist and ask again).
     """
     request = ModelRequest(
         parts=[UserPromptPart(run_spec.prompt)], instructions=run_spec.system_prompt or None
     )
-    async with model_request_stream(model, [*run_spec.history, request]) as response:
+    parameters = ModelRequestParameters(function_tools=toolset.definitions())
+    async with model_request_stream(
+        model, [*run_spec.history, request], model_request_parameters=parameters
+    ) as response:
         progress.streamed = response
         async for event in response:
             if delta := _text_of(event):
@@ -504,37 +522,41 @@ async def _direct_request(
                 await emit(TextDeltaEvent(text=delta))
             elif thought := _thinking_of(event):
                 await emit(ThinkingDeltaEvent(text=thought))
+    return request, response.get()
 
 
 async def _agent_run(
     run_spec: _Run,
-    tools: list[ToolLike],
+    model: Model,
+    toolset: ActorToolset,
     emit: Callable[[Event], Awaitable[None]],
     text: list[str],
     progress: _Progress,
+    *,
+    after: tuple[ModelRequest, ModelResponse] | None = None,
 ) -> tuple[int, ErrorEvent | None, PausedRun | None]:
-    """The tool loop through `Agent.iter`: returns its rounds, its error and its pause."""
+    """The tool loop through `Agent.iter`: returns its rounds, its error and its pause.
+
+    `after`: the first request and its reply calling tools (`_direct_request`), from which the
+    run goes on: the graph runs the calls first (the rounds returned count that request).
+    """
     rounds = 0
     error: ErrorEvent | None = None
     paused: PausedRun | None = None
     resume = run_spec.resume
     # Calls announced when the run paused: pydantic-ai announces them again when it resumes.
     announced = set(resume.paused.calls) if resume is not None else set()
+    if after is not None:
+        rounds = 1  # the direct request, counted against `max_rounds`
     try:
-        toolset = ActorToolset(
-            tools,
-            run_spec.actor,
-            can_pause=run_spec.can_pause,
-            run_once=None if resume is None else resume.run_once,
-        )
         agent: Agent[None, str | DeferredToolRequests] = Agent(
-            resolve_model(run_spec.model),
+            model,
             instructions=run_spec.system_prompt or None,
             toolsets=[toolset],
             retries=UNBOUNDED_RETRIES,
             output_type=[str, DeferredToolRequests],
         )
-        async with _iterate(agent, run_spec) as run:
+        async with _iterate(agent, run_spec, after) as run:
             progress.run = cast("AgentRun[None, str]", run)
             node = run.next_node
             while not Agent.is_end_node(node):

@@ -31,6 +31,7 @@ from django_ai_chat.testing import (
     ReportedUsage,
     ScriptedLLM,
     Thinking,
+    ToolCall,
     make_user,
     register_model,
     sample_png,
@@ -81,27 +82,83 @@ class Provider:
             self.closed.set()
 
 
-@pytest.mark.parametrize("tools", [False, []], ids=["False", "empty list"])
-async def test_a_run_without_tools_makes_no_agent_run(
+@pytest.mark.parametrize(
+    "tools", [False, [], [Lookup()]], ids=["False", "empty list", "a tool offered"]
+)
+async def test_a_reply_that_calls_no_tool_makes_no_agent_run(
     monkeypatch: pytest.MonkeyPatch, tools: Any
 ) -> None:
     def no_agent(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the agent graph was used")
 
     monkeypatch.setattr(Agent, "iter", no_agent)
-    llm = ScriptedLLM([["Hello ", "there."], ["Again."]])
+    llm = ScriptedLLM([["Hello ", "there."], [ToolCall("lookup", {"word": "hi"})]])
 
     events = await collect(astream(HI, system_prompt="Be kind.", model=llm, tools=tools))
-    with_a_tool = await collect(astream(HI, system_prompt="", model=llm, tools=[Lookup()]))
+    calling = await collect(astream(HI, system_prompt="", model=llm, tools=[Lookup()]))
 
     assert texts(events) == ["Hello ", "there."]
     done = events[-1]
     assert isinstance(done, DoneEvent) and (done.text, done.rounds) == ("Hello there.", 1)
     assert done.usage.requests == 1 and done.usage.output_tokens > 0
-    assert llm.tool_names[0] == []
-    # A run that can call a tool still goes through the agent (here: the patched one).
-    error = with_a_tool[-2]
+    assert llm.tool_names[0] == ([] if not tools else ["lookup"])
+    # A reply that calls a tool is handed to the agent graph (here: the patched one).
+    error = calling[-2]
     assert isinstance(error, ErrorEvent) and "the agent graph was used" in error.message
+
+
+async def test_a_tool_call_in_the_first_reply_runs_as_through_the_agent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The direct request hands a reply that calls tools to the graph: same requests, events."""
+    script = [
+        ["Let me look. ", ToolCall("lookup", {"word": "hi"}), ReportedUsage(10, 5)],
+        ["It means ", "a greeting.", ReportedUsage(20, 6)],
+    ]
+    runs: dict[str, tuple[list[Event], list[dict[str, Any]], Lookup]] = {}
+    for name in ("agent", "direct"):
+        monkeypatch.setattr(loop, "_direct_requests", name == "direct")
+        lookup = Lookup()
+        # A server each: its call ids count from one, so both runs' requests can be compared.
+        with FakeOpenAIServer(script=script) as server:
+            async with OpenAIChatModel(
+                "gpt-4o", provider=OpenAIProvider(base_url=server.base_url, api_key="x")
+            ) as model:
+                events = await collect(
+                    astream(HI, system_prompt="Be brief.", model=model, tools=[lookup], actor="al")
+                )
+            runs[name] = (events, server.requests, lookup)
+
+    (agent_events, agent_requests, _), (events, requests, lookup) = runs["agent"], runs["direct"]
+    assert requests == agent_requests and len(requests) == 2
+    assert requests[0]["tools"][0]["function"]["name"] == "lookup"
+    assert requests[1]["messages"][-1]["role"] == "tool"
+    assert events == agent_events
+    assert [e.kind for e in events] == [
+        "text_delta",
+        "tool_call",
+        "tool_result",
+        "text_delta",
+        "text_delta",
+        "done",
+    ]
+    assert lookup.calls == [({"word": "hi"}, "al")]  # once, as the actor
+    done = events[-1]
+    assert isinstance(done, DoneEvent)
+    assert (done.text, done.rounds) == ("Let me look. It means a greeting.", 2)
+    assert (done.usage.requests, done.usage.input_tokens, done.usage.output_tokens) == (2, 30, 11)
+
+
+async def test_max_rounds_counts_the_direct_request(path: str) -> None:
+    llm = ScriptedLLM([[ToolCall("lookup", {"word": "hi"})], ["never"]])
+    lookup = Lookup()
+
+    events = await collect(astream(HI, system_prompt="", model=llm, tools=[lookup], max_rounds=1))
+
+    error, done = events[-2:]
+    assert isinstance(error, ErrorEvent) and error.reason == "max_rounds"
+    assert isinstance(done, DoneEvent) and done.rounds == 1
+    assert len(llm.requests) == 1 and len(lookup.calls) == 1
 
 
 async def test_both_paths_send_the_same_request_and_give_the_same_events(
