@@ -6,7 +6,8 @@ for the calls of one model response), with what the run needs to go on (`run_sta
 job ends: no worker waits for a person. The owner of the conversation decides each call
 (`ToolApprovalQuerySet.decide`); once no call of the batch is pending, a job continues the
 answer (`ChatJobs.defer_approved`): approved calls run as the user, the model is told of denied
-ones, and the answer goes on at the same offset.
+ones, and the answer goes on at the same offset. `decide_and_continue` is that whole step, the
+one both front-ends take (the page's card, an AI SDK turn): decide, queue, announce.
 
 A decision is taken once: `decide` locks the row and updates it only while it is pending, so a
 replayed or concurrent second decision raises `ApprovalConflict`; a request older than
@@ -20,6 +21,7 @@ The generated app subclasses the model, adding `message` (a foreign key to the a
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
@@ -28,8 +30,12 @@ from django.db import models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from django_ai_chat import streaming
 from django_ai_chat.conf import ai_chat_settings
 from django_ai_chat.models import new_id, signed_in
+
+if TYPE_CHECKING:
+    from django_ai_chat.jobs import ChatJobs
 
 __all__ = [
     "REASON_MAX_LENGTH",
@@ -38,6 +44,7 @@ __all__ = [
     "ApprovalError",
     "ApprovalExpired",
     "ToolApprovalQuerySet",
+    "decide_and_continue",
     "default_expiry",
 ]
 
@@ -125,7 +132,8 @@ class ToolApprovalQuerySet(models.QuerySet[_A]):
             more (the answer can go on).
 
         Raises:
-            DoesNotExist: No such request among `actor`'s (another user's, a malformed id).
+            DoesNotExist: No such request among `actor`'s in this queryset (another user's, a
+                malformed id).
             ApprovalConflict: It was decided (or expired, or superseded) already.
             ApprovalExpired: It waited longer than `AI_CHAT_APPROVAL_EXPIRES_AFTER`.
         """
@@ -158,6 +166,54 @@ class ToolApprovalQuerySet(models.QuerySet[_A]):
                 setattr(approval, name, value)
             approval.batch_ready = not self.filter(batch=approval.batch).pending().exists()
         return approval
+
+
+def decide_and_continue(
+    approvals: ToolApprovalQuerySet[_A],
+    decisions: Mapping[Any, tuple[bool, str]],
+    actor: Any,
+    jobs: ChatJobs,
+) -> list[_A]:
+    """Take `actor`'s decisions on waiting calls, queue the answers' continuations, announce them.
+
+    The one path of a decision, whichever front-end sends it (`views.ToolApprovalView`, the
+    page's card; `ChatAPIView.submit_approvals`, an AI SDK turn). In one transaction: each call
+    is decided (`ToolApprovalQuerySet.decide`, among `approvals` only), its answer's
+    continuation queued once no call of its batch waits (`ChatJobs.defer_approved`: one job per
+    batch), and each answer decided on announced once (`streaming.message_changed`, sent at
+    commit: every open page re-renders it, the card goes). A decision that cannot be taken rolls
+    back all of them: nothing is decided, queued or announced.
+
+    Args:
+        approvals: The requests the decisions may be about, e.g.
+            `ToolApproval.objects.in_conversation(cid)`; `decide` keeps `actor`'s of them.
+        decisions: Request id → `(approve, reason)`, decided in this order; `reason` is told to
+            the model with a denial.
+        actor: Who decides: the conversation's owner (`None` in no-user mode).
+        jobs: The app's `ChatJobs`, which queue the continuations.
+
+    Returns:
+        The decided requests, in the order of `decisions`.
+
+    Raises:
+        DoesNotExist: A request not among `actor`'s in `approvals` (another user's, another
+            conversation's, a malformed id).
+        ApprovalConflict: A request was decided (or expired, or superseded) already: a replay.
+        ApprovalExpired: A request waited longer than `AI_CHAT_APPROVAL_EXPIRES_AFTER`.
+    """
+    decided: list[_A] = []
+    with transaction.atomic():
+        for approval_id, (approve, reason) in decisions.items():
+            approval = approvals.decide(approval_id, actor, approve=approve, reason=reason)
+            jobs.defer_approved(approval, actor)
+            decided.append(approval)
+        announced = set()
+        for approval in decided:
+            if approval.message_id not in announced:
+                announced.add(approval.message_id)
+                answer = getattr(approval, _MESSAGE)
+                streaming.message_changed(answer.conversation_id, answer.pk)
+    return decided
 
 
 class AbstractToolApproval(models.Model):

@@ -61,7 +61,7 @@ from django.views import View
 from pydantic_ai.ui.vercel_ai.response_types import ErrorChunk
 
 from django_ai_chat import ai_sdk, pubsub, streaming
-from django_ai_chat.approvals import AbstractToolApproval, ApprovalError
+from django_ai_chat.approvals import AbstractToolApproval, ApprovalError, decide_and_continue
 from django_ai_chat.forms import clean_message_text
 from django_ai_chat.limits import LimitExceeded
 from django_ai_chat.models import (
@@ -240,7 +240,8 @@ class ChatAPIView(View):
 
         Each part in state `approval-responded` is decided as `actor` (its `approval.id` is
         the stored request's; `approved` must be a boolean, `reason` goes to the model with a
-        denial), the continuation queued, all in one transaction. Returns the answer as the
+        denial), the continuation queued and the answer announced, all in one transaction
+        (`approvals.decide_and_continue`, as for the page's card). Returns the answer as the
         pause left it, which then streams on. Errors: no responses or no `approval_model` (400),
         a request not in this conversation of the actor's (404), decided or expired already
         (409).
@@ -249,26 +250,17 @@ class ChatAPIView(View):
             raise _BadRequest("This chat does not take tool approvals: send a user message.")
         responses = _approval_responses(message)
         self.get_conversation(actor, conversation_id)
-        mine = self.approval_model.objects.for_actor(actor).filter(
-            **{"message__conversation_id": conversation_id}
-        )
+        # Decided among this conversation's only: a request of another one is missing (404).
+        in_conversation = self.approval_model.objects.in_conversation(conversation_id)
         with transaction.atomic():
-            answers = set()
-            for approval_id, (approved, reason) in responses.items():
-                if not mine.filter(pk=approval_id).exists():
-                    raise ObjectDoesNotExist(approval_id)
-                try:
-                    approval = self.approval_model.objects.decide(
-                        approval_id, actor, approve=approved, reason=reason
-                    )
-                except ApprovalError as refused:
-                    raise _BadRequest(str(refused), 409) from None
-                self.jobs.defer_approved(approval, actor)
-                answers.add(approval.message_id)
-            if len(answers) != 1:
+            try:
+                decided = decide_and_continue(in_conversation, responses, actor, self.jobs)
+            except ApprovalError as refused:
+                raise _BadRequest(str(refused), 409) from None
+            answers = {approval.message_id for approval in decided}
+            if len(answers) != 1:  # rolls the decisions back
                 raise _BadRequest("Send the approval responses of one answer at a time.")
             (answer_id,) = answers
-            streaming.message_changed(conversation_id, answer_id)
             # Read before the commit: the continuation's job cannot have written anything yet.
             return ai_sdk.with_approvals(self._message_model().objects.all()).get(pk=answer_id)
 

@@ -46,12 +46,12 @@ from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.cache import add_never_cache_headers
-from django.utils.http import content_disposition_header
+from django.utils.http import content_disposition_header, url_has_allowed_host_and_scheme
 from django.views import View
 from django.views.generic.base import TemplateResponseMixin
 
 from django_ai_chat import _shutdown, limits, streaming
-from django_ai_chat.approvals import AbstractToolApproval, ApprovalError
+from django_ai_chat.approvals import AbstractToolApproval, ApprovalError, decide_and_continue
 from django_ai_chat.attachments import IMAGE_TYPES
 from django_ai_chat.branches import BranchTree, attach_branches
 from django_ai_chat.conf import ai_chat_settings
@@ -426,12 +426,12 @@ class ToolApprovalView(View):
     """POST: the conversation's owner approves or denies one tool call that waits (`decide`).
 
     URL keyword argument `approval_id`; form fields `decision` (`"approve"` or `"deny"`) and
-    `reason` (optional, told to the model with a denial). The decision and the continuation's
-    job (`ChatJobs.defer_approved`) are written in one transaction, then the answer is announced
-    (every open page re-renders it: the card goes). htmx requests get the card back
-    (`template_name`, context `approval`, `error`): decided, or with why it could not be (decided
-    already, expired) and status 409; others are redirected (`get_success_url`). Anyone but the
-    owner, or a malformed id: 404.
+    `reason` (optional, told to the model with a denial). The decision, the continuation's job
+    and the answer's announcement (every open page re-renders it: the card goes) are one
+    transaction (`approvals.decide_and_continue`, as for an AI SDK turn). htmx requests get the
+    card back (`template_name`, context `approval`, `error`): decided, or with why it could not
+    be (decided already, expired) and status 409; others are redirected (`get_success_url`).
+    Anyone but the owner, or a malformed id: 404.
 
     Attributes:
         approval_model: The app's concrete `AbstractToolApproval` subclass (required).
@@ -453,16 +453,12 @@ class ToolApprovalView(View):
         actor = self.get_actor()
         error = ""
         try:
-            with transaction.atomic():
-                approval = model.objects.decide(
-                    approval_id,
-                    actor,
-                    approve=decision == "approve",
-                    reason=request.POST.get("reason", ""),
-                )
-                jobs.defer_approved(approval, actor)
-                answer = approval.message  # type: ignore[attr-defined]
-                streaming.message_changed(answer.conversation_id, answer.pk)
+            (approval,) = decide_and_continue(
+                model.objects.all(),
+                {approval_id: (decision == "approve", request.POST.get("reason", ""))},
+                actor,
+                jobs,
+            )
         except ObjectDoesNotExist as missing:
             raise Http404("No such tool call waits for you.") from missing
         except ApprovalError as refused:
@@ -480,8 +476,19 @@ class ToolApprovalView(View):
         return _actor_of(self.request, self._configured()[0])
 
     def get_success_url(self, approval: AbstractToolApproval) -> str:
-        """Where a request without htmx goes after deciding (override: the conversation)."""
-        return self.request.headers.get("Referer") or "/"
+        """Where a request without htmx goes after deciding (override: the conversation).
+
+        The page the person came from (`Referer`) when it is on this site, else `/`: a
+        Referer naming another host (or plain HTTP on an HTTPS site) is not followed.
+        """
+        referer = self.request.headers.get("Referer", "")
+        if referer and url_has_allowed_host_and_scheme(
+            referer,
+            allowed_hosts={self.request.get_host()},
+            require_https=self.request.is_secure(),
+        ):
+            return referer
+        return "/"
 
     def _configured(self) -> tuple[type[AbstractToolApproval], ChatJobs]:
         if self.approval_model is None or self.jobs is None:

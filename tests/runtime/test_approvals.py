@@ -8,6 +8,7 @@ model that calls `tests.testapp`'s `create_note` (a `ModelTools` write tool: app
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -16,7 +17,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AnonymousUser, Permission
 from django.db import connection, connections, transaction
-from django.http import Http404
+from django.http import Http404, HttpResponseBase
 from django.test import RequestFactory, override_settings
 from django.utils import timezone
 from procrastinate.contrib.django.models import ProcrastinateJob
@@ -24,7 +25,8 @@ from pydantic_ai.messages import ModelRequest, ToolReturnPart
 
 from django_ai_chat import pubsub
 from django_ai_chat.answers import Responder
-from django_ai_chat.approvals import ApprovalConflict, ApprovalExpired
+from django_ai_chat.approvals import ApprovalConflict, ApprovalExpired, decide_and_continue
+from django_ai_chat.chat_api import ChatAPIView
 from django_ai_chat.jobs import ChatJobs
 from django_ai_chat.streaming import messages_topic
 from django_ai_chat.testing import ScriptedLLM, ToolCall, make_user
@@ -114,10 +116,15 @@ async def paused(scripted_llm: ScriptedLLM, actor: Any) -> tuple[Message, ToolAp
 
 
 def decide(approval_id: Any, actor: Any, *, approve: bool, reason: str = "") -> ToolApproval:
-    with transaction.atomic():
-        approval = ToolApproval.objects.decide(approval_id, actor, approve=approve, reason=reason)
-        chat_jobs.defer_approved(approval, actor)
+    """One decision the way both views take it: decided, continuation queued, announced."""
+    (approval,) = decide_and_continue(
+        ToolApproval.objects.all(), {approval_id: (approve, reason)}, actor, chat_jobs
+    )
     return approval
+
+
+def _queued() -> int:
+    return ProcrastinateJob.objects.filter(task_name=chat_jobs.respond.name).count()
 
 
 async def test_a_write_tool_pauses_the_answer_until_the_user_decides(
@@ -411,6 +418,68 @@ _CARD_TEMPLATES = [
 ]
 
 
+async def paused_twice(
+    scripted_llm: ScriptedLLM, actor: Any
+) -> tuple[Message, ToolApproval, ToolApproval]:
+    """An answer that paused on two `create_note` calls of one model response (one batch)."""
+    scripted_llm.add_turns(
+        [ToolCall("create_note", {"title": "Milk"}), ToolCall("create_note", {"title": "Eggs"})]
+    )
+    question = await ask(actor)
+    await responder.respond(question.pk, actor=actor)
+    answer = await Message.objects.aget(response_to=question)
+    first, second = [a async for a in ToolApproval.objects.filter(message=answer)]
+    assert first.batch == second.batch
+    return answer, first, second
+
+
+async def test_one_call_decides_a_whole_batch_queues_it_once_and_announces_the_answer(
+    scripted_llm: ScriptedLLM, alice: Any
+) -> None:
+    answer, first, second = await paused_twice(scripted_llm, alice)
+
+    async with pubsub.subscribe(messages_topic(answer.conversation_id)) as events:
+        decided = await db(
+            lambda: decide_and_continue(
+                ToolApproval.objects.all(),
+                {first.pk: (True, ""), second.pk: (False, "No eggs.")},
+                alice,
+                chat_jobs,
+            )
+        )
+        async with asyncio.timeout(WAIT):
+            async for _topic, payload in events:
+                if payload == {"type": "message", "id": str(answer.pk)}:
+                    break
+
+    assert [(a.pk, a.status, a.reason) for a in decided] == [
+        (first.pk, "approved", ""),
+        (second.pk, "denied", "No eggs."),
+    ]
+    assert await db(_queued) == 1
+
+
+async def test_a_refused_decision_rolls_back_the_others_taken_with_it(
+    scripted_llm: ScriptedLLM, alice: Any
+) -> None:
+    _answer, decided, waiting = await paused_twice(scripted_llm, alice)
+    await db(lambda: decide(decided.pk, alice, approve=True))
+    assert await db(_queued) == 0  # a call of the batch still waits
+
+    with pytest.raises(ApprovalConflict):  # the last call decided, then a replay of the first
+        await db(
+            lambda: decide_and_continue(
+                ToolApproval.objects.all(),
+                {waiting.pk: (True, ""), decided.pk: (False, "")},
+                alice,
+                chat_jobs,
+            )
+        )
+
+    assert (await ToolApproval.objects.aget(pk=waiting.pk)).is_pending
+    assert await db(_queued) == 0  # the continuation its decision queued went with it
+
+
 async def test_the_view_decides_once_and_queues_the_continuation(
     scripted_llm: ScriptedLLM, alice: Any
 ) -> None:
@@ -419,8 +488,7 @@ async def test_the_view_decides_once_and_queues_the_continuation(
     def post_twice() -> tuple[Any, Any, int]:
         first = _post_decision(approval.pk, alice, {"decision": "approve"}, hx_request="true")
         again = _post_decision(approval.pk, alice, {"decision": "deny"}, hx_request="true")
-        queued = ProcrastinateJob.objects.filter(task_name=chat_jobs.respond.name).count()
-        return first, again, queued
+        return first, again, _queued()
 
     first, again, queued = await db(post_twice)
 
@@ -457,6 +525,112 @@ async def test_without_htmx_the_view_redirects_where_the_person_came_from(
 
     assert (response.status_code, response["Location"]) == (302, "/chat/x/")
     assert (await ToolApproval.objects.aget(pk=approval.pk)).reason == "No."
+
+
+@pytest.mark.parametrize(
+    ("referer", "location"),
+    [
+        ("https://evil.example/chat/x/", "/"),
+        ("//evil.example/chat/x/", "/"),
+        ("javascript:alert(1)", "/"),
+        ("http://testserver/chat/x/", "http://testserver/chat/x/"),
+    ],
+)
+async def test_without_htmx_the_view_does_not_redirect_off_the_site(
+    scripted_llm: ScriptedLLM, alice: Any, referer: str, location: str
+) -> None:
+    _question, approval = await paused(scripted_llm, alice)
+
+    response = await db(
+        lambda: _post_decision(approval.pk, alice, {"decision": "approve"}, referer=referer)
+    )
+
+    assert (response.status_code, response["Location"]) == (302, location)
+    assert (await ToolApproval.objects.aget(pk=approval.pk)).status == "approved"
+
+
+async def test_an_https_site_does_not_redirect_to_its_plain_http_referer(
+    scripted_llm: ScriptedLLM, alice: Any
+) -> None:
+    _question, approval = await paused(scripted_llm, alice)
+    view = ToolApprovalView.as_view(approval_model=ToolApproval, jobs=chat_jobs)
+
+    def post(referer: str) -> Any:
+        request = RequestFactory().post(
+            "/", {"decision": "approve"}, secure=True, headers={"referer": referer}
+        )
+        request.user = alice
+        return view(request, approval_id=approval.pk)
+
+    response = await db(lambda: post("http://testserver/chat/x/"))
+    assert response["Location"] == "/"
+    replayed = await db(lambda: post("https://testserver/chat/x/"))  # refused, redirected too
+    assert replayed["Location"] == "https://testserver/chat/x/"
+
+
+class ChatAPI(ChatAPIView):
+    message_model = Message
+    approval_model = ToolApproval
+    jobs = chat_jobs
+
+
+async def _turn(actor: Any, chat_id: Any, approval: ToolApproval, **answer: Any) -> Any:
+    """An AI SDK turn (`addToolApprovalResponse`) answering `approval`, POSTed by `actor`."""
+    part = {
+        "type": f"tool-{approval.tool_name}",
+        "toolCallId": approval.call_id,
+        "state": "approval-responded",
+        "approval": {"id": str(approval.pk), "approved": True, **answer},
+    }
+    body = {
+        "id": str(chat_id),
+        "trigger": "submit-message",
+        "messages": [{"id": str(approval.message_id), "role": "assistant", "parts": [part]}],
+    }
+    request = RequestFactory().post("/", json.dumps(body), content_type="application/json")
+
+    async def auser() -> Any:
+        return actor
+
+    request.auser = auser  # type: ignore[attr-defined]
+    response: HttpResponseBase = await ChatAPI.as_view(endpoint="chat")(request)
+    return response
+
+
+async def test_an_ai_sdk_turn_decides_once_and_queues_the_continuation(
+    scripted_llm: ScriptedLLM, alice: Any
+) -> None:
+    question, approval = await paused(scripted_llm, alice)
+
+    streamed = await _turn(alice, question.conversation_id, approval)
+    replayed = await _turn(alice, question.conversation_id, approval, approved=False)
+
+    assert streamed.status_code == 200 and streamed.streaming  # the answer goes on (not read)
+    assert replayed.status_code == 409
+    assert "already approved" in json.loads(replayed.content)["error"]
+    assert (await ToolApproval.objects.aget(pk=approval.pk)).status == "approved"
+    assert await db(_queued) == 1
+
+
+async def test_an_ai_sdk_turn_decides_only_a_call_of_its_own_conversation(
+    scripted_llm: ScriptedLLM, alice: Any, bob: Any
+) -> None:
+    question, approval = await paused(scripted_llm, alice)
+    elsewhere = await ask(alice, "Another chat.")
+    bobs = await ask(bob, "Bob's chat.")
+
+    statuses = [
+        (await _turn(actor, chat_id, approval)).status_code
+        for actor, chat_id in (
+            (alice, elsewhere.conversation_id),  # hers, but not this conversation's call
+            (bob, question.conversation_id),  # another user's conversation
+            (bob, bobs.conversation_id),  # his conversation, another user's call
+        )
+    ]
+
+    assert statuses == [404, 404, 404]
+    assert (await ToolApproval.objects.aget(pk=approval.pk)).is_pending
+    assert await db(_queued) == 0
 
 
 def _status(approval_id: Any, actor: Any) -> int:
