@@ -81,6 +81,16 @@ def _reader(base: str, *, direct: bool, tools: bool) -> Callable[[int], Awaitabl
     return read
 
 
+def _loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    if kind == "asyncio":
+        return None
+    if kind == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    raise SystemExit(f"--loops: unknown event loop {kind!r} (asyncio, uvloop)")
+
+
 def _busy_jiffies() -> tuple[int, int]:
     """(busy, total) jiffies of all cores so far, from /proc/stat."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -114,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--answers", type=int, default=100)
     parser.add_argument("--tokens", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--loops",
+        default="asyncio",
+        help="Event loops to run each arm on, comma-separated: asyncio, uvloop (default: asyncio)",
+    )
     args = parser.parse_args(argv)
     port = procs.free_port()
     provider = subprocess.Popen(
@@ -142,10 +157,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"load average at start: {os.getloadavg()[0]:.2f}")
         print("| Repeat | Arm | CPU µs per token | Other processes (cores busy) |")
         print("|---|---|---|---|")
+        loops = args.loops.split(",")
+        if len(loops) > 1:
+            arms = {f"{name}, {kind}": read for kind in loops for name, read in arms.items()}
         results: dict[str, list[float]] = {name: [] for name in arms}
         for repeat in range(1, args.repeats + 1):
             for name, read in arms.items():
-                figures = asyncio.run(_measure(read, args.answers, args.tokens))
+                kind = name.rsplit(", ", 1)[-1] if len(loops) > 1 else loops[0]
+                with asyncio.Runner(loop_factory=_loop_factory(kind)) as runner:
+                    figures = runner.run(_measure(read, args.answers, args.tokens))
                 results[name].append(figures["cpu_us_per_token"])
                 print(
                     f"| {repeat} | {name} | {figures['cpu_us_per_token']:.0f} | "

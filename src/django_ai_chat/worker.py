@@ -420,7 +420,14 @@ class WorkerCommand(BaseCommand):
     shutdown_timeout: float = 10.0
 
     def add_arguments(self, parser: CommandParser) -> None:
-        """Declare `--shutdown-timeout`."""
+        """Declare `--shutdown-timeout` and `--loop`."""
+        parser.add_argument(
+            "--loop",
+            choices=("auto", "asyncio", "uvloop"),
+            default="auto",
+            help="Event loop: uvloop (less CPU per streamed token), asyncio, or auto: uvloop "
+            "when installed (default: auto).",
+        )
         parser.add_argument(
             "--shutdown-timeout",
             type=float,
@@ -438,19 +445,22 @@ class WorkerCommand(BaseCommand):
                 f"{type(self).__module__}.Command has no jobs: set `jobs = chat_jobs` "
                 "(the ChatJobs of your app's jobs.py) on the class."
             )
+        loop_factory = _loop_factory(options.get("loop", "auto"))
         self.warm_up(jobs)
         try:
-            asyncio.run(
-                run_workers(
-                    jobs.queues,
-                    shutdown_timeout=options["shutdown_timeout"],
-                    name=jobs.app_label,
-                    stop_signals=(signal.SIGINT, signal.SIGTERM),
-                    on_ready=lambda _workers: self.stdout.write(
-                        f"Worker running: {', '.join(jobs.queues)}"
-                    ),
+            with asyncio.Runner(loop_factory=loop_factory) as runner:
+                runner.run(
+                    run_workers(
+                        jobs.queues,
+                        shutdown_timeout=options["shutdown_timeout"],
+                        name=jobs.app_label,
+                        stop_signals=(signal.SIGINT, signal.SIGTERM),
+                        on_ready=lambda _workers: self.stdout.write(
+                            f"Worker running: {', '.join(jobs.queues)} "
+                            f"({'asyncio' if loop_factory is None else 'uvloop'})"
+                        ),
+                    )
                 )
-            )
         except WorkerStopped as error:
             # Exit non-zero, so that systemd, Kubernetes or supervisord restart the process.
             raise CommandError(str(error)) from error
@@ -469,6 +479,27 @@ class WorkerCommand(BaseCommand):
             resolve_model(model)
         except ConfigurationError as error:
             self.stderr.write(f"Model {model!r} is not usable yet: {error}")
+
+
+def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop `--loop` asks for (`None`: asyncio's own).
+
+    uvloop, which uvicorn's `standard` extra installs on Linux and macOS, takes less CPU per
+    event than asyncio's loop, and a worker handles an event per streamed token
+    (BENCHMARKS.md).
+    """
+    if name == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError as error:
+        if name == "uvloop":
+            raise CommandError(
+                "--loop uvloop: uvloop is not installed (pip install uvloop)."
+            ) from error
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 def _log_unexpected_exit(task: asyncio.Task[None]) -> None:

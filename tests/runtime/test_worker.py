@@ -6,6 +6,7 @@ import asyncio
 import io
 import os
 import signal
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -151,18 +152,34 @@ async def test_workers_report_their_names_and_stop_with_astop() -> None:
     await workers.wait()  # nothing left to wait for
 
 
-def test_the_worker_command_runs_the_apps_queues_until_sigterm() -> None:
-    class Command(WorkerCommand):
-        jobs = chat_jobs
+class Command(WorkerCommand):
+    jobs = chat_jobs
 
+
+@pytest.mark.parametrize(
+    ("option", "uvloop_installed", "loop"),
+    [("auto", True, "uvloop"), ("asyncio", True, "asyncio"), ("auto", False, "asyncio")],
+)
+def test_the_worker_command_runs_the_apps_queues_until_sigterm(
+    monkeypatch: pytest.MonkeyPatch, option: str, uvloop_installed: bool, loop: str
+) -> None:
+    if not uvloop_installed:
+        monkeypatch.setitem(sys.modules, "uvloop", None)  # `import uvloop` raises ImportError
     stop_command.defer()
     connection.close()  # the worker's pool, not this connection, runs the job
     out, err = io.StringIO(), io.StringIO()
 
-    call_command(Command(), "--shutdown-timeout", "2", stdout=out, stderr=err)
+    call_command(Command(), "--shutdown-timeout", "2", "--loop", option, stdout=out, stderr=err)
 
     assert ran == [("conversations", "stop")]
-    assert "Worker running: chat_responses, conversations" in out.getvalue()
+    assert f"Worker running: chat_responses, conversations ({loop})" in out.getvalue()
+
+
+def test_asking_for_uvloop_without_it_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "uvloop", None)
+
+    with pytest.raises(CommandError, match="uvloop is not installed"):
+        call_command(Command(), "--loop", "uvloop")
 
 
 def test_a_worker_command_needs_its_jobs() -> None:
