@@ -45,7 +45,9 @@ from django.db import connections
 from django_ai_chat.conf import ai_chat_settings
 
 if TYPE_CHECKING:
+    import psycopg
     from procrastinate import App
+    from procrastinate.connector import BaseAsyncConnector
 
     from django_ai_chat.jobs import ChatJobs
 
@@ -178,6 +180,32 @@ class WorkerStopped(Exception):
     """A worker kept stopping (its database unreachable, say): the process cannot go on."""
 
 
+def worker_connector() -> BaseAsyncConnector:
+    """Procrastinate's worker connector for Django's database, its connections in autocommit.
+
+    Procrastinate's queries are one statement each, but its psycopg pool runs each in a
+    transaction of its own, committed by another round trip once the result is in. A worker
+    process stopped in between (SIGSTOP, a paused VM, swapping, a long GC pause on a loaded
+    machine) kept what the statement wrote locked until it ran again: a naming job it had
+    just taken kept its queueing lock, and the next question of that conversation, deferring
+    the title again in the send view's transaction, waited on that lock (a web request hung
+    on a frozen worker). In autocommit, each statement is committed as it ends.
+    """
+    from procrastinate.contrib.django.settings import settings as procrastinate_settings
+    from procrastinate.contrib.django.utils import connector_params
+    from procrastinate.psycopg_connector import PsycopgConnector
+
+    # What `DjangoConnector.get_worker_connector()` builds (psycopg 3 is our dependency), but
+    # for `configure`: an `autocommit` in `kwargs` would clash with procrastinate's own for its
+    # listening connection.
+    params = connector_params(procrastinate_settings.DATABASE_ALIAS)
+    return PsycopgConnector(kwargs=params, configure=_autocommit)
+
+
+async def _autocommit(connection: psycopg.AsyncConnection[Any]) -> None:
+    await connection.set_autocommit(True)
+
+
 class Workers:
     """Procrastinate workers, one per queue, started and stopped together.
 
@@ -232,7 +260,7 @@ class Workers:
             )
         # A separate app sharing the tasks: replacing the connector of the shared app would
         # take web-side enqueues out of their transaction.
-        worker_app = app.with_connector(app.connector.get_worker_connector())
+        worker_app = app.with_connector(worker_connector())
         _handover_event().clear()  # a restart in the same loop (tests, chat_dev)
         await worker_app.open_async()
         self._app = worker_app

@@ -10,10 +10,11 @@ from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
+import psycopg
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
-from django.db import connection
+from django.db import connection, transaction
 from django.test import override_settings
 from django.utils import timezone
 from procrastinate import JobContext
@@ -24,7 +25,7 @@ from procrastinate.jobs import Job
 import django_ai_chat.jobs as jobs_module
 import django_ai_chat.models as models_module
 from django_ai_chat.jobs import TITLE_DELAY
-from django_ai_chat.worker import Workers
+from django_ai_chat.worker import Workers, worker_connector
 from tests.jobsapp.jobs import chat_jobs
 from tests.jobsapp.responder import responder
 from tests.testapp.models import Conversation, Message
@@ -294,6 +295,54 @@ def test_naming_is_scheduled_with_naive_datetimes_too(title_after_four: None) ->
     assert job.scheduled_at == conversation.inserted_at + TITLE_DELAY
 
 
+def _ask_and_defer_the_title(conversation: Conversation) -> None:
+    # As the send view does, in one transaction; waiting 2 s for a lock is an error here.
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = '2s'")
+        _ask(conversation, conversation.user)
+        chat_jobs.defer_title(conversation)
+
+
+async def test_a_worker_stopped_right_after_taking_the_naming_job_holds_up_no_question(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A worker process can stop anywhere (SIGSTOP, a paused VM, swapping), e.g. between a query
+    # of its connection pool and the commit sent after it. The naming job it has just taken
+    # kept its queueing lock then, and the next question, deferring the title again with that
+    # lock, waited for the worker to run again: the scale-out e2e test's POST timed out so.
+    conversation = await db(lambda: _conversation(messages=2))
+    await db(lambda: chat_jobs.defer_title(conversation))
+    stopped, resumed = asyncio.Event(), asyncio.Event()
+    commit = psycopg.AsyncConnection.commit
+
+    async def commit_once_resumed(self: psycopg.AsyncConnection[Any]) -> None:
+        if not stopped.is_set():
+            stopped.set()
+            await resumed.wait()
+        await commit(self)
+
+    worker_app = procrastinate_app.with_connector(worker_connector())
+    async with worker_app.open_async():
+        worker_id = await worker_app.job_manager.register_worker()
+        with monkeypatch.context() as patch:
+            patch.setattr(psycopg.AsyncConnection, "commit", commit_once_resumed)
+            taking = asyncio.create_task(
+                worker_app.job_manager.fetch_job(["conversations"], worker_id=worker_id)
+            )
+            try:
+                await asyncio.wait_for(stopped.wait(), WAIT)
+                await db(lambda: _ask_and_defer_the_title(conversation))
+            finally:
+                resumed.set()
+                taken = await taking
+        await worker_app.job_manager.unregister_worker(worker_id)
+
+    assert taken is not None and taken.task_name == "jobsapp.name_conversation"
+    jobs = await db(lambda: _jobs("name_conversation"))
+    assert [job.status for job in jobs] == ["doing", "todo"]  # the taken one, the new one
+
+
 # -- rescue -----------------------------------------------------------------------------------
 
 
@@ -310,9 +359,7 @@ def _stall(job_id: int, *, attempts: int) -> None:
 async def _rescue() -> None:
     job = Job(id=None, queue="conversations", lock=None, queueing_lock=None, task_name="rescue")
     # As a worker runs it: on procrastinate's worker connector (the Django one differs).
-    worker_app = procrastinate_app.with_connector(
-        procrastinate_app.connector.get_worker_connector()
-    )
+    worker_app = procrastinate_app.with_connector(worker_connector())
     async with worker_app.open_async():
         context = JobContext(app=worker_app, job=job, start_timestamp=0, abort_reason=lambda: None)
         await chat_jobs.rescue_stalled_jobs.func(context, timestamp=0)
